@@ -1,0 +1,43 @@
+"""Create the pipeline's Kafka topics from ``schemas.topics`` (idempotent).
+
+Each process ensures the topics it touches at start-up, so a fresh cluster works without a
+separate provisioning step and a typo cannot create a stray topic by auto-creation.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from schemas.topics import ALL_TOPICS, Topic
+
+log = logging.getLogger(__name__)
+
+
+def ensure_topics(
+    bootstrap: str, topics: tuple[Topic, ...] = ALL_TOPICS, replication: int = 1
+) -> list[str]:
+    """Create the missing topics; returns the names created."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = set(admin.list_topics(timeout=15).topics)
+    wanted = [
+        NewTopic(t.name, num_partitions=t.partitions, replication_factor=replication,
+                 config=dict(t.config))
+        for t in topics
+        if t.name not in existing
+    ]
+    if not wanted:
+        return []
+    created = []
+    for name, future in admin.create_topics(wanted, request_timeout=30).items():
+        try:
+            future.result()
+            created.append(name)
+            log.info("created topic %s", name)
+        except KafkaException as exc:
+            # Another process created it between our list and our create: that is fine.
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+    return created

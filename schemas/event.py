@@ -1,0 +1,267 @@
+"""SecurityEvent: one security-relevant fact seen in an establishment.
+
+Field names are those of the Elastic Common Schema (ECS) wherever ECS has one, so that SOC
+operators find ``source.ip`` and ``process.command_line`` where Kibana and their habits expect
+them. Windows records keep their raw ``System`` and ``EventData`` fields under ``winlog.*``,
+exactly as Winlogbeat does, because Sigma rules match on those names.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from ipaddress import IPv4Address, IPv6Address
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, Field, field_validator
+
+from schemas._base import WireModel
+from schemas.limits import (
+    MAX_LIST_ITEMS,
+    MAX_MAP_ENTRIES,
+    MAX_MAP_VALUE_CHARS,
+    CommandLine,
+    Keyword,
+    Name,
+    Text,
+)
+from schemas.organization import Organization
+from schemas.taxonomy import Category
+
+IP = IPv4Address | IPv6Address
+Port = Annotated[int, Field(ge=0, le=65535)]
+EventId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+Labels = Annotated[list[Keyword], Field(max_length=64)]
+
+# ECS allowed values for event.category / event.outcome; others are refused so that
+# dashboards built on these values stay truthful.
+EcsCategory = Literal[
+    "api",
+    "authentication",
+    "configuration",
+    "database",
+    "driver",
+    "email",
+    "file",
+    "host",
+    "iam",
+    "intrusion_detection",
+    "library",
+    "malware",
+    "network",
+    "package",
+    "process",
+    "registry",
+    "session",
+    "threat",
+    "vulnerability",
+    "web",
+]
+Outcome = Literal["success", "failure", "unknown"]
+
+
+def _check_map(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Bound free-form maps: entries, key length, value type and size."""
+    if value is None:
+        return None
+    if len(value) > MAX_MAP_ENTRIES:
+        raise ValueError(f"{len(value)} entries, at most {MAX_MAP_ENTRIES} allowed")
+    for key, item in value.items():
+        if len(key) > 256:
+            raise ValueError(f"field name longer than 256 characters: {key[:40]!r}...")
+        _check_value(key, item, depth=0)
+    return value
+
+
+def _check_value(key: str, item: Any, depth: int) -> None:
+    if depth > 4:
+        raise ValueError(f"{key}: nested deeper than 4 levels")
+    if isinstance(item, str):
+        if len(item) > MAX_MAP_VALUE_CHARS:
+            raise ValueError(
+                f"{key}: value of {len(item)} characters, at most {MAX_MAP_VALUE_CHARS} allowed"
+            )
+    elif isinstance(item, list):
+        if len(item) > MAX_LIST_ITEMS:
+            raise ValueError(f"{key}: list of {len(item)} items, at most {MAX_LIST_ITEMS}")
+        for sub in item:
+            _check_value(key, sub, depth + 1)
+    elif isinstance(item, dict):
+        if len(item) > MAX_MAP_ENTRIES:
+            raise ValueError(f"{key}: {len(item)} entries, at most {MAX_MAP_ENTRIES}")
+        for sub_key, sub in item.items():
+            _check_value(f"{key}.{sub_key}", sub, depth + 1)
+    elif item is not None and not isinstance(item, bool | int | float):
+        raise ValueError(f"{key}: unsupported value type {type(item).__name__}")
+
+
+class EventInfo(WireModel):
+    """ECS ``event.*``: what happened, as a category an analyst can filter on."""
+
+    id: EventId
+    kind: Literal["event", "alert", "state", "signal"] = "event"
+    category: list[EcsCategory] = Field(default_factory=list, max_length=8)
+    type: list[Keyword] = Field(default_factory=list, max_length=8)
+    action: Keyword | None = None
+    outcome: Outcome | None = None
+    code: Keyword | None = None
+    provider: Keyword | None = None
+    module: Keyword | None = None
+    dataset: Keyword | None = None
+    severity: Annotated[int, Field(ge=0, le=1000)] | None = None
+    created: AwareDatetime | None = None
+    ingested: AwareDatetime | None = None
+    original: CommandLine | None = None
+
+
+class HostOs(WireModel):
+    family: Keyword | None = None
+    name: Keyword | None = None
+    version: Keyword | None = None
+
+
+class Host(WireModel):
+    name: Name | None = None
+    hostname: Name | None = None
+    domain: Name | None = None
+    ip: list[IP] = Field(default_factory=list, max_length=64)
+    os: HostOs | None = None
+
+
+class User(WireModel):
+    name: Name | None = None
+    domain: Name | None = None
+    id: Keyword | None = None
+
+
+class Endpoint(WireModel):
+    """ECS ``source`` / ``destination``."""
+
+    ip: IP | None = None
+    port: Port | None = None
+    domain: Keyword | None = None
+    user: User | None = None
+
+
+class Hashes(WireModel):
+    md5: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{32}$")] | None = None
+    sha1: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{40}$")] | None = None
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
+
+
+class ParentProcess(WireModel):
+    pid: Annotated[int, Field(ge=0)] | None = None
+    name: Name | None = None
+    executable: CommandLine | None = None
+    command_line: CommandLine | None = None
+
+
+class Process(WireModel):
+    pid: Annotated[int, Field(ge=0)] | None = None
+    name: Name | None = None
+    executable: CommandLine | None = None
+    command_line: CommandLine | None = None
+    hash: Hashes | None = None
+    parent: ParentProcess | None = None
+
+
+class File(WireModel):
+    path: CommandLine | None = None
+    name: Name | None = None
+    extension: Keyword | None = None
+    hash: Hashes | None = None
+
+
+class Network(WireModel):
+    protocol: Keyword | None = None
+    transport: Keyword | None = None
+    direction: Literal["inbound", "outbound", "internal", "external", "unknown"] | None = None
+
+
+class Observer(WireModel):
+    """The device or software that saw the event (firewall, EDR, domain controller)."""
+
+    name: Name | None = None
+    type: Keyword | None = None
+    vendor: Keyword | None = None
+    product: Keyword | None = None
+
+
+class Agent(WireModel):
+    """ECS ``agent``: the Vigie agent that shipped the event; signatures are checked against it."""
+
+    id: Name
+    name: Name | None = None
+    type: Keyword = "vigie-agent"
+    version: Keyword | None = None
+
+
+class EmailAddresses(WireModel):
+    address: list[Keyword] = Field(default_factory=list, max_length=100)
+
+
+class Email(WireModel):
+    from_: EmailAddresses | None = Field(default=None, alias="from")
+    to: EmailAddresses | None = None
+    subject: Text | None = None
+    message_id: Keyword | None = None
+
+
+class Url(WireModel):
+    domain: Keyword | None = None
+    full: CommandLine | None = None
+
+
+class Winlog(WireModel):
+    """Raw Windows fields, named as Winlogbeat names them; Sigma rules match on these."""
+
+    channel: Name
+    event_id: Annotated[int, Field(ge=0, le=65535)]
+    provider_name: Name | None = None
+    computer_name: Name | None = None
+    record_id: Annotated[int, Field(ge=0)] | None = None
+    task: Keyword | None = None
+    opcode: Keyword | None = None
+    level: Keyword | None = None
+    event_data: dict[str, Any] = Field(default_factory=dict)
+    user_data: dict[str, Any] | None = None
+
+    _bounded = field_validator("event_data", "user_data")(_check_map)
+
+
+class Classification(WireModel):
+    """What the processor concluded about the event (absent on ``events.raw``)."""
+
+    category: Category | None = None
+    detection_ids: list[EventId] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+
+
+class SecurityEvent(WireModel):
+    """One security event from one establishment, in ECS form."""
+
+    timestamp: AwareDatetime = Field(alias="@timestamp")
+    event: EventInfo
+    organization: Organization
+    agent: Agent | None = None
+    message: Text | None = None
+    host: Host | None = None
+    user: User | None = None
+    source: Endpoint | None = None
+    destination: Endpoint | None = None
+    process: Process | None = None
+    file: File | None = None
+    network: Network | None = None
+    observer: Observer | None = None
+    email: Email | None = None
+    url: Url | None = None
+    winlog: Winlog | None = None
+    tags: Labels = Field(default_factory=list)
+    vigie: Classification | None = None
+
+    @property
+    def id(self) -> str:
+        """The deterministic ``event.id``: the Elasticsearch ``_id`` of the event."""
+        return self.event.id
+
+    @property
+    def when(self) -> datetime:
+        return self.timestamp

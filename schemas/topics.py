@@ -1,0 +1,70 @@
+"""Kafka topics of the pipeline: the names every producer, processor and sink agree on.
+
+Spelled here once; everybody else imports them. Partition counts are the local defaults and
+the unit of parallelism: raw events are keyed by establishment, so one establishment's story
+stays ordered in one partition, and more partitions allow more processor workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A topic and the configuration it is created with."""
+
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+
+_WEEK_MS = str(7 * 24 * 3600 * 1000)
+_MAX_MESSAGE = str(2 * 1024 * 1024)
+
+EVENTS_RAW = Topic(
+    "events.raw",
+    6,
+    {"retention.ms": _WEEK_MS, "max.message.bytes": _MAX_MESSAGE},
+    "Signed events as agents send them, keyed by establishment (FINESS) id.",
+)
+EVENTS_CLASSIFIED = Topic(
+    "events.classified",
+    6,
+    {"retention.ms": _WEEK_MS, "max.message.bytes": _MAX_MESSAGE},
+    "Validated events, enriched from the registry, with their detections' ids and category.",
+)
+DETECTIONS = Topic(
+    "detections",
+    6,
+    {"retention.ms": _WEEK_MS},
+    "One record per Sigma rule match, keyed by establishment id.",
+)
+INCIDENTS = Topic(
+    "incidents",
+    6,
+    {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+    "Latest state of each incident, keyed by incident id (compacted).",
+)
+ALERTS = Topic(
+    "alerts",
+    3,
+    {"retention.ms": _WEEK_MS},
+    "Alert notifications derived from incidents, for Alertmanager.",
+)
+EVENTS_DLQ = Topic(
+    "events.dlq",
+    3,
+    {"retention.ms": str(30 * 24 * 3600 * 1000), "max.message.bytes": str(4 * 1024 * 1024)},
+    "Records refused by a stage, with the reason and the original bytes.",
+)
+
+ALL_TOPICS: tuple[Topic, ...] = (
+    EVENTS_RAW,
+    EVENTS_CLASSIFIED,
+    DETECTIONS,
+    INCIDENTS,
+    ALERTS,
+    EVENTS_DLQ,
+)

@@ -1,0 +1,235 @@
+"""The sink: Kafka topics → Elasticsearch, committing offsets only after Elasticsearch acks.
+
+Loop: fill a batch (bounded by documents, bytes and time), bulk-index it, send per-document
+rejections to the dead-letter index, retry what Elasticsearch could not take now, and only
+then commit the batch's offsets. While Elasticsearch is unreachable the partitions are paused
+(the consumer stays in its group) and nothing is committed; after a crash, uncommitted records
+are read again and overwrite themselves (deterministic ``_id``).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from elastic_transport import ConnectionError as EsConnectionError
+from elastic_transport import ConnectionTimeout
+from elasticsearch import ApiError, Elasticsearch
+
+from schemas import indices
+from schemas.deadletter import DeadLetter, Origin, Reason
+from schemas.identity import dead_letter_id
+from sinks.backoff import Backoff
+from sinks.elasticsearch.bulk import Doc, send_bulk
+from sinks.routing import Unroutable, route
+from vigie import metrics
+
+log = logging.getLogger(__name__)
+STAGE = "sink"
+
+
+@dataclass
+class SinkConfig:
+    bootstrap: str
+    group: str
+    topics: list[str]
+    max_docs: int = 2000
+    max_bytes: int = 8 * 1024 * 1024
+    max_wait_s: float = 1.0
+
+
+@dataclass
+class SinkStats:
+    read: int = 0
+    indexed: int = 0
+    dead_lettered: int = 0
+    retried: int = 0
+    batches: int = 0
+    by_topic: dict[str, int] = field(default_factory=dict)
+
+
+class Sink:
+    """Runs until ``stop()`` (SIGTERM/SIGINT), then flushes and commits what it holds."""
+
+    def __init__(self, config: SinkConfig, es: Elasticsearch) -> None:
+        self.config = config
+        self.es = es
+        self.stats = SinkStats()
+        self._stopping = False
+        self._batch: list[Message] = []
+        self._batch_bytes = 0
+        self._consumer = Consumer({
+            "bootstrap.servers": config.bootstrap,
+            "group.id": config.group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "max.poll.interval.ms": 600_000,
+            "fetch.max.bytes": 64 * 1024 * 1024,
+            "partition.assignment.strategy": "cooperative-sticky",
+        })
+
+    def stop(self, *_: object) -> None:
+        self._stopping = True
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def run(self, idle_exit_s: float | None = None,
+            progress: Callable[[SinkStats], None] | None = None) -> SinkStats:
+        """Consume until stopped, or until nothing arrived for ``idle_exit_s`` seconds."""
+        self._consumer.subscribe(self.config.topics, on_revoke=self._on_revoke)
+        first_at: float | None = None
+        last_data = time.monotonic()
+        try:
+            while not self._stopping:
+                room = self.config.max_docs - len(self._batch)
+                wait = self.config.max_wait_s
+                if first_at is not None:
+                    wait = max(0.0, first_at + self.config.max_wait_s - time.monotonic())
+                for message in self._consumer.consume(num_messages=max(1, room), timeout=wait):
+                    if message.error():
+                        metrics.ERRORS.labels(STAGE, "kafka").inc()
+                        log.warning("Kafka error: %s", message.error())
+                        continue
+                    self._add(message)
+                    first_at = first_at or time.monotonic()
+                    last_data = time.monotonic()
+                full = (len(self._batch) >= self.config.max_docs
+                        or self._batch_bytes >= self.config.max_bytes)
+                due = first_at is not None and (
+                    time.monotonic() - first_at >= self.config.max_wait_s)
+                if self._batch and (full or due):
+                    self.flush()
+                    first_at = None
+                    if progress:
+                        progress(self.stats)
+                if idle_exit_s is not None and time.monotonic() - last_data > idle_exit_s:
+                    break
+            self.flush()
+        finally:
+            self._consumer.close()
+        return self.stats
+
+    def _add(self, message: Message) -> None:
+        self._batch.append(message)
+        self._batch_bytes += len(message.value() or b"")
+        self.stats.read += 1
+        metrics.EVENTS_IN.labels(STAGE, message.topic()).inc()
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Write what we hold before another member takes these partitions over.
+        if self._batch:
+            self.flush()
+
+    def flush(self) -> None:
+        """Index the batch (with retries and dead letters), then commit its offsets."""
+        if not self._batch:
+            return
+        began = time.perf_counter()
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        docs: list[Doc] = []
+        letters: list[Doc] = []
+        for message in batch:
+            try:
+                docs.append(route(message.topic(), message.value(), ref=message))
+            except Unroutable as exc:
+                letters.append(self._letter(message, Reason.SCHEMA, str(exc)))
+        letters += self._index_all(docs)
+        if letters:
+            self._index_all(letters, dead_letters=True)
+            self.stats.dead_lettered += len(letters)
+        self._commit(batch)
+        self.stats.batches += 1
+        metrics.BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - began)
+
+    def _index_all(self, docs: list[Doc], dead_letters: bool = False) -> list[Doc]:
+        """Index until every doc is written or rejected; returns dead letters for rejects."""
+        backoff = Backoff()
+        rejects: list[Doc] = []
+        paused = False
+        while docs:
+            try:
+                outcome = send_bulk(self.es, docs)
+            except (EsConnectionError, ConnectionTimeout, ApiError) as exc:
+                status = getattr(exc, "status_code", None) or getattr(exc, "status", None)
+                if isinstance(exc, ApiError) and status not in (429, 502, 503, 504):
+                    raise
+                metrics.ERRORS.labels(STAGE, "elasticsearch").inc()
+                paused = paused or self._pause()
+                delay = backoff.next_delay()
+                log.warning("Elasticsearch unavailable (%s); retrying %d docs in %.1f s",
+                            type(exc).__name__, len(docs), delay)
+                self._wait(delay)
+                continue
+            for doc in outcome.written:
+                self.stats.indexed += 1
+                self.stats.by_topic[doc.ref.topic()] = (
+                    self.stats.by_topic.get(doc.ref.topic(), 0) + 1)
+                metrics.EVENTS_OUT.labels(STAGE, doc.ref.topic()).inc()
+            for doc, reason in outcome.rejected:
+                if dead_letters:
+                    # A dead letter refused by its own index: nowhere safer to put it.
+                    log.error("dead letter %s refused by Elasticsearch: %s", doc.id, reason)
+                    metrics.ERRORS.labels(STAGE, "dead_letter_rejected").inc()
+                    continue
+                rejects.append(self._letter(doc.ref, Reason.INDEX_REJECTED, reason))
+            docs = outcome.retry
+            if docs:
+                self.stats.retried += len(docs)
+                paused = paused or self._pause()
+                self._wait(backoff.next_delay())
+        if paused:
+            self._consumer.resume(self._consumer.assignment())
+        return rejects
+
+    def _pause(self) -> bool:
+        self._consumer.pause(self._consumer.assignment())
+        return True
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep while serving the consumer, so it keeps its group membership."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            message = self._consumer.poll(min(0.2, max(0.0, end - time.monotonic())))
+            if message is not None and not message.error():
+                self._add(message)  # a partition assigned while paused: keep it for later
+
+    def _letter(self, message: Message, reason: Reason, detail: str) -> Doc:
+        value = message.value() or b""
+        key = message.key()
+        letter = DeadLetter(
+            id=dead_letter_id(message.topic(), message.partition(), message.offset()),
+            timestamp=datetime.now(UTC),
+            stage=STAGE,
+            reason=reason,
+            detail=detail[:8000],
+            origin=Origin(topic=message.topic(), partition=message.partition(),
+                          offset=message.offset(),
+                          key=key.decode("utf-8", "backslashreplace")[:256] if key else None),
+            original_b64=base64.b64encode(value).decode("ascii"),
+            original_size=len(value),
+        )
+        metrics.DEAD_LETTERS.labels(STAGE, reason.value).inc()
+        return Doc(indices.DLQ.index_for(letter.timestamp), letter.id, letter.to_json_bytes(),
+                   ref=message)
+
+    def _commit(self, batch: list[Message]) -> None:
+        highest: dict[tuple[str, int], int] = {}
+        for message in batch:
+            tp = (message.topic(), message.partition())
+            highest[tp] = max(highest.get(tp, -1), message.offset())
+        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in highest.items()]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # Typically a rebalance took the partitions: the new owner re-reads and
+            # overwrites the same _ids. Nothing is lost, at worst written twice over itself.
+            metrics.ERRORS.labels(STAGE, "commit").inc()
+            log.warning("offset commit failed (%s); records will be re-read", exc)

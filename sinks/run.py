@@ -1,0 +1,40 @@
+"""``vigie sink``: wire settings, templates, metrics and the loop together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from deploy.topics import ensure_topics
+from schemas.indices import TOPIC_TO_INDEX
+from sinks.consumer import Sink, SinkConfig, SinkStats
+from sinks.elasticsearch.client import install_templates, make_client
+from vigie import metrics
+from vigie.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def run_sink(settings: Settings, topics: list[str] | None = None,
+             idle_exit_s: float | None = None,
+             progress: Callable[[SinkStats], None] | None = None) -> SinkStats:
+    ensure_topics(settings.kafka_bootstrap)
+    es = make_client(settings)
+    install_templates(es)
+    metrics.serve_metrics("sink", settings.metrics_port)
+    sink = Sink(
+        SinkConfig(
+            bootstrap=settings.kafka_bootstrap,
+            group=settings.sink_group,
+            topics=topics or list(TOPIC_TO_INDEX),
+            max_docs=settings.sink_batch_max_docs,
+            max_bytes=settings.sink_batch_max_bytes,
+            max_wait_s=settings.sink_batch_max_wait_s,
+        ),
+        es,
+    )
+    sink.install_signal_handlers()
+    stats = sink.run(idle_exit_s=idle_exit_s, progress=progress)
+    log.info("sink stopped: %d read, %d indexed, %d dead-lettered", stats.read, stats.indexed,
+             stats.dead_lettered)
+    return stats
