@@ -1,0 +1,46 @@
+# Vigie — two commands for a newcomer: `make demo` and `make test`.
+# Both install what they need (virtualenv, Python packages, Kafka and Elasticsearch from
+# Maven Central into ~/.cache/vigie) and start the local stack (deploy/local) first.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+VIGIE  := $(VENV)/bin/vigie
+
+.PHONY: install demo test test-unit lint stack-up stack-down stack-status bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+stack-up: install
+	$(VIGIE) stack up
+
+stack-down: install
+	$(VIGIE) stack down
+
+stack-status: install
+	$(VIGIE) stack status
+
+demo: stack-up
+	$(VIGIE) demo
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+test-unit: install
+	$(PY) -m pytest -q tests/unit
+
+test: lint stack-up
+	$(PY) -m pytest -q
+
+bench: stack-up
+	$(PY) -m bench.e2e
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
