@@ -1,0 +1,64 @@
+"""Sink logic that needs no server: routing to indices, ids, backoff, template shape."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from schemas import indices
+from schemas.organization import Region
+from sinks.backoff import Backoff
+from sinks.elasticsearch.bulk import Doc, _body
+from sinks.elasticsearch.templates import template_body
+from sinks.routing import Unroutable, route
+
+
+def test_events_go_to_the_month_of_their_own_timestamp() -> None:
+    value = json.dumps({"@timestamp": "2026-02-28T23:59:59Z",
+                        "event": {"id": "a" * 32}}).encode()
+    doc = route("events.classified", value)
+    assert (doc.index, doc.id, doc.source) == ("vigie-events-2026.02", "a" * 32, value)
+
+
+def test_dead_letters_and_incidents_are_not_monthly() -> None:
+    assert route("events.dlq", b'{"id": "x", "@timestamp": "2026-01-01T00:00:00Z"}').index == (
+        "vigie-dlq-000001")
+    assert route("incidents", b'{"id": "y"}').index == "vigie-incidents-000001"
+
+
+@pytest.mark.parametrize("value", [b"", b"not json", b"[]", b'{"event": {}}',
+                                   b'{"event": {"id": "a"}, "@timestamp": "yesterday"}',
+                                   b'{"event": {"id": 5}, "@timestamp": "2026-01-01T00:00:00Z"}'])
+def test_unroutable_records_are_explained(value: bytes) -> None:
+    with pytest.raises(Unroutable):
+        route("events.classified", value)
+
+
+def test_bulk_body_is_ndjson_with_our_ids() -> None:
+    body = _body([Doc("i1", "id1", b'{"a":1}'), Doc("i2", "id2", b'{"b":2}')])
+    lines = body.decode().splitlines()
+    assert json.loads(lines[0]) == {"index": {"_index": "i1", "_id": "id1"}}
+    assert lines[1] == '{"a":1}' and len(lines) == 4 and body.endswith(b"\n")
+
+
+def test_backoff_grows_with_jitter_under_a_cap() -> None:
+    backoff = Backoff(base=0.5, cap=8, rng=random.Random(1))
+    delays = [backoff.next_delay() for _ in range(12)]
+    assert all(0 <= d <= 8 for d in delays)
+    assert max(delays[6:]) > max(delays[:2])
+    backoff.reset()
+    assert backoff.next_delay() <= 0.5
+
+
+def test_templates_cover_every_family_with_region_aliases() -> None:
+    for family in indices.ALL_FAMILIES:
+        body = template_body(family)
+        assert body["index_patterns"] == [f"{family.alias}-*"]
+        assert family.alias in body["template"]["aliases"]
+    events = template_body(indices.EVENTS)["template"]
+    assert len([a for a in events["aliases"] if a != "vigie-events"]) == len(Region)
+    props = events["mappings"]["properties"]
+    assert props["source"]["properties"]["ip"]["type"] == "ip"
+    assert props["process"]["properties"]["command_line"]["fields"]["text"]["type"] == "text"
