@@ -10,11 +10,10 @@ it has known duplicate and stuck-recovery bugs after kill -9.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Awaitable
 from datetime import timedelta
-from typing import Any
 
 import faust
 
@@ -23,6 +22,7 @@ from processors.validate import Coordinates, Refused, Validator, dead_letter
 from schemas.registry import load_registry
 from schemas.topics import DETECTIONS, EVENTS_CLASSIFIED, EVENTS_DLQ, EVENTS_RAW
 from vigie import metrics
+from vigie.backoff import Backoff
 from vigie.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,11 +62,36 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> faus
     out_detections = metrics.EVENTS_OUT.labels("processor", DETECTIONS.name)
     batch_seconds = metrics.BATCH_SECONDS.labels("processor")
 
+    async def deliver(outputs: list[tuple[faust.TopicT, bytes | None, bytes]]) -> None:
+        """Send every output and wait for the broker's acks; re-send what failed.
+
+        Never give up and never raise: Faust's batch iterator acks the batch's records when the
+        loop moves on, even on an exception, so a failure escaping here would commit records
+        whose outputs were lost. Kafka being away only stalls the processor.
+        """
+        backoff = Backoff(base=0.5, cap=30)
+        while outputs:
+            sent = [(out, await out[0].send(key=out[1], value=out[2])) for out in outputs]
+            failed = []
+            for out, future in sent:
+                try:
+                    await future
+                except Exception as exc:  # any producer error: keep the record, retry
+                    failed.append(out)
+                    error = exc
+            if failed:
+                metrics.ERRORS.labels("processor", "produce").inc(len(failed))
+                delay = backoff.next_delay()
+                log.warning("%d outputs not acknowledged (%r); re-sending in %.1f s",
+                            len(failed), error, delay)
+                await asyncio.sleep(delay)
+            outputs = failed
+
     @app.agent(raw)
     async def process(stream: faust.StreamT[bytes]) -> None:
         async for batch in stream.take_events(BATCH, within=BATCH_WITHIN_S):
             began = time.perf_counter()
-            pending: list[Awaitable[Any]] = []
+            outputs: list[tuple[faust.TopicT, bytes | None, bytes]] = []
             for event in batch:
                 message = event.message
                 seen.inc()
@@ -78,19 +103,17 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> faus
                     letter = dead_letter(event.value, where, refused)
                     metrics.DEAD_LETTERS.labels("processor", refused.reason.value).inc()
                     key = (refused.establishment_id or "").encode() or event.key
-                    pending.append(await dlq.send(key=key, value=letter.to_json_bytes()))
+                    outputs.append((dlq, key, letter.to_json_bytes()))
                     continue
                 verdict = classifier.classify(ok)
                 key = ok.organization.id.encode()
                 for found in verdict.detections:
-                    pending.append(await detections.send(key=key, value=found.to_json_bytes()))
+                    outputs.append((detections, key, found.to_json_bytes()))
                     out_detections.inc()
-                pending.append(await classified.send(key=key,
-                                                     value=verdict.event.to_json_bytes()))
+                outputs.append((classified, key, verdict.event.to_json_bytes()))
                 out_events.inc()
-            # Wait for the broker's acks before the batch counts as done (and committable).
-            for future in pending:
-                await future
+            # The batch counts as done (and committable) only once Kafka has every output.
+            await deliver(outputs)
             batch_seconds.observe(time.perf_counter() - began)
 
     return app

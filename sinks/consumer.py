@@ -25,10 +25,10 @@ from elasticsearch import ApiError, Elasticsearch
 from schemas import indices
 from schemas.deadletter import DeadLetter, Origin, Reason
 from schemas.identity import dead_letter_id
-from sinks.backoff import Backoff
 from sinks.elasticsearch.bulk import Doc, send_bulk
 from sinks.routing import Unroutable, route
 from vigie import metrics
+from vigie.backoff import Backoff
 
 log = logging.getLogger(__name__)
 STAGE = "sink"

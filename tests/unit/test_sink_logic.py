@@ -9,10 +9,10 @@ import pytest
 
 from schemas import indices
 from schemas.organization import Region
-from sinks.backoff import Backoff
 from sinks.elasticsearch.bulk import Doc, _body
 from sinks.elasticsearch.templates import template_body
 from sinks.routing import Unroutable, route
+from vigie.backoff import Backoff
 
 
 def test_events_go_to_the_month_of_their_own_timestamp() -> None:
