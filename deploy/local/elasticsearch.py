@@ -17,7 +17,7 @@ import subprocess
 import urllib.request
 from pathlib import Path
 from string import Template
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from deploy.local.errors import StackError
 from deploy.local.fetch import Progress, es_zip, extract_zip
@@ -165,17 +165,29 @@ class Elasticsearch(Service):
             user=uid if as_root else None, group=gid if as_root else None,
         )
 
-    def health(self, timeout: float = 2.0) -> dict[str, object] | None:
-        """``GET /_cluster/health`` (``GET /`` is 405 on the integ-test distribution)."""
+    def _get(self, path: str, timeout: float = 2.0) -> dict[str, Any] | None:
         try:
             with urllib.request.urlopen(
-                f"http://127.0.0.1:{HTTP_PORT}/_cluster/health", timeout=timeout
+                f"http://127.0.0.1:{HTTP_PORT}{path}", timeout=timeout
             ) as resp:
-                body: dict[str, object] = json.load(resp)
+                body: dict[str, Any] = json.load(resp)
                 return body
         except (OSError, ValueError):
             return None
 
+    def node_pid(self) -> int | None:
+        """Pid of the JVM serving port 9200, as the node itself reports it."""
+        body = self._get("/_nodes/_local/process?filter_path=nodes.*.process.id")
+        try:
+            return int(next(iter(body["nodes"].values()))["process"]["id"]) if body else None
+        except (KeyError, StopIteration, TypeError, ValueError):
+            return None
+
     def probe(self) -> bool:
-        health = self.health()
-        return health is not None and health.get("status") in ("yellow", "green")
+        """Cluster health yellow/green (``GET /`` is 405 on the integ-test distribution), and
+        the node answering must be one of our processes, not another checkout's node."""
+        health = self._get("/_cluster/health")
+        if health is None or health.get("status") not in ("yellow", "green"):
+            return False
+        pid = self.node_pid()
+        return pid is not None and self.is_ours(pid)

@@ -111,16 +111,29 @@ class Kafka(Service):
                 f"read {self.logs_dir / 'format.out'}:\n{(out.stdout + out.stderr)[-3000:]}"
             )
 
+    def cluster_id(self) -> str | None:
+        """The cluster id our storage was formatted with (None before the first format)."""
+        try:
+            for line in (self.data_dir / "meta.properties").read_text().splitlines():
+                if line.startswith("cluster.id="):
+                    return line.split("=", 1)[1].strip()
+        except OSError:
+            pass
+        return None
+
     def probe(self) -> bool:
-        """Metadata round trip with confluent-kafka's AdminClient (only if the port is open,
-        so a stopped broker costs nothing and librdkafka prints no connection errors)."""
-        if not procs.port_in_use(BROKER_PORT):
+        """Metadata round trip with confluent-kafka's AdminClient, and the broker must report
+        *our* cluster id: another broker on the port (another checkout) does not count.
+        Skipped while the port is closed, so librdkafka prints no connection errors."""
+        ours = self.cluster_id()
+        if ours is None or not procs.port_in_use(BROKER_PORT):
             return False
         from confluent_kafka.admin import AdminClient  # heavy import, only when needed
 
         try:
             admin = AdminClient({"bootstrap.servers": BOOTSTRAP, "log_level": 0,
                                  "socket.timeout.ms": 3000})
-            return bool(admin.list_topics(timeout=3).brokers)
+            metadata = admin.list_topics(timeout=3)
         except Exception:  # any failure just means "not answering yet"
             return False
+        return bool(metadata.brokers) and metadata.cluster_id == ours

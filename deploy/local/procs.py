@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import time
@@ -129,21 +130,37 @@ def port_owner(port: int) -> str:
             for fd in os.listdir(f"/proc/{pid}/fd"):
                 with contextlib.suppress(OSError):
                     if os.readlink(f"/proc/{pid}/fd/{fd}") in wanted:
-                        return f"pid {pid}: {cmdline(pid)[:200]}"
+                        cmd = cmdline(pid)
+                        # The end of a JVM command line (main class, config) says what it is.
+                        return f"pid {pid}: {cmd if len(cmd) <= 200 else '…' + cmd[-200:]}"
     return ""
 
 
-def tail(path: Path, lines: int = 20) -> str:
-    """The last ``lines`` lines of ``path`` ('' if missing); reads only the end of big logs."""
+def tail(path: Path, lines: int = 20, since: int = 0) -> str:
+    """The last ``lines`` lines of ``path`` written after byte offset ``since`` ('' if
+    missing); reads only the end of big logs."""
     try:
         with path.open("rb") as fh:
             fh.seek(0, os.SEEK_END)
             size = fh.tell()
-            fh.seek(max(0, size - 64 * 1024))
+            if since > size:  # rotated or truncated since: everything is new
+                since = 0
+            fh.seek(max(since, size - 256 * 1024))
             text = fh.read().decode(errors="replace")
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
+
+
+_PROBLEM = re.compile(r"\b(ERROR|FATAL|SEVERE)\b|Exception\b|^Caused by:|^Error:")
+
+
+def problems(path: Path, lines: int = 20, since: int = 0) -> str:
+    """The last ``lines`` error lines of a log (levels ERROR/FATAL, exceptions, causes),
+    or its plain tail if none: a stack trace's frames bury the one line that says why."""
+    text = tail(path, 2000, since)
+    hits = [line for line in text.splitlines() if _PROBLEM.search(line.strip())]
+    return "\n".join(hits[-lines:]) if hits else "\n".join(text.splitlines()[-lines:])
 
 
 def signal_all(pids: Iterable[int], sig: signal.Signals) -> None:

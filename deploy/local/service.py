@@ -68,6 +68,8 @@ class Service(ABC):
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
+        # Size of the server log when we started it: failure() reports only this run's lines.
+        self._log_offset = 0
 
     # --- paths -----------------------------------------------------------------------------
     @property
@@ -157,11 +159,15 @@ class Service(ABC):
 
     def start(self, progress: Progress) -> int:
         """Start the server detached (own session, output to :attr:`out_log`); returns pid."""
+        self.check_ports()  # before any fetch or format: fail fast, change nothing
         launch = self.prepare(progress)
-        self.check_ports()
+        self.check_ports()  # again: a fetch can take a minute
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         env = {**launch.env, procs.MARKER_VAR: self.mark}
-        with self.out_log.open("ab") as out:
+        self._log_offset = self.log.stat().st_size if self.log.exists() else 0
+        if self.out_log.exists():  # keep the previous run's output, but out of the way
+            self.out_log.replace(self.out_log.with_name(self.out_log.name + ".1"))
+        with self.out_log.open("wb") as out:
             if launch.user is not None:
                 os.chown(self.out_log, launch.user, launch.group or -1)
             try:
@@ -191,10 +197,10 @@ class Service(ABC):
     def failure(self, what: str) -> StackError:
         """A StackError for ``what``, with the tail of both logs and where to read more."""
         parts = [f"{self.name} {what}. Read {self.log}"]
-        for path in (self.out_log, self.log):
-            text = procs.tail(path, 20)
+        for path, since in ((self.out_log, 0), (self.log, self._log_offset)):
+            text = procs.problems(path, 20, since)
             if text.strip():
-                parts.append(f"--- last lines of {path} ---\n{text}")
+                parts.append(f"--- from {path} ---\n{text}")
         return StackError("\n".join(parts))
 
     def status(self, detail: str = "") -> ServiceStatus:

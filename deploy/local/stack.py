@@ -94,8 +94,8 @@ def up(timeout: float = 180, *, progress: Progress = _stderr) -> list[ServiceSta
         done: dict[str, float] = {}
         while pending:
             for svc, pid in list(pending.items()):
-                if not svc.is_ours(pid):
-                    code = svc.exit_code(pid)
+                code = svc.exit_code(pid)  # before is_ours(), which may reap the zombie
+                if code is not None or not svc.is_ours(pid):
                     svc.forget(pid)
                     svc.pid_file.unlink(missing_ok=True)
                     how = f" with code {code}" if code is not None else ""
@@ -178,8 +178,7 @@ def status() -> list[ServiceStatus]:
     result = []
     for svc in services():
         st = svc.status()
-        if not st.running and svc.probe():
-            st.answering = True
-            st.detail = f"something vigie did not start answers on {svc.url}"
+        if not st.running and procs.port_in_use(svc.ports[0]):
+            st.detail = f"port {svc.ports[0]} is held by a program this checkout did not start"
         result.append(st)
     return result

@@ -19,8 +19,12 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from elasticsearch import Elasticsearch
 
-from deploy.local import stack
+from deploy.local import fetch, stack
+from deploy.local.errors import StackError
+from deploy.local.java import find_jdk
+from deploy.local.kafka import Kafka
 from deploy.local.layout import Layout
+from deploy.local.service import Service
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -149,6 +153,51 @@ def test_elasticsearch_index_and_search(running: list[stack.ServiceStatus]) -> N
         assert es.cluster.health(index=index)["status"] == "green"
     finally:
         es.indices.delete(index=index, ignore_unavailable=True)
+
+
+def _only(monkeypatch: pytest.MonkeyPatch, service: Service) -> None:
+    """Make stack.up() manage just ``service`` (a second checkout in a temporary home)."""
+    monkeypatch.setattr(stack, "services", lambda layout=None: [service])
+
+
+def test_port_taken_by_another_program_is_a_clear_error(
+    running: list[stack.ServiceStatus], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another checkout (other VIGIE_HOME) must not adopt or fight the running broker."""
+    monkeypatch.setenv("VIGIE_HOME", str(tmp_path))
+    _only(monkeypatch, Kafka(Layout.default()))
+    with pytest.raises(StackError, match=r"port 9092 is already taken .*pid \d+") as err:
+        stack.up(timeout=30)
+    assert str(tmp_path / "kafka" / "logs" / "server.log") in str(err.value)
+    assert not (tmp_path / "kafka" / "data").exists(), "nothing fetched or formatted"
+
+
+def test_server_exiting_early_is_reported_with_its_log(
+    running: list[stack.ServiceStatus], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broker that dies at start (here: its ports are busy) fails up() with its log tail."""
+
+    class UncheckedKafka(Kafka):
+        def check_ports(self) -> None:  # let it start and hit "Address already in use"
+            pass
+
+    monkeypatch.setenv("VIGIE_HOME", str(tmp_path))
+    _only(monkeypatch, UncheckedKafka(Layout.default()))
+    with pytest.raises(StackError, match="exited during start-up") as err:
+        stack.up(timeout=120)
+    message = str(err.value)
+    assert f"Read {tmp_path / 'kafka' / 'logs' / 'server.log'}" in message
+    assert "--- from" in message
+    assert not (tmp_path / "run" / "kafka.pid").exists()
+    assert stack.down() == ["Kafka was not running"]
+
+
+def test_missing_tools_are_clear_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(StackError, match=r"needs Java 99\+, but no such JDK was found"):
+        find_jdk(99, purpose="A future server")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(StackError, match="Maven"):
+        fetch._mvn()
 
 
 def _our_processes() -> list[tuple[int, str]]:
