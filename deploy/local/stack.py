@@ -73,8 +73,10 @@ def up(timeout: float = 180, *, progress: Progress = _stderr) -> list[ServiceSta
     Idempotent: servers already running and answering are left alone (a second call returns
     in well under a second). Artifacts are fetched from Maven Central on first use. Returns
     once both answer; raises StackError (naming the log to read) if a server cannot start,
-    exits early, or does not answer within ``timeout`` seconds (it is then left running so
-    its state can be inspected; ``down()`` stops it).
+    exits early, or does not answer within ``timeout`` seconds of being launched (download
+    time is not counted; a server that misses the deadline is left running so its state can be
+    inspected, and ``down()`` stops it). ``progress`` receives one-line messages ("fetching
+    Kafka 4.4.0 from Maven Central…"); the default prints them to stderr.
     """
     layout = Layout.default()
     with _locked(layout):
