@@ -37,7 +37,7 @@ test-unit: install
 	$(PY) -m pytest -q tests/unit
 
 test: lint stack-up
-	$(PY) -m pytest -q
+	VIGIE_STACK_DRILL=1 $(PY) -m pytest -q
 
 bench: stack-up
 	$(PY) -m bench.e2e

@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from vigie.logs import setup_logging
 from vigie.settings import Settings, load_settings
@@ -78,15 +77,13 @@ def stack_status():
 
 
 def _print_status(statuses: list) -> None:  # type: ignore[type-arg]
-    table = Table("service", "version", "url", "pid", "running", "answering", "log")
     for s in statuses:
-        table.add_row(s.name, s.version, s.url, str(s.pid or "-"), _yes(s.running),
-                      _yes(s.answering), str(s.log_path))
-    Console().print(table)
-
-
-def _yes(flag: bool) -> str:
-    return "[green]yes[/green]" if flag else "[red]no[/red]"
+        state = "answering" if s.answering else ("running, not answering" if s.running
+                                                 else "stopped")
+        pid = f"pid {s.pid}" if s.pid else "no pid"
+        print(f"{s.name:<14} {s.version:<8} {s.url:<24} {pid:<10} {state:<22} log {s.log}")
+        if getattr(s, "detail", ""):
+            print(f"{'':<14} {s.detail}")
 
 
 # ---------------------------------------------------------------- schemas / registry
