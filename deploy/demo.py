@@ -26,6 +26,20 @@ from vigie.settings import Settings, default_home
 
 console = Console()
 
+SEARCHES = (
+    "# failed logons, per establishment (the brute force stands out)",
+    "curl -s 'localhost:9200/vigie-events/_search?size=0' -H 'Content-Type: application/json'"
+    " -d '{\"query\":{\"bool\":{\"filter\":[{\"term\":{\"event.outcome\":\"failure\"}},"
+    "{\"term\":{\"event.category\":\"authentication\"}}]}},"
+    "\"aggs\":{\"by_org\":{\"terms\":{\"field\":\"organization.name\"}}}}'",
+    "# shadow copies deleted (ransomware), with host and command line",
+    "curl -s 'localhost:9200/vigie-events/_search?q=process.command_line.text:shadows"
+    "&_source=organization.name,host.name,process.command_line'",
+    "# dead letters by reason",
+    "curl -s 'localhost:9200/vigie-dlq/_search?size=0' -H 'Content-Type: application/json'"
+    " -d '{\"aggs\":{\"r\":{\"terms\":{\"field\":\"reason\"}}}}'",
+)
+
 
 def run_demo(settings: Settings, *, events: int, malformed: int, seed: int | None,
              timeout: float, config: Path | None = None) -> bool:
@@ -110,17 +124,7 @@ def _summary(report, counts: Counter[str], letters: list[dict], seed: int, es) -
     console.print("[green]reconciled: every record is in Elasticsearch exactly once or in "
                   "the dead-letter index[/green]" if ok else
                   "[red]NOT reconciled: see the table above and the logs[/red]")
-    console.print("\nTry these searches (Kibana: data views 'vigie-events', 'vigie-dlq'):")
-    console.print("  # failed logons from outside, per establishment")
-    console.print("  curl -s 'localhost:9200/vigie-events/_search?size=0' "
-                  "-H 'Content-Type: application/json' -d '{\"query\":{\"bool\":{\"filter\":["
-                  "{\"term\":{\"event.outcome\":\"failure\"}},{\"term\":{\"event.category\":"
-                  "\"authentication\"}}]}},\"aggs\":{\"by_org\":{\"terms\":{\"field\":"
-                  "\"organization.name\"}}}}'")
-    console.print("  # shadow copies deleted (ransomware), with the command line")
-    console.print("  curl -s 'localhost:9200/vigie-events/_search?q=process.command_line.text:"
-                  "shadows&_source=organization.name,host.name,process.command_line'")
-    console.print("  # dead letters by reason")
-    console.print("  curl -s 'localhost:9200/vigie-dlq/_search?size=0' -H 'Content-Type: "
-                  "application/json' -d '{\"aggs\":{\"r\":{\"terms\":{\"field\":\"reason\"}}}}'")
+    print("\nTry these searches (Kibana: data views 'vigie-events' and 'vigie-dlq'):")
+    for line in SEARCHES:
+        print(line)
     return ok

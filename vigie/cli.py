@@ -183,7 +183,7 @@ def sink(
 
 @app.command()
 def demo(
-    events: Annotated[int, typer.Option(help="Records to simulate")] = 20_000,
+    events: Annotated[int, typer.Option(help="Records to simulate")] = 30_000,
     malformed: Annotated[int, typer.Option(help="Malformed records among them")] = 200,
     seed: Annotated[int | None, typer.Option(help="Seed (default: from the clock)")] = None,
     timeout: Annotated[float, typer.Option(help="Give up waiting after this many seconds")] =
