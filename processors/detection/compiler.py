@@ -1,0 +1,468 @@
+"""A parsed Sigma rule → a fast Python predicate over an ``EventView``.
+
+pySigma already resolves the condition (``1 of selection_*``, ``all of them``, ``not``,
+parentheses) into a tree of AND/OR/NOT over field = value leaves
+(``rule.detection.parsed_condition``). This module turns that tree into our own small node
+tree, merging the OR-ed values of one field into a single matcher (``Image|endswith: [...]``
+becomes one ``str.endswith(tuple)`` call), then into nested closures.
+
+The node tree also answers two questions the engine's index asks, both *necessary*
+conditions so that indexing never loses a match:
+
+- ``event_ids()``: the EventIDs the rule can match at all (routes service rules);
+- ``anchors()``: (field, literal) pairs one of which must appear in any matching event
+  (the substring prefilter).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sigma.conditions import (
+    ConditionAND,
+    ConditionFieldEqualsValueExpression,
+    ConditionItem,
+    ConditionNOT,
+    ConditionOR,
+    ConditionValueExpression,
+)
+from sigma.exceptions import SigmaError
+from sigma.rule import SigmaLogSource, SigmaRule
+from sigma.types import (
+    Placeholder,
+    SigmaBool,
+    SigmaCIDRExpression,
+    SigmaCompareExpression,
+    SigmaExists,
+    SigmaExpansion,
+    SigmaFieldReference,
+    SigmaNull,
+    SigmaNumber,
+    SigmaRegularExpression,
+    SigmaString,
+    SigmaTimestampPart,
+    SigmaType,
+)
+
+from processors.detection.model import RuleInfo
+from processors.detection.modifiers import (
+    BoolMatcher,
+    CidrMatcher,
+    CompareMatcher,
+    ExistsCheck,
+    FieldCheck,
+    FieldRefCheck,
+    NullCheck,
+    NumberMatcher,
+    RegexMatcher,
+    StringMatcher,
+    TimestampPartMatcher,
+    UnsupportedValue,
+    ValueMatcher,
+    string_matchers,
+)
+from processors.detection.view import EventView
+
+Evaluator = Callable[[EventView], bool]
+Anchor = tuple[str | None, str]  # (Sigma field or None for keywords, lower-case literal)
+Placeholders = Mapping[str, Sequence[str]]
+
+EVENT_ID_FIELD = "EventID"
+
+
+class UnsupportedRule(ValueError):
+    """The rule cannot be evaluated faithfully; the engine skips it with this reason."""
+
+
+# --- nodes -------------------------------------------------------------------------------------
+
+
+class Node(ABC):
+    @abstractmethod
+    def evaluator(self) -> Evaluator: ...
+
+    @abstractmethod
+    def anchors(self) -> frozenset[Anchor] | None: ...
+
+    def event_ids(self) -> frozenset[int] | None:
+        return None
+
+    def positive_leaves(self) -> Iterator[Leaf]:
+        return iter(())
+
+
+@dataclass(eq=False)
+class Leaf(Node):
+    """One field (``None``: keywords) tested by one matcher or whole-field check."""
+
+    field: str | None
+    test: ValueMatcher | FieldCheck
+
+    def evaluator(self) -> Evaluator:
+        field, test = self.field, self.test
+        if isinstance(test, FieldCheck):
+            check = test.check
+            return lambda view: check(view, field)
+        match = test.test
+        if test.view == "lower":
+
+            def lower(view: EventView) -> bool:
+                for value in view.lower(field):  # noqa: SIM110 (hot path: no generator)  # noqa: SIM110 - hot path, no generator
+                    if match(value):
+                        return True
+                return False
+
+            return lower
+        if test.view == "text":
+
+            def text(view: EventView) -> bool:
+                for value in view.text(field):  # noqa: SIM110 (hot path: no generator)  # noqa: SIM110 - hot path, no generator
+                    if match(value):
+                        return True
+                return False
+
+            return text
+
+        def raw(view: EventView) -> bool:
+            for value in view.raw(field):  # noqa: SIM110 (hot path: no generator)  # noqa: SIM110 - hot path, no generator
+                if value is not None and match(value):
+                    return True
+            return False
+
+        return raw
+
+    def anchors(self) -> frozenset[Anchor] | None:
+        if isinstance(self.test, ValueMatcher):
+            literals = self.test.anchors()
+            if literals:
+                return frozenset((self.field, literal) for literal in literals)
+        return None
+
+    def event_ids(self) -> frozenset[int] | None:
+        if self.field != EVENT_ID_FIELD:
+            return None
+        if isinstance(self.test, NumberMatcher):
+            return self.test.event_ids()
+        if isinstance(self.test, StringMatcher) and not self.test.cased:
+            patterns = self.test.patterns
+            if all(p.kind == "equals" and str(p.payload).isdigit() for p in patterns):
+                return frozenset(int(p.payload) for p in patterns)
+        return None
+
+    def positive_leaves(self) -> Iterator[Leaf]:
+        yield self
+
+    def matched_value(self, view: EventView) -> Any:
+        """The event value(s) behind a match of this leaf, for the analyst."""
+        if isinstance(self.test, FieldCheck):
+            values = view.raw(self.field)
+        else:
+            getter = {"lower": view.lower, "text": view.text, "raw": view.raw}[self.test.view]
+            values_seen = getter(self.field)
+            originals = view.text(self.field) if self.test.view == "lower" else values_seen
+            values = tuple(
+                original
+                for value, original in zip(values_seen, originals, strict=False)
+                if value is not None and self.test.test(value)
+            )
+        if not values:
+            return None
+        return values[0] if len(values) == 1 else list(values)
+
+
+@dataclass(eq=False)
+class And(Node):
+    children: list[Node]
+
+    def evaluator(self) -> Evaluator:
+        tests = tuple(child.evaluator() for child in self.children)
+        if len(tests) == 2:
+            first, second = tests
+            return lambda view: first(view) and second(view)
+
+        def all_of(view: EventView) -> bool:
+            for test in tests:  # noqa: SIM110 (hot path: no generator)  # noqa: SIM110 - hot path, no generator
+                if not test(view):
+                    return False
+            return True
+
+        return all_of
+
+    def anchors(self) -> frozenset[Anchor] | None:
+        """Any child's anchors are necessary; keep the most selective (longest shortest
+        literal, then fewest alternatives)."""
+        best: frozenset[Anchor] | None = None
+        for child in self.children:
+            anchors = child.anchors()
+            if anchors and (best is None or _selectivity(anchors) > _selectivity(best)):
+                best = anchors
+        return best
+
+    def event_ids(self) -> frozenset[int] | None:
+        result: frozenset[int] | None = None
+        for child in self.children:
+            ids = child.event_ids()
+            if ids is not None:
+                result = ids if result is None else result & ids
+        return result
+
+    def positive_leaves(self) -> Iterator[Leaf]:
+        for child in self.children:
+            yield from child.positive_leaves()
+
+
+@dataclass(eq=False)
+class Or(Node):
+    children: list[Node]
+
+    def evaluator(self) -> Evaluator:
+        tests = tuple(child.evaluator() for child in self.children)
+        if len(tests) == 2:
+            first, second = tests
+            return lambda view: first(view) or second(view)
+
+        def any_of(view: EventView) -> bool:
+            for test in tests:  # noqa: SIM110 (hot path: no generator)  # noqa: SIM110 - hot path, no generator
+                if test(view):
+                    return True
+            return False
+
+        return any_of
+
+    def anchors(self) -> frozenset[Anchor] | None:
+        """Necessary only if every alternative has anchors: then one of their union must hold."""
+        union: set[Anchor] = set()
+        for child in self.children:
+            anchors = child.anchors()
+            if not anchors:
+                return None
+            union |= anchors
+        return frozenset(union)
+
+    def event_ids(self) -> frozenset[int] | None:
+        union: set[int] = set()
+        for child in self.children:
+            ids = child.event_ids()
+            if ids is None:
+                return None
+            union |= ids
+        return frozenset(union)
+
+    def positive_leaves(self) -> Iterator[Leaf]:
+        for child in self.children:
+            yield from child.positive_leaves()
+
+
+@dataclass(eq=False)
+class Not(Node):
+    child: Node
+
+    def evaluator(self) -> Evaluator:
+        test = self.child.evaluator()
+        return lambda view: not test(view)
+
+    def anchors(self) -> frozenset[Anchor] | None:
+        return None
+
+
+class Never(Node):
+    """A detection emptied by pySigma (nothing left to match)."""
+
+    def evaluator(self) -> Evaluator:
+        return lambda view: False
+
+    def anchors(self) -> frozenset[Anchor] | None:
+        return None
+
+
+def _selectivity(anchors: frozenset[Anchor]) -> tuple[int, int]:
+    return min(len(literal) for _, literal in anchors), -len(anchors)
+
+
+# --- values → leaves ------------------------------------------------------------------------
+
+
+def _expand_placeholders(value: SigmaString, placeholders: Placeholders) -> list[SigmaString]:
+    def values_of(placeholder: Placeholder) -> Iterator[str]:
+        if placeholder.name not in placeholders:
+            raise UnsupportedValue(
+                f"expand: no values configured for placeholder %{placeholder.name}%"
+            )
+        yield from placeholders[placeholder.name]
+
+    return value.replace_placeholders(values_of)
+
+
+def _flatten(values: Sequence[SigmaType], placeholders: Placeholders) -> list[SigmaType]:
+    """Expansions (``windash``, ``base64offset``) and placeholders are OR-ed alternatives."""
+    flat: list[SigmaType] = []
+    for value in values:
+        if isinstance(value, SigmaExpansion):
+            flat.extend(_flatten(value.values, placeholders))
+        elif isinstance(value, SigmaString) and value.contains_placeholder():
+            flat.extend(_expand_placeholders(value, placeholders))
+        elif isinstance(value, SigmaRegularExpression) and value.contains_placeholder():
+            raise UnsupportedValue("expand: placeholders inside regular expressions")
+        else:
+            flat.append(value)
+    return flat
+
+
+def leaves_for(
+    field: str | None, values: Sequence[SigmaType], placeholders: Placeholders
+) -> list[Leaf]:
+    """The leaves testing ``field`` against OR-ed ``values``, merged by kind."""
+    flat = _flatten(values, placeholders)
+    strings = [v for v in flat if isinstance(v, SigmaString)]
+    numbers = [
+        v.number
+        for v in flat
+        if isinstance(v, SigmaNumber) and not isinstance(v, SigmaTimestampPart)
+    ]
+    networks = [v.network for v in flat if isinstance(v, SigmaCIDRExpression)]
+    tests: list[ValueMatcher | FieldCheck] = list(string_matchers(strings))
+    if numbers:
+        tests.append(NumberMatcher(numbers))
+    if networks:
+        tests.append(CidrMatcher(networks))
+    for value in flat:
+        if isinstance(value, SigmaString | SigmaCIDRExpression):
+            continue
+        if isinstance(value, SigmaNumber) and not isinstance(value, SigmaTimestampPart):
+            continue
+        tests.append(_single_test(field, value))
+    return [Leaf(field, test) for test in tests]
+
+
+def _single_test(field: str | None, value: SigmaType) -> ValueMatcher | FieldCheck:
+    if isinstance(value, SigmaRegularExpression):
+        return RegexMatcher(value)
+    if isinstance(value, SigmaTimestampPart):
+        return TimestampPartMatcher(value)
+    if isinstance(value, SigmaBool):
+        return BoolMatcher(value)
+    if isinstance(value, SigmaCompareExpression):
+        return CompareMatcher(value)
+    if field is None and isinstance(value, SigmaNull | SigmaExists | SigmaFieldReference):
+        raise UnsupportedValue(f"{type(value).__name__} needs a field")
+    if isinstance(value, SigmaNull):
+        return NullCheck()
+    if isinstance(value, SigmaExists):
+        return ExistsCheck(value.exists)
+    if isinstance(value, SigmaFieldReference):
+        return FieldRefCheck(value.field, value.starts_with, value.ends_with)
+    raise UnsupportedValue(f"value type {type(value).__name__} ({value!r})")
+
+
+# --- condition tree → nodes -----------------------------------------------------------------
+
+_Leafish = ConditionFieldEqualsValueExpression | ConditionValueExpression
+
+
+def _field_of(item: _Leafish) -> str | None:
+    return item.field if isinstance(item, ConditionFieldEqualsValueExpression) else None
+
+
+def _one(nodes: list[Node], kind: type[And] | type[Or]) -> Node:
+    return nodes[0] if len(nodes) == 1 else kind(nodes)
+
+
+def convert(condition: Any, placeholders: Placeholders) -> Node:
+    """pySigma's postprocessed condition tree → our nodes."""
+    if condition is None:
+        return Never()
+    if isinstance(condition, _Leafish):
+        return _one(list(leaves_for(_field_of(condition), [condition.value], placeholders)), Or)
+    if isinstance(condition, ConditionNOT):
+        return Not(convert(condition.args[0], placeholders))
+    if isinstance(condition, ConditionAND):
+        children: list[Node] = []
+        for arg in condition.args:
+            node = convert(arg, placeholders)
+            children.extend(node.children if isinstance(node, And) else [node])
+        return _one(children, And)
+    if isinstance(condition, ConditionOR):
+        return _convert_or(condition, placeholders)
+    if isinstance(condition, ConditionItem):
+        raise UnsupportedRule(f"condition element {type(condition).__name__}")
+    raise UnsupportedRule(f"condition element {type(condition).__name__}")
+
+
+def _convert_or(condition: ConditionOR, placeholders: Placeholders) -> Node:
+    by_field: dict[str | None, list[SigmaType]] = {}
+    children: list[Node] = []
+    for arg in condition.args:
+        if isinstance(arg, _Leafish):
+            by_field.setdefault(_field_of(arg), []).append(arg.value)
+            continue
+        node = convert(arg, placeholders)
+        children.extend(node.children if isinstance(node, Or) else [node])
+    merged: list[Node] = []
+    for field, values in by_field.items():
+        merged.extend(leaves_for(field, values, placeholders))
+    return _one(merged + children, Or)
+
+
+# --- rules ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CompiledRule:
+    """A rule ready to run: its metadata, predicate and index hints."""
+
+    info: RuleInfo
+    logsource: SigmaLogSource
+    root: Node
+    matches: Evaluator
+    anchors: frozenset[Anchor] | None
+    event_ids: frozenset[int] | None
+
+    def matched_fields(self, view: EventView) -> dict[str, Any]:
+        """The positive leaves that hold on this event: Sigma field → event value."""
+        fields: dict[str, Any] = {}
+        for leaf in self.root.positive_leaves():
+            name = leaf.field or "keywords"
+            if name in fields or not leaf.evaluator()(view):
+                continue
+            value = leaf.matched_value(view)
+            if value is not None:
+                fields[name] = value
+        return fields
+
+
+def rule_info(rule: SigmaRule, path: str | None = None) -> RuleInfo:
+    identifier = str(rule.id) if rule.id is not None else (rule.name or rule.title)
+    return RuleInfo(
+        id=identifier,
+        title=rule.title,
+        level=None if rule.level is None else rule.level.name.lower(),
+        status=None if rule.status is None else rule.status.name.lower(),
+        author=rule.author,
+        tags=tuple(str(tag) for tag in rule.tags),
+        path=path,
+    )
+
+
+def compile_rule(
+    rule: SigmaRule, path: str | None = None, placeholders: Placeholders | None = None
+) -> CompiledRule:
+    """Compile one rule; ``UnsupportedRule`` says why it cannot run."""
+    try:
+        trees = [condition.parsed for condition in rule.detection.parsed_condition]
+        nodes = [convert(tree, placeholders or {}) for tree in trees]
+    except UnsupportedValue as error:
+        raise UnsupportedRule(str(error)) from error
+    except SigmaError as error:
+        raise UnsupportedRule(f"condition: {error}") from error
+    root = _one(nodes, Or)
+    return CompiledRule(
+        info=rule_info(rule, path),
+        logsource=rule.logsource,
+        root=root,
+        matches=root.evaluator(),
+        anchors=root.anchors(),
+        event_ids=root.event_ids(),
+    )

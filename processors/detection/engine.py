@@ -1,0 +1,292 @@
+"""The detection engine: every loaded Sigma rule, evaluated on each event as it streams.
+
+An event must not cost thousands of rule checks. Two indexes make that so:
+
+1. **Routing** — rules are indexed by the (channel, EventID) their log source and detection
+   allow (``logsource.route`` + ``Node.event_ids``); an event only meets its bucket's rules.
+2. **Literal prefilter** — in a bucket, each rule has *anchors*: (field, literal) pairs one
+   of which any matching event must contain. Each anchor is filed under its rarest 4-gram;
+   the event's field values are cut into 4-grams once, and only rules whose anchor gram
+   appears — and whose literal is really there — are evaluated. Rules without anchors
+   (pure regex, numeric, negations) are always evaluated.
+
+Both indexes only use necessary conditions, so they change the cost, never the result.
+Field values are resolved and lower-cased once per event (``EventView``), shared by all rules.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sigma.filters import SigmaFilter
+from sigma.rule import SigmaRule
+
+from processors.detection.compiler import (
+    Anchor,
+    CompiledRule,
+    Placeholders,
+    UnsupportedRule,
+    compile_rule,
+)
+from processors.detection.fieldmap import DEFAULT_FIELDMAP, FieldMap
+from processors.detection.loader import (
+    LoadedCorrelation,
+    LoadedRule,
+    RuleSet,
+    default_rule_dirs,
+    load_rules,
+)
+from processors.detection.logsource import Route, Unroutable, event_key, route
+from processors.detection.model import Match, SkippedRule
+from processors.detection.view import EventView
+
+log = logging.getLogger(__name__)
+
+GRAM = 4  # long enough to be selective, short enough for most Sigma literals
+
+
+class _Bucket:
+    """The rules one (channel, EventID) can trigger, with their literal prefilter."""
+
+    def __init__(self, rules: Sequence[CompiledRule]) -> None:
+        self.rules = rules
+        self.always: list[int] = []
+        anchored: list[tuple[int, frozenset[Anchor]]] = []
+        for position, rule in enumerate(rules):
+            if rule.anchors:
+                anchored.append((position, rule.anchors))
+            else:
+                self.always.append(position)
+        # Rarest gram first: count in how many literals each (field, gram) occurs.
+        frequency: Counter[tuple[str | None, str]] = Counter()
+        for _, anchors in anchored:
+            for field_name, literal in anchors:
+                for gram in {literal[i : i + GRAM] for i in range(len(literal) - GRAM + 1)}:
+                    frequency[(field_name, gram)] += 1
+        self.short: list[tuple[str | None, str, int]] = []
+        index: dict[str | None, dict[str, list[tuple[str, int]]]] = defaultdict(dict)
+        for position, anchors in anchored:
+            for field_name, literal in anchors:
+                if len(literal) < GRAM:
+                    self.short.append((field_name, literal, position))
+                    continue
+                gram = min(
+                    (literal[i : i + GRAM] for i in range(len(literal) - GRAM + 1)),
+                    key=lambda g, f=field_name: frequency[(f, g)],
+                )
+                index[field_name].setdefault(gram, []).append((literal, position))
+        self.index = dict(index)
+        self.keys = {name: frozenset(grams) for name, grams in self.index.items()}
+
+    def candidates(self, view: EventView) -> list[int]:
+        """Positions of the rules worth evaluating on this event, in rule order."""
+        hit: set[int] = set(self.always)
+        for field_name, grams in self.index.items():
+            values = view.lower(field_name)
+            if not values:
+                continue
+            keys = self.keys[field_name]
+            for value in values:
+                if len(value) < GRAM:
+                    continue
+                if len(keys) <= 8:
+                    present: Iterable[str] = [g for g in keys if g in value]
+                else:
+                    present = {value[i : i + GRAM] for i in range(len(value) - GRAM + 1)} & keys
+                for gram in present:
+                    for literal, position in grams[gram]:
+                        if position not in hit and literal in value:
+                            hit.add(position)
+        for field_name, literal, position in self.short:
+            if position not in hit:
+                for value in view.lower(field_name):
+                    if literal in value:
+                        hit.add(position)
+                        break
+        return sorted(hit)
+
+
+@dataclass
+class EngineReport:
+    """How the rule set loaded: what runs, what does not and why."""
+
+    files: int
+    rules_loaded: int
+    correlations: int
+    skipped: list[SkippedRule] = field(default_factory=list)
+
+    @property
+    def skipped_by_reason(self) -> dict[str, int]:
+        return dict(Counter(s.category for s in self.skipped).most_common())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "rules_loaded": self.rules_loaded,
+            "rules_skipped": len(self.skipped),
+            "correlations": self.correlations,
+            "skipped_by_reason": self.skipped_by_reason,
+            "skipped": [
+                {"file": s.path, "rule_id": s.rule_id, "title": s.title, "reason": s.reason}
+                for s in self.skipped
+            ],
+        }
+
+
+class Engine:
+    """Compile rules once; ``evaluate(event)`` returns the rules the event triggers."""
+
+    def __init__(
+        self,
+        rules: Iterable[LoadedRule | SigmaRule],
+        *,
+        fieldmap: FieldMap | None = None,
+        placeholders: Placeholders | None = None,
+        filters: Sequence[SigmaFilter] = (),
+        correlations: Sequence[LoadedCorrelation] = (),
+        skipped: Sequence[SkippedRule] = (),
+        files: int = 0,
+    ) -> None:
+        self.fieldmap = fieldmap or DEFAULT_FIELDMAP
+        self.correlations = list(correlations)
+        self.skipped: list[SkippedRule] = list(skipped)
+        self.files = files
+        self.rules: list[CompiledRule] = []
+        self.errors: Counter[str] = Counter()  # rule id → evaluation errors (never raised)
+        self._by_key: dict[tuple[str, int], list[int]] = defaultdict(list)
+        self._by_channel: dict[str, list[int]] = defaultdict(list)
+        self._anywhere: list[int] = []
+        self._buckets: dict[tuple[str, int], _Bucket] = {}
+        for item in rules:
+            loaded = item if isinstance(item, LoadedRule) else LoadedRule(item, Path("<memory>"))
+            self._add(loaded, placeholders or {}, filters)
+
+    @classmethod
+    def from_rule_set(cls, rule_set: RuleSet, **options: Any) -> Engine:
+        return cls(
+            rule_set.rules,
+            filters=rule_set.filters,
+            correlations=rule_set.correlations,
+            skipped=rule_set.skipped,
+            files=rule_set.files,
+            **options,
+        )
+
+    @classmethod
+    def from_paths(cls, paths: Iterable[str | Path] | None = None, **options: Any) -> Engine:
+        """Load and compile every rule under ``paths`` (default: the shared SigmaHQ folders)."""
+        return cls.from_rule_set(
+            load_rules(default_rule_dirs() if paths is None else paths), **options
+        )
+
+    # --- building -------------------------------------------------------------------------
+
+    def _add(
+        self, loaded: LoadedRule, placeholders: Placeholders, filters: Sequence[SigmaFilter]
+    ) -> None:
+        rule, path = loaded.rule, str(loaded.path)
+        rule_id = None if rule.id is None else str(rule.id)
+
+        def skip(reason: str) -> None:
+            self.skipped.append(SkippedRule(path, reason, rule_id, rule.title))
+
+        try:
+            routes = route(rule.logsource)
+        except Unroutable as error:
+            skip(f"unsupported log source: {error}")
+            return
+        for sigma_filter in filters:
+            rule = sigma_filter.apply_on_rule(rule)  # type: ignore[assignment]
+        try:
+            compiled = compile_rule(rule, path, placeholders)
+        except UnsupportedRule as error:
+            skip(f"unsupported detection: {error}")
+            return
+        keys = self._keys(routes, compiled.event_ids)
+        if not keys:
+            skip(
+                "never matches: detection requires EventID "
+                f"{sorted(compiled.event_ids or [])}, not recorded by its log source"
+            )
+            return
+        position = len(self.rules)
+        self.rules.append(compiled)
+        for key in keys:
+            if key.channel is None:
+                self._anywhere.append(position)
+            elif key.event_id is None:
+                self._by_channel[key.channel].append(position)
+            else:
+                self._by_key[(key.channel, key.event_id)].append(position)
+
+    @staticmethod
+    def _keys(routes: frozenset[Route], event_ids: frozenset[int] | None) -> set[Route]:
+        """Routes narrowed by the EventIDs the detection itself requires."""
+        if event_ids is None:
+            return set(routes)
+        keys: set[Route] = set()
+        for each in routes:
+            if each.channel is None:
+                keys.add(each)
+            elif each.event_id is None:
+                keys.update(Route(each.channel, event_id) for event_id in event_ids)
+            elif each.event_id in event_ids:
+                keys.add(each)
+        return keys
+
+    def _bucket(self, key: tuple[str, int]) -> _Bucket:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            positions = sorted(
+                {*self._by_key.get(key, ()), *self._by_channel.get(key[0], ()), *self._anywhere}
+            )
+            bucket = _Bucket([self.rules[p] for p in positions])
+            # Unknown channels share one empty bucket instead of growing the cache forever.
+            if positions or key[0] in self._by_channel:
+                self._buckets[key] = bucket
+        return bucket
+
+    # --- evaluating -----------------------------------------------------------------------
+
+    def candidates(self, event: Mapping[str, Any]) -> list[CompiledRule]:
+        """The rules the indexes let through for this event (for tests and benchmarks)."""
+        key = event_key(event)
+        if key is None:
+            return []
+        bucket = self._bucket(key)
+        view = EventView(event, self.fieldmap)
+        return [bucket.rules[p] for p in bucket.candidates(view)]
+
+    def evaluate(self, event: Mapping[str, Any]) -> list[Match]:
+        """The rules ``event`` (normalised, Winlogbeat-shaped) triggers, in rule order."""
+        key = event_key(event)
+        if key is None:
+            return []
+        bucket = self._bucket(key)
+        view = EventView(event, self.fieldmap)
+        matches: list[Match] = []
+        rules = bucket.rules
+        for position in bucket.candidates(view):
+            rule = rules[position]
+            try:
+                if rule.matches(view):
+                    matches.append(Match(rule.info, rule.matched_fields(view)))
+            except Exception:  # one faulty rule must not stop the stream
+                self.errors[rule.info.id] += 1
+                log.exception("rule %s failed on an event", rule.info.id)
+        return matches
+
+    # --- reporting ------------------------------------------------------------------------
+
+    def report(self) -> EngineReport:
+        return EngineReport(
+            files=self.files,
+            rules_loaded=len(self.rules),
+            correlations=len(self.correlations),
+            skipped=list(self.skipped),
+        )

@@ -1,0 +1,459 @@
+"""What each Sigma value modifier means at match time: one small matcher per meaning.
+
+pySigma applies the modifiers when it parses a rule and leaves typed values behind; each
+type below is matched by one class:
+
+==========================================  ==========================================
+modifier(s) in the rule                     value left by pySigma → matcher here
+==========================================  ==========================================
+(none), ``contains``, ``startswith``,       ``SigmaString`` with ``*``/``?`` wildcards
+``endswith``, ``base64``, ``wide``/         → ``StringMatcher`` (case-insensitive)
+``utf16``/``utf16le``/``utf16be``
+``cased``                                   ``SigmaCasedString`` → ``StringMatcher(cased)``
+``windash``, ``base64offset``               ``SigmaExpansion`` → its values, OR-ed
+``expand``                                  placeholders → values given to the engine
+``re`` (+ ``i`` ``m`` ``s``)                ``SigmaRegularExpression`` → ``RegexMatcher``
+``cidr``                                    ``SigmaCIDRExpression`` → ``CidrMatcher``
+``lt`` ``lte`` ``gt`` ``gte``               ``SigmaCompareExpression`` → ``CompareMatcher``
+``minute`` ``hour`` ``day`` ``week``...     ``SigmaTimestampPart`` → ``TimestampPartMatcher``
+``exists``                                  ``SigmaExists`` → ``ExistsCheck``
+``fieldref``                                ``SigmaFieldReference`` → ``FieldRefCheck``
+(null value)                                ``SigmaNull`` → ``NullCheck``
+numbers, booleans                           ``NumberMatcher``, ``BoolMatcher``
+``all``, ``neq``                            structure, not values: see ``compiler``
+==========================================  ==========================================
+
+A ``ValueMatcher`` tests one value of a field (a field holding a list matches when any value
+does); a ``FieldCheck`` needs the whole event (absence, another field). Matchers also tell the
+engine's prefilter which literal text a matching value must contain (``anchors``).
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_address
+from typing import Any, ClassVar, Literal
+
+from sigma.policy import default_policy
+from sigma.types import (
+    CompareOperators,
+    SigmaBool,
+    SigmaCasedString,
+    SigmaCompareExpression,
+    SigmaRegularExpression,
+    SigmaRegularExpressionFlag,
+    SigmaString,
+    SigmaTimestampPart,
+    SpecialChars,
+    TimestampPart,
+)
+
+from processors.detection.view import EventView
+
+View = Literal["lower", "text", "raw"]
+Test = Callable[[Any], bool]
+
+
+class UnsupportedValue(ValueError):
+    """A rule value the engine cannot evaluate faithfully; the rule is skipped with this."""
+
+
+class ValueMatcher(ABC):
+    """Tests one value of a field. ``view`` says which form of the value it wants."""
+
+    view: ClassVar[View] = "lower"
+
+    @abstractmethod
+    def test(self, value: Any) -> bool: ...
+
+    def anchors(self) -> frozenset[str] | None:
+        """Lower-cased literals one of which every matching value contains, or ``None``."""
+        return None
+
+
+class FieldCheck(ABC):
+    """A test on a field as a whole (its absence, its relation to another field)."""
+
+    @abstractmethod
+    def check(self, view: EventView, field: str | None) -> bool: ...
+
+
+# --- strings: plain values, contains / startswith / endswith, wildcards, cased -------------
+
+
+def _literal_runs(parts: Sequence[str | SpecialChars]) -> list[str]:
+    runs: list[str] = []
+    for part in parts:
+        if isinstance(part, str) and part:
+            runs.append(part)
+    return runs
+
+
+class _Pattern:
+    """One Sigma string pattern, sorted by the cheapest ``str`` operation that decides it."""
+
+    __slots__ = ("anchor", "kind", "payload")
+
+    def __init__(self, parts: Sequence[str | SpecialChars]) -> None:
+        parts = self._merge(parts)
+        multi, single = SpecialChars.WILDCARD_MULTI, SpecialChars.WILDCARD_SINGLE
+        literals = _literal_runs(parts)
+        self.anchor: str | None = max(literals, key=len) if literals else None
+        shape = tuple("s" if isinstance(p, str) else ("*" if p is multi else "?") for p in parts)
+        self.payload: Any
+        if single in parts:
+            self.kind = "regex"
+            self.payload = re.compile(
+                "".join(
+                    re.escape(p) if isinstance(p, str) else (".*" if p is multi else ".")
+                    for p in parts
+                ),
+                re.DOTALL,
+            ).fullmatch
+        elif shape in ((), ("s",)):
+            self.kind, self.payload = "equals", (parts[0] if parts else "")
+            self.anchor = self.payload or None
+        elif shape == ("*",):
+            self.kind, self.payload = "any", None
+        elif shape == ("s", "*"):
+            self.kind, self.payload = "prefix", parts[0]
+        elif shape == ("*", "s"):
+            self.kind, self.payload = "suffix", parts[1]
+        elif shape == ("*", "s", "*"):
+            self.kind, self.payload = "contains", parts[1]
+        else:
+            self.kind = "segments"
+            head = parts[0] if isinstance(parts[0], str) else ""
+            tail = parts[-1] if isinstance(parts[-1], str) else ""
+            inner = parts[1:-1] if len(parts) > 1 else []
+            middle = tuple(p for p in inner if isinstance(p, str))
+            self.payload = (head, middle, tail)
+
+    @staticmethod
+    def _merge(parts: Sequence[str | SpecialChars]) -> list[str | SpecialChars]:
+        """Adjacent literals join and ``**`` is ``*``: fewer shapes to recognise."""
+        merged: list[str | SpecialChars] = []
+        for part in parts:
+            if isinstance(part, str):
+                if not part:
+                    continue
+                if merged and isinstance(merged[-1], str):
+                    merged[-1] = merged[-1] + part
+                    continue
+            elif part is SpecialChars.WILDCARD_MULTI and merged and merged[-1] is part:
+                continue
+            merged.append(part)
+        return merged
+
+
+def _segments(head: str, middle: tuple[str, ...], tail: str) -> Test:
+    """``a*b*c``: ordered ``find`` calls instead of a regex."""
+    fixed = len(head) + len(tail)
+
+    def test(value: str) -> bool:
+        if len(value) < fixed or not value.startswith(head) or not value.endswith(tail):
+            return False
+        position, end = len(head), len(value) - len(tail)
+        for segment in middle:
+            found = value.find(segment, position, end)
+            if found < 0:
+                return False
+            position = found + len(segment)
+        return True
+
+    return test
+
+
+class StringMatcher(ValueMatcher):
+    """Any of several Sigma string patterns (OR), as lower-case ``str`` operations.
+
+    Equality becomes a set lookup, prefixes and suffixes one ``startswith``/``endswith``
+    call with a tuple; only patterns with an inner ``?`` need a regular expression.
+    """
+
+    def __init__(self, values: Iterable[SigmaString], cased: bool = False) -> None:
+        self.cased = cased
+        self.view = "text" if cased else "lower"  # type: ignore[misc]
+        patterns = [_Pattern(self._parts(value)) for value in values]
+        self.patterns = patterns
+        self.equals = frozenset(p.payload for p in patterns if p.kind == "equals")
+        self.prefixes = tuple(p.payload for p in patterns if p.kind == "prefix")
+        self.suffixes = tuple(p.payload for p in patterns if p.kind == "suffix")
+        self.contains = tuple(p.payload for p in patterns if p.kind == "contains")
+        self.any = any(p.kind == "any" for p in patterns)
+        self.others: tuple[Test, ...] = tuple(
+            p.payload if p.kind == "regex" else _segments(*p.payload)
+            for p in patterns
+            if p.kind in ("regex", "segments")
+        )
+        self.test = self._build()  # type: ignore[method-assign]
+
+    def _parts(self, value: SigmaString) -> list[str | SpecialChars]:
+        parts: list[str | SpecialChars] = []
+        for part in value.s:
+            if isinstance(part, str):
+                parts.append(part if self.cased else part.lower())
+            elif isinstance(part, SpecialChars):
+                parts.append(part)
+            else:
+                raise UnsupportedValue(f"unresolved placeholder %{part.name}%")
+        return parts
+
+    def _build(self) -> Test:
+        if self.any:
+            return lambda value: True
+        equals, prefixes, suffixes = self.equals, self.prefixes, self.suffixes
+        contains, others = self.contains, self.others
+        # The common single-operation cases get a direct closure: they run millions of times.
+        if not (equals or prefixes or others) and suffixes and not contains:
+            return lambda value: value.endswith(suffixes)
+        if not (equals or suffixes or others) and prefixes and not contains:
+            return lambda value: value.startswith(prefixes)
+        if not (equals or prefixes or suffixes or others) and len(contains) == 1:
+            (needle,) = contains
+            return lambda value: needle in value
+        if not (prefixes or suffixes or others or contains):
+            return equals.__contains__
+
+        def test(value: str) -> bool:
+            if value in equals:
+                return True
+            if prefixes and value.startswith(prefixes):
+                return True
+            if suffixes and value.endswith(suffixes):
+                return True
+            for needle in contains:
+                if needle in value:
+                    return True
+            return any(other(value) for other in others)
+
+        return test
+
+    def test(self, value: Any) -> bool:  # replaced per instance by _build()
+        raise NotImplementedError
+
+    def anchors(self) -> frozenset[str] | None:
+        literals: set[str] = set()
+        for pattern in self.patterns:
+            if pattern.anchor is None:
+                return None
+            literals.add(pattern.anchor.lower())
+        return frozenset(literals) or None
+
+
+def string_matchers(values: Sequence[SigmaString]) -> list[ValueMatcher]:
+    """Case-insensitive and ``cased`` values cannot share one lower-cased matcher."""
+    folded = [v for v in values if not isinstance(v, SigmaCasedString)]
+    cased = [v for v in values if isinstance(v, SigmaCasedString)]
+    matchers: list[ValueMatcher] = []
+    if folded:
+        matchers.append(StringMatcher(folded))
+    if cased:
+        matchers.append(StringMatcher(cased, cased=True))
+    return matchers
+
+
+# --- re --------------------------------------------------------------------------------------
+
+_RE_FLAGS = {
+    SigmaRegularExpressionFlag.IGNORECASE: re.IGNORECASE,
+    SigmaRegularExpressionFlag.MULTILINE: re.MULTILINE,
+    SigmaRegularExpressionFlag.DOTALL: re.DOTALL,
+}
+
+
+class RegexMatcher(ValueMatcher):
+    """``re``: searched (unanchored, PCRE-like), case-sensitive unless the ``i`` flag is set.
+
+    Compiled with pySigma's policy engine (RE2 by default): linear time whatever an
+    attacker puts in a command line, the same engine that validated the rule at load time.
+    """
+
+    view = "text"
+
+    def __init__(self, value: SigmaRegularExpression) -> None:
+        flags = 0
+        for flag in value.flags:
+            flags |= _RE_FLAGS[flag]
+        self.pattern = str(value.regexp)
+        self.flags = flags
+        engine = (value.policy or default_policy).regex_engine
+        try:
+            self._search = engine.compile(self.pattern, flags).search
+        except engine.error as error:  # pragma: no cover - pySigma validated it already
+            raise UnsupportedValue(f"regular expression {self.pattern!r}: {error}") from error
+
+    def test(self, value: Any) -> bool:
+        return self._search(value) is not None
+
+
+# --- numbers, booleans, comparisons, timestamps -------------------------------------------
+
+
+def as_number(value: Any) -> int | float | None:
+    """Event values arrive as numbers or as text (``"4688"``, ``"0x1410"``)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text, 0) if text[:2].lower() in ("0x", "0o", "0b") else int(text)
+        except ValueError:
+            try:
+                return float(text)
+            except ValueError:
+                return None
+    return None
+
+
+class NumberMatcher(ValueMatcher):
+    """Plain numbers, OR-ed: equal as numbers, whatever the event's spelling."""
+
+    view = "raw"
+
+    def __init__(self, numbers: Iterable[int | float]) -> None:
+        self.numbers = frozenset(numbers)
+
+    def test(self, value: Any) -> bool:
+        number = as_number(value)
+        return number is not None and number in self.numbers
+
+    def event_ids(self) -> frozenset[int]:
+        return frozenset(int(n) for n in self.numbers if int(n) == n)
+
+
+class BoolMatcher(ValueMatcher):
+    view = "raw"
+
+    def __init__(self, value: SigmaBool) -> None:
+        self.expected = value.boolean
+
+    def test(self, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value is self.expected
+        return isinstance(value, str) and value.strip().lower() == str(self.expected).lower()
+
+
+_COMPARE: dict[CompareOperators, Callable[[Any, Any], bool]] = {
+    CompareOperators.LT: operator.lt,
+    CompareOperators.LTE: operator.le,
+    CompareOperators.GT: operator.gt,
+    CompareOperators.GTE: operator.ge,
+    CompareOperators.NEQ: operator.ne,
+}
+
+
+class CompareMatcher(ValueMatcher):
+    """``lt``/``lte``/``gt``/``gte``: numeric; a value that is not a number never matches."""
+
+    view = "raw"
+
+    def __init__(self, value: SigmaCompareExpression) -> None:
+        self.op = _COMPARE[value.op]
+        self.number = value.number.number
+
+    def test(self, value: Any) -> bool:
+        number = as_number(value)
+        return number is not None and self.op(number, self.number)
+
+
+def _timestamp_part(moment: datetime, part: TimestampPart) -> int:
+    if part is TimestampPart.WEEK:
+        return moment.isocalendar().week
+    return int(getattr(moment, part.name.lower()))
+
+
+class TimestampPartMatcher(ValueMatcher):
+    """``minute``/``hour``/``day``/``week``/``month``/``year`` of a date value."""
+
+    view = "text"
+
+    def __init__(self, value: SigmaTimestampPart) -> None:
+        self.part = value.timestamp_part
+        self.number = value.number
+
+    def test(self, value: Any) -> bool:
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return False
+        return _timestamp_part(moment, self.part) == self.number
+
+
+# --- cidr ------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4096)
+def _parse_ip(text: str) -> Any:
+    try:
+        return ip_address(text.strip().strip("[]").split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+class CidrMatcher(ValueMatcher):
+    """``cidr``: the value is an IP address inside one of the networks (v4 or v6)."""
+
+    view = "text"
+
+    def __init__(self, networks: Iterable[IPv4Network | IPv6Network]) -> None:
+        self.networks = tuple(networks)
+
+    def test(self, value: Any) -> bool:
+        address = _parse_ip(value)
+        if address is None:
+            return False
+        return any(
+            address.version == network.version and address in network for network in self.networks
+        )
+
+
+# --- whole-field checks: null, exists, fieldref -----------------------------------------
+
+
+class NullCheck(FieldCheck):
+    """A null value matches a field that is absent or null (``''`` is a value, not null)."""
+
+    def check(self, view: EventView, field: str | None) -> bool:
+        return all(value is None for value in view.raw(field))
+
+
+class ExistsCheck(FieldCheck):
+    """``exists``: presence only, whatever the value (even empty or null)."""
+
+    def __init__(self, expected: bool) -> None:
+        self.expected = expected
+
+    def check(self, view: EventView, field: str | None) -> bool:
+        return bool(view.raw(field)) is self.expected
+
+
+class FieldRefCheck(FieldCheck):
+    """``fieldref``: the field equals (or, with ``startswith``/``endswith``/``contains``,
+    starts/ends with or contains) another field of the same event, case-insensitively."""
+
+    def __init__(self, other: str, starts_with: bool = False, ends_with: bool = False) -> None:
+        self.other = other
+        if starts_with and ends_with:
+            self.relation: Callable[[str, str], bool] = lambda value, ref: ref in value
+        elif starts_with:
+            self.relation = str.startswith
+        elif ends_with:
+            self.relation = str.endswith
+        else:
+            self.relation = operator.eq
+
+    def check(self, view: EventView, field: str | None) -> bool:
+        references = view.lower(self.other)
+        return any(
+            self.relation(value, reference)
+            for value in view.lower(field)
+            for reference in references
+        )
