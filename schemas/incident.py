@@ -27,6 +27,13 @@ class Scope(StrEnum):
     NATIONAL_CAMPAIGN = "national_campaign"
 
 
+class ReportedVia(StrEnum):
+    """How Vigie learnt of the incident: its sensors, or a structure's own declaration."""
+
+    SENSOR = "sensor"
+    DECLARATION = "declaration"
+
+
 class Impacts(WireModel):
     """The four consequences that make a report mandatory (public health code L.1111-8-2)."""
 
@@ -63,5 +70,6 @@ class Incident(WireModel):
     detection_ids: list[EventId] = Field(default_factory=list, max_length=MAX_LINKS)
     linked_incident_ids: list[EventId] = Field(default_factory=list, max_length=MAX_LINKS)
     indicator: Keyword | None = None
+    reported_via: ReportedVia = ReportedVia.SENSOR
     version: int = Field(default=1, ge=1)
     """Bumped on every change: consumers keep the highest version they saw."""

@@ -49,6 +49,39 @@ class EstablishmentType(StrEnum):
     NURSING_HOME = "nursing_home"
     LABORATORY = "laboratory"
     RADIOTHERAPY_CENTRE = "radiotherapy_centre"
+    # Structures that are not health establishments but may (and will have to) declare:
+    # the national report separates them ("84 % of reports came from establishments").
+    HEALTH_PROFESSIONAL = "health_professional"
+    """A health professional's practice (doctor, nurse, pharmacist...)."""
+    OTHER_STRUCTURE = "other_structure"
+    """Any other health or medico-social structure (network, hosting provider, GCS...)."""
+
+    @property
+    def is_health_establishment(self) -> bool:
+        return self in HEALTH_ESTABLISHMENT_TYPES
+
+
+HEALTH_ESTABLISHMENT_TYPES: frozenset[EstablishmentType] = frozenset({
+    EstablishmentType.UNIVERSITY_HOSPITAL,
+    EstablishmentType.HOSPITAL,
+    EstablishmentType.PRIVATE_CLINIC,
+    EstablishmentType.NURSING_HOME,
+    EstablishmentType.LABORATORY,
+    EstablishmentType.RADIOTHERAPY_CENTRE,
+})
+"""The types counted among the 3,036 health establishments of the national registry."""
+
+
+def is_health_establishment(kind: EstablishmentType | str) -> bool:
+    """True for a health establishment, False for other reporting structures.
+
+    Accepts the raw string too, as read back from Elasticsearch; unknown values are not
+    establishments.
+    """
+    try:
+        return EstablishmentType(kind) in HEALTH_ESTABLISHMENT_TYPES
+    except ValueError:
+        return False
 
 
 class Organization(BaseModel):

@@ -25,7 +25,8 @@ from elasticsearch import ApiError, Elasticsearch
 from schemas import indices
 from schemas.deadletter import DeadLetter, Origin, Reason
 from schemas.identity import dead_letter_id
-from sinks.elasticsearch.bulk import Doc, send_bulk
+from sinks.elasticsearch.bulk import Doc
+from sinks.elasticsearch.upsert import write
 from sinks.routing import Unroutable, route
 from vigie import metrics
 from vigie.backoff import Backoff
@@ -49,9 +50,17 @@ class SinkStats:
     read: int = 0
     indexed: int = 0
     dead_lettered: int = 0
+    superseded: int = 0
     retried: int = 0
     batches: int = 0
     by_topic: dict[str, int] = field(default_factory=dict)
+
+
+def _retryable(exc: ApiError) -> bool:
+    """429 (back-pressure) and 5xx (a node restarting, shards recovering) pass with time;
+    a 4xx on a whole request is a bug that retrying would only hide."""
+    status = getattr(exc, "status_code", None)
+    return isinstance(status, int) and (status == 429 or status >= 500)
 
 
 class Sink:
@@ -156,10 +165,10 @@ class Sink:
         paused = False
         while docs:
             try:
-                outcome = send_bulk(self.es, docs)
+                # Incidents (versioned) are upserted; everything else is one plain bulk.
+                outcome = write(self.es, docs)
             except (EsConnectionError, ConnectionTimeout, ApiError) as exc:
-                status = getattr(exc, "status_code", None) or getattr(exc, "status", None)
-                if isinstance(exc, ApiError) and status not in (429, 502, 503, 504):
+                if isinstance(exc, ApiError) and not _retryable(exc):
                     raise
                 metrics.ERRORS.labels(STAGE, "elasticsearch").inc()
                 paused = paused or self._pause()
@@ -168,6 +177,7 @@ class Sink:
                             type(exc).__name__, len(docs), delay)
                 self._wait(delay)
                 continue
+            self.stats.superseded += len(outcome.superseded)
             for doc in outcome.written:
                 self.stats.indexed += 1
                 self.stats.by_topic[doc.ref.topic()] = (

@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from schemas.indices import TOPIC_TO_INDEX
+from schemas.indices import INCIDENTS, TOPIC_TO_INDEX
 from schemas.topics import EVENTS_CLASSIFIED
 from sinks.elasticsearch.bulk import Doc
 
@@ -40,4 +40,13 @@ def route(topic: str, value: bytes | None, ref: Any = None) -> Doc:
     except (KeyError, TypeError, ValueError) as exc:
         raise Unroutable(f"no usable id or @timestamp: {exc!r}") from None
     index = family.index_for(when) if when else family.index_for(datetime.min)
-    return Doc(index=index, id=doc_id, source=value, ref=ref)
+    version = _version(doc) if family is INCIDENTS else None
+    return Doc(index=index, id=doc_id, source=value, ref=ref, version=version)
+
+
+def _version(doc: dict[str, Any]) -> int:
+    """An incident's state version: the upsert keeps the highest one (absent means 1)."""
+    version = doc.get("version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise Unroutable(f"incident version is not a non-negative integer: {version!r}")
+    return version

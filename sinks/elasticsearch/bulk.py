@@ -1,27 +1,40 @@
 """One bulk request and the triage of what Elasticsearch says about each document.
 
-Per-document outcomes fall in three bins: written; retryable (429 and 5xx: the same document
-will be sent again); rejected (mapping and parsing errors: sending it again would fail again,
-so it goes to the dead-letter index with Elasticsearch's reason and the original bytes).
+Per-document outcomes fall in four bins: written; retryable (429 and 5xx: the same document
+will be sent again); conflicts (409 on a conditional write: somebody wrote in between, the
+caller re-reads and decides again); rejected (mapping and parsing errors: sending it again
+would fail again, so it goes to the dead-letter index with Elasticsearch's reason and the
+original bytes).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from elasticsearch import Elasticsearch
+
+Op = Literal["index", "create"]
 
 
 @dataclass(frozen=True)
 class Doc:
-    """A document ready for the bulk API; ``source`` is the exact JSON bytes from Kafka."""
+    """A document ready for the bulk API; ``source`` is the exact JSON bytes from Kafka.
+
+    ``version`` is set for documents that carry their own state version (incidents): those
+    are written through :mod:`sinks.elasticsearch.upsert`, never blindly overwritten.
+    ``op``/``if_seq_no``/``if_primary_term`` make a write conditional on what was read.
+    """
 
     index: str
     id: str
     source: bytes
     ref: Any = None  # the caller's handle (the Kafka message), returned in the outcome
+    version: int | None = None
+    op: Op = "index"
+    if_seq_no: int | None = None
+    if_primary_term: int | None = None
 
 
 @dataclass
@@ -29,14 +42,42 @@ class BulkOutcome:
     written: list[Doc] = field(default_factory=list)
     retry: list[Doc] = field(default_factory=list)
     rejected: list[tuple[Doc, str]] = field(default_factory=list)
+    conflicts: list[Doc] = field(default_factory=list)
+    superseded: list[Doc] = field(default_factory=list)
+    """Accounted for without a write: an older state than what Elasticsearch holds."""
+
+    def merge(self, other: BulkOutcome) -> BulkOutcome:
+        self.written += other.written
+        self.retry += other.retry
+        self.rejected += other.rejected
+        self.conflicts += other.conflicts
+        self.superseded += other.superseded
+        return self
+
+
+def _action(doc: Doc) -> dict[str, Any]:
+    meta: dict[str, Any] = {"_index": doc.index, "_id": doc.id}
+    if doc.if_seq_no is not None and doc.if_primary_term is not None:
+        meta["if_seq_no"] = doc.if_seq_no
+        meta["if_primary_term"] = doc.if_primary_term
+    return {doc.op: meta}
 
 
 def _body(docs: list[Doc]) -> bytes:
     lines = []
     for doc in docs:
-        lines.append(json.dumps({"index": {"_index": doc.index, "_id": doc.id}}).encode())
+        lines.append(json.dumps(_action(doc)).encode())
         lines.append(doc.source)
     return b"\n".join(lines) + b"\n"
+
+
+def error_reason(error: dict[str, Any], status: int) -> str:
+    """Elasticsearch's error object as one line an operator can read in the DLQ."""
+    reason = f"{error.get('type', status)}: {error.get('reason', '')}"
+    caused = error.get("caused_by")
+    if caused:
+        reason += f" (caused by {caused.get('type')}: {caused.get('reason')})"
+    return reason
 
 
 def send_bulk(es: Elasticsearch, docs: list[Doc]) -> BulkOutcome:
@@ -49,17 +90,14 @@ def send_bulk(es: Elasticsearch, docs: list[Doc]) -> BulkOutcome:
         outcome.written = list(docs)
         return outcome
     for doc, item in zip(docs, response["items"], strict=True):
-        result = item.get("index", {})
+        result = next(iter(item.values()), {})
         status = int(result.get("status", 500))
         if status < 300:
             outcome.written.append(doc)
+        elif status == 409:
+            outcome.conflicts.append(doc)
         elif status == 429 or status >= 500:
             outcome.retry.append(doc)
         else:
-            error = result.get("error", {})
-            reason = f"{error.get('type', status)}: {error.get('reason', '')}"
-            caused = error.get("caused_by")
-            if caused:
-                reason += f" (caused by {caused.get('type')}: {caused.get('reason')})"
-            outcome.rejected.append((doc, reason))
+            outcome.rejected.append((doc, error_reason(result.get("error", {}), status)))
     return outcome

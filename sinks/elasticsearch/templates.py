@@ -94,10 +94,11 @@ INCIDENT_MAPPING: dict[str, Any] = {
         "organizations": ORGANIZATION,
         "impacts": obj(care_safety=BOOL, confidentiality=BOOL, integrity=BOOL,
                        availability=BOOL),
-        "declarable": BOOL, "declarable_reasons": {"type": "text"},
+        "declarable": BOOL, "declarable_reasons": TEXT_KW,
         "techniques": KW, "first_seen": DATE, "last_seen": DATE,
         "counts": obj(detections=LONG, events=LONG, hosts=LONG),
-        "detection_ids": KW, "linked_incident_ids": KW, "indicator": KW, "version": LONG,
+        "detection_ids": KW, "linked_incident_ids": KW, "indicator": KW,
+        "reported_via": KW, "version": LONG,
     },
 }
 
@@ -129,6 +130,8 @@ MAPPINGS: dict[IndexFamily, dict[str, Any]] = {
 }
 
 #: Families that regional teams see through region-filtered aliases, and the field to filter.
+#: ``organizations`` is a plain object array, so the term filter matches an incident when any
+#: of its establishments is in the region: a national campaign shows in every region it hits.
 REGIONAL: dict[IndexFamily, str] = {
     indices.EVENTS: "organization.region",
     indices.INCIDENTS: "organizations.region",

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from producers.simulator.registry import DEFAULT_COUNT, generate_registry
 from producers.simulator.simulation import Simulation
 from schemas.event import SecurityEvent
-from schemas.organization import EstablishmentType, Region
+from schemas.organization import HEALTH_ESTABLISHMENT_TYPES, EstablishmentType, Region
 
 
 def test_default_registry_is_national_and_unique() -> None:
@@ -16,7 +16,7 @@ def test_default_registry_is_national_and_unique() -> None:
     assert len(registry) == DEFAULT_COUNT
     assert len({o.id for o in registry}) == DEFAULT_COUNT
     assert {o.region for o in registry} == set(Region)
-    assert {o.type for o in registry} == set(EstablishmentType)
+    assert {o.type for o in registry} == HEALTH_ESTABLISHMENT_TYPES
     types = Counter(o.type for o in registry)
     assert types[EstablishmentType.UNIVERSITY_HOSPITAL] == 32
     assert generate_registry(50, seed=9) == generate_registry(50, seed=9)
