@@ -11,13 +11,14 @@ it has known duplicate and stuck-recovery bugs after kill -9.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from datetime import timedelta
 
 import faust
 
-from processors.classify import Classifier, PassThrough
+from processors.classify import Classifier, PassThrough, SigmaClassifier
 from processors.validate import Coordinates, Refused, Validator, dead_letter
 from schemas.registry import load_registry
 from schemas.topics import DETECTIONS, EVENTS_CLASSIFIED, EVENTS_DLQ, EVENTS_RAW
@@ -105,7 +106,8 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> faus
                     key = (refused.establishment_id or "").encode() or event.key
                     outputs.append((dlq, key, letter.to_json_bytes()))
                     continue
-                verdict = classifier.classify(ok)
+                doc = json.loads(event.value) if ok.winlog is not None else None
+                verdict = classifier.classify(ok, doc)
                 key = ok.organization.id.encode()
                 for found in verdict.detections:
                     outputs.append((detections, key, found.to_json_bytes()))
@@ -119,12 +121,26 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> faus
     return app
 
 
+def default_classifier(settings: Settings) -> Classifier:
+    """The Sigma engine over the configured rule folders, or no detection if disabled."""
+    if not settings.detection_enabled:
+        return PassThrough()
+    from processors.detection.engine import Engine
+
+    began = time.monotonic()
+    engine = Engine.from_paths(settings.rule_dirs or None)
+    report = engine.report()
+    log.info("Sigma engine: %d rules compiled, %d skipped (see `vigie rules check`), %.1f s",
+             report.rules_loaded, len(report.skipped), time.monotonic() - began)
+    return SigmaClassifier(engine)
+
+
 def run_processor(settings: Settings, classifier: Classifier | None = None) -> None:
     """Run a worker until SIGTERM/SIGINT (Faust's worker handles the graceful stop)."""
     from deploy.topics import ensure_topics
 
     ensure_topics(settings.kafka_bootstrap)
     metrics.serve_metrics("processor", settings.metrics_port)
-    app = create_app(settings, classifier)
+    app = create_app(settings, classifier or default_classifier(settings))
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
     worker.execute_from_commandline()

@@ -1,19 +1,27 @@
 """The classification step between validation and output.
 
-Today it only stamps the event as seen by the processor; the Sigma detection engine
-(``processors.detection``) plugs in here as another ``Classifier`` and returns the detections
-to publish. Keeping it an interface lets the processor's delivery guarantees stay in one place
-(``processors.app``) whatever the classification does.
+``PassThrough`` only stamps the event; ``SigmaClassifier`` runs the Sigma detection engine
+(``processors.detection``) and returns the detections to publish. Keeping it an interface
+lets the processor's delivery guarantees stay in one place (``processors.app``) whatever the
+classification does.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from schemas.detection import Detection
+from processors.categorize import categorize
+from processors.detection.engine import Engine
+from processors.detection.model import Match
+from schemas.detection import Detection, RuleRef, Threat
 from schemas.event import Classification, SecurityEvent
+from schemas.identity import detection_id
+from schemas.taxonomy import Severity, origin_of
+
+_TECHNIQUE = re.compile(r"^T\d{4}(\.\d{3})?$")
 
 
 @dataclass
@@ -23,13 +31,15 @@ class Verdict:
 
 
 class Classifier(Protocol):
-    def classify(self, event: SecurityEvent) -> Verdict: ...
+    def classify(self, event: SecurityEvent, doc: dict[str, Any] | None = None) -> Verdict:
+        """``doc`` is the event as parsed JSON (what rules match on), when at hand."""
+        ...
 
 
 class PassThrough:
     """No detection yet: stamp the ingestion time and an empty classification."""
 
-    def classify(self, event: SecurityEvent) -> Verdict:
+    def classify(self, event: SecurityEvent, doc: dict[str, Any] | None = None) -> Verdict:
         stamped = event.model_copy(
             update={
                 "event": event.event.model_copy(update={"ingested": datetime.now(UTC)}),
@@ -37,3 +47,57 @@ class PassThrough:
             }
         )
         return Verdict(stamped)
+
+
+class SigmaClassifier:
+    """Runs the Sigma engine on each event and turns matches into ``Detection`` records.
+
+    Detections come out in the engine's rule order, which is fixed for a rule set: the
+    correlation stage relies on that order to open the same incidents on every replay.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def classify(self, event: SecurityEvent, doc: dict[str, Any] | None = None) -> Verdict:
+        matches = self.engine.evaluate(doc) if doc is not None and "winlog" in doc else []
+        detections = [self._detection(event, match) for match in matches]
+        top = max(detections, key=lambda d: d.rule.level.rank, default=None)
+        stamped = event.model_copy(
+            update={
+                "event": event.event.model_copy(update={"ingested": datetime.now(UTC)}),
+                "vigie": Classification(category=top.category if top else None,
+                                        detection_ids=[d.id for d in detections]),
+            }
+        )
+        return Verdict(stamped, detections)
+
+    @staticmethod
+    def _detection(event: SecurityEvent, match: Match) -> Detection:
+        info = match.rule
+        techniques = [t for t in info.techniques if _TECHNIQUE.match(t)]
+        category = categorize(techniques, info.tactics, event.event.outcome)
+        level = Severity(info.level) if info.level in Severity.__members__.values() else (
+            Severity.MEDIUM)
+        return Detection(
+            id=detection_id(info.id, event.id),
+            timestamp=event.timestamp,
+            rule=RuleRef(id=info.id, title=info.title[:8000], level=level, status=info.status,
+                         author=(info.author or "")[:8000] or None, tags=list(info.tags)[:64]),
+            threat=Threat(tactics=info.tactics[:32], techniques=techniques[:64]),
+            category=category,
+            origin=origin_of(category),
+            event_id=event.id,
+            organization=event.organization,
+            host_name=event.host.name if event.host else None,
+            user_name=event.user.name if event.user else None,
+            matched={k: _bounded(v) for k, v in list(match.matched_fields.items())[:64]},
+        )
+
+
+def _bounded(value: Any) -> Any:
+    if isinstance(value, str):
+        return value[:4096]
+    if isinstance(value, list):
+        return [_bounded(v) for v in value[:50]]
+    return value if isinstance(value, bool | int | float | type(None)) else str(value)[:4096]

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     max_clock_skew_s: float = Field(
         300.0, description="Events dated further in the future than this are refused"
     )
+    detection_enabled: bool = Field(True, description="Run the Sigma engine in the processor")
+    rule_dirs: list[Path] = Field(
+        default_factory=list,
+        description="Sigma rule folders (default: the SigmaHQ folders under ../shared/data/sigma)",
+    )
     processor_app_id: str = Field("vigie-processor", description="Faust app id (consumer group)")
     sink_group: str = Field("vigie-sink", description="Kafka consumer group of the sink")
     sink_batch_max_docs: int = Field(2000, description="Bulk batch size bound, documents")

@@ -120,20 +120,22 @@ def sysmon_process(org: Organization, when: datetime, event_id: str, *, host: st
 
 
 def sysmon_file_create(org: Organization, when: datetime, event_id: str, *, host: str,
-                       image: str, target: str, record: int, sha256: str) -> Doc:
-    """Sysmon event 11 (file created)."""
+                       user: str, image: str, target: str, record: int, sha256: str) -> Doc:
+    """Sysmon event 11 (file created; ``User`` is reported since Sysmon 15)."""
     doc = base(org, when, event_id, category=["file"], type=["creation"],
                action="File created (rule: FileCreate)", code="11",
                provider="Microsoft-Windows-Sysmon", module="sysmon")
     doc |= {
         "host": {"name": host},
+        "user": {"name": user, "domain": "HOPITAL"},
         "file": {"path": target, "name": target.rsplit("\\", 1)[-1],
                  "hash": {"sha256": sha256}},
         "process": {"executable": image},
         "winlog": {"channel": "Microsoft-Windows-Sysmon/Operational", "event_id": 11,
                    "record_id": record, "provider_name": "Microsoft-Windows-Sysmon",
                    "computer_name": host,
-                   "event_data": {"Image": image, "TargetFilename": target}},
+                   "event_data": {"Image": image, "TargetFilename": target,
+                                  "User": f"HOPITAL\\{user}"}},
     }
     return doc
 

@@ -90,7 +90,8 @@ def malware(rng: random.Random, orgs: list[Organization], seed: int,
     for h, host in enumerate(hosts):
         steps: list[Callable[[datetime, str], Any]] = [
             lambda when, eid, host=host, h=h: ev.sysmon_file_create(
-                org, when, eid, host=host, image=r"C:\Windows\System32\WindowsPowerShell"
+                org, when, eid, host=host, user="dupont.a",
+                image=r"C:\Windows\System32\WindowsPowerShell"
                 r"\v1.0\powershell.exe", target=dropped, record=800_000 + h * 10, sha256=sha),
             lambda when, eid, host=host, h=h: ev.sysmon_process(
                 org, when, eid, host=host, user="dupont.a", image=dropped,
