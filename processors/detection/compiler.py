@@ -110,7 +110,7 @@ class Leaf(Node):
         if test.view == "lower":
 
             def lower(view: EventView) -> bool:
-                for value in view.lower(field):  # noqa: SIM110 (hot path: no generator)  # noqa: SIM110 - hot path, no generator
+                for value in view.lower(field):  # noqa: SIM110 - hot path, no generator
                     if match(value):
                         return True
                 return False
@@ -119,7 +119,7 @@ class Leaf(Node):
         if test.view == "text":
 
             def text(view: EventView) -> bool:
-                for value in view.text(field):  # noqa: SIM110 (hot path: no generator)  # noqa: SIM110 - hot path, no generator
+                for value in view.text(field):  # noqa: SIM110 - hot path, no generator
                     if match(value):
                         return True
                 return False
@@ -127,7 +127,7 @@ class Leaf(Node):
             return text
 
         def raw(view: EventView) -> bool:
-            for value in view.raw(field):  # noqa: SIM110 (hot path: no generator)  # noqa: SIM110 - hot path, no generator
+            for value in view.raw(field):  # noqa: SIM110 - hot path, no generator
                 if value is not None and match(value):
                     return True
             return False
@@ -184,7 +184,7 @@ class And(Node):
             return lambda view: first(view) and second(view)
 
         def all_of(view: EventView) -> bool:
-            for test in tests:  # noqa: SIM110 (hot path: no generator)  # noqa: SIM110 - hot path, no generator
+            for test in tests:  # noqa: SIM110 - hot path, no generator
                 if not test(view):
                     return False
             return True
@@ -225,7 +225,7 @@ class Or(Node):
             return lambda view: first(view) or second(view)
 
         def any_of(view: EventView) -> bool:
-            for test in tests:  # noqa: SIM110 (hot path: no generator)  # noqa: SIM110 - hot path, no generator
+            for test in tests:  # noqa: SIM110 - hot path, no generator
                 if test(view):
                     return True
             return False

@@ -66,49 +66,54 @@ class _Bucket:
         frequency: Counter[tuple[str | None, str]] = Counter()
         for _, anchors in anchored:
             for field_name, literal in anchors:
-                for gram in {literal[i : i + GRAM] for i in range(len(literal) - GRAM + 1)}:
+                for gram in _grams(literal, GRAM):
                     frequency[(field_name, gram)] += 1
-        self.short: list[tuple[str | None, str, int]] = []
-        index: dict[str | None, dict[str, list[tuple[str, int]]]] = defaultdict(dict)
+        # field → gram length → gram → [(literal, rule position)]; a literal shorter than
+        # GRAM is its own gram.
+        index: dict[str | None, dict[int, dict[str, list[tuple[str, int]]]]] = {}
         for position, anchors in anchored:
             for field_name, literal in anchors:
                 if len(literal) < GRAM:
-                    self.short.append((field_name, literal, position))
-                    continue
-                gram = min(
-                    (literal[i : i + GRAM] for i in range(len(literal) - GRAM + 1)),
-                    key=lambda g, f=field_name: frequency[(f, g)],
-                )
-                index[field_name].setdefault(gram, []).append((literal, position))
-        self.index = dict(index)
-        self.keys = {name: frozenset(grams) for name, grams in self.index.items()}
+                    gram = literal
+                else:
+                    gram = min(_grams(literal, GRAM), key=lambda g, f=field_name: frequency[(f, g)])
+                by_length = index.setdefault(field_name, {}).setdefault(len(gram), {})
+                by_length.setdefault(gram, []).append((literal, position))
+        self.index = [
+            (field_name, [(length, frozenset(grams), grams) for length, grams in lengths.items()])
+            for field_name, lengths in index.items()
+        ]
 
     def candidates(self, view: EventView) -> list[int]:
         """Positions of the rules worth evaluating on this event, in rule order."""
         hit: set[int] = set(self.always)
-        for field_name, grams in self.index.items():
+        for field_name, lengths in self.index:
             values = view.lower(field_name)
             if not values:
                 continue
-            keys = self.keys[field_name]
-            for value in values:
-                if len(value) < GRAM:
+            # Several values (lists, keywords) are searched as one string: a literal spanning
+            # two values only adds a candidate, it never loses one.
+            value = values[0] if len(values) == 1 else "\x00".join(values)
+            for length, keys, grams in lengths:
+                if len(value) < length:
                     continue
-                if len(keys) <= 8:
+                if len(keys) <= _DIRECT_SEARCH:
                     present: Iterable[str] = [g for g in keys if g in value]
                 else:
-                    present = {value[i : i + GRAM] for i in range(len(value) - GRAM + 1)} & keys
+                    present = keys.intersection(_grams(value, length))
                 for gram in present:
                     for literal, position in grams[gram]:
-                        if position not in hit and literal in value:
+                        if position not in hit and (literal is gram or literal in value):
                             hit.add(position)
-        for field_name, literal, position in self.short:
-            if position not in hit:
-                for value in view.lower(field_name):
-                    if literal in value:
-                        hit.add(position)
-                        break
         return sorted(hit)
+
+
+# Below this many keys, ``gram in value`` per key beats cutting the value into grams.
+_DIRECT_SEARCH = 32
+
+
+def _grams(text: str, length: int) -> Iterable[str]:
+    return {text[i : i + length] for i in range(len(text) - length + 1)}
 
 
 @dataclass

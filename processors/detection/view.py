@@ -14,8 +14,10 @@ from processors.detection.fieldmap import FieldMap
 
 def to_text(value: Any) -> str | None:
     """The string form a Sigma string value is compared with (``None`` when there is none)."""
-    if isinstance(value, str):
+    if type(value) is str:  # the common case, without the isinstance chain
         return value
+    if isinstance(value, str):
+        return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
