@@ -118,6 +118,12 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> faus
             await deliver(outputs)
             batch_seconds.observe(time.perf_counter() - began)
 
+    if settings.correlation_enabled:
+        from processors.incidents.agents import register
+        from processors.incidents.config import load_scoring
+
+        register(app, load_scoring(settings.scoring), deliver,
+                 tick_seconds=settings.incident_tick_s)
     return app
 
 

@@ -60,6 +60,20 @@ EVENTS_DLQ = Topic(
     "Records refused by a stage, with the reason and the original bytes.",
 )
 
+# Internal topics of the correlation stage (not for consumers outside the processor).
+INCIDENT_TICKS = Topic(
+    "vigie.incident-ticks",
+    DETECTIONS.partitions,
+    {"retention.ms": str(3600 * 1000)},
+    "Wake-ups keyed by establishment, co-partitioned with detections: resolve stale incidents.",
+)
+INDICATORS = Topic(
+    "vigie.indicators",
+    6,
+    {"retention.ms": _WEEK_MS},
+    "Indicator sightings keyed by indicator: the repartition that lets campaigns be seen.",
+)
+
 ALL_TOPICS: tuple[Topic, ...] = (
     EVENTS_RAW,
     EVENTS_CLASSIFIED,
@@ -67,4 +81,6 @@ ALL_TOPICS: tuple[Topic, ...] = (
     INCIDENTS,
     ALERTS,
     EVENTS_DLQ,
+    INCIDENT_TICKS,
+    INDICATORS,
 )

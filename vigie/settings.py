@@ -52,6 +52,12 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Sigma rule folders (default: the SigmaHQ folders under ../shared/data/sigma)",
     )
+    correlation_enabled: bool = Field(True, description="Correlate detections into incidents")
+    scoring: Path | None = Field(
+        None, description="Incident scoring file (default: processors/incidents/scoring.yaml)")
+    incident_tick_s: float = Field(
+        60.0, description="How often establishments with open incidents are checked for "
+        "resolution")
     processor_app_id: str = Field("vigie-processor", description="Faust app id (consumer group)")
     sink_group: str = Field("vigie-sink", description="Kafka consumer group of the sink")
     sink_batch_max_docs: int = Field(2000, description="Bulk batch size bound, documents")

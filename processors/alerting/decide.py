@@ -1,0 +1,66 @@
+"""From incident changes to alerts: one per incident and severity step, then resolves.
+
+The per-incident memory (which severities already paged) lives in a Faust table; this module
+is the pure decision so it can be tested without Kafka.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from processors.alerting.rules import AlertRule
+from schemas.alert import Alert, AlertStatus
+from schemas.identity import stable_id
+from schemas.incident import Incident, Scope, Status
+
+Memory = dict[str, Any]
+
+
+def alert_labels(rule: AlertRule, incident: Incident) -> dict[str, str]:
+    """Labels Alertmanager routes on (region, severity) and groups on (incident)."""
+    org = incident.organizations[0]
+    national = incident.scope == Scope.NATIONAL_CAMPAIGN
+    return {
+        "alertname": rule.name,
+        "severity": incident.severity.value,
+        "region": "national" if national else org.region.value,
+        "establishment": "national" if national else org.id,
+        "establishment_type": "national" if national else org.type.value,
+        "incident_id": incident.id,
+        "category": incident.category.value,
+        "scope": incident.scope.value,
+        **rule.labels,
+    }
+
+
+def decide(incident: Incident, rules: list[AlertRule], memory: Memory | None,
+           now: datetime | None = None) -> tuple[list[Alert], Memory]:
+    """Alerts to emit for this incident state, and the updated memory."""
+    now = now or datetime.now(UTC)
+    memory = memory or {"fired": []}  # [[rule, severity], ...] already paged
+    out: list[Alert] = []
+    if incident.status == Status.RESOLVED:
+        for rule_name, severity in memory["fired"]:
+            labels = memory.get("labels", {}).get(f"{rule_name}/{severity}", {})
+            out.append(Alert(
+                id=stable_id("alert", incident.id, rule_name, severity), timestamp=now,
+                rule=rule_name, incident_id=incident.id, status=AlertStatus.RESOLVED,
+                severity=severity, summary=f"resolved: {incident.title}"[:8000], labels=labels))
+        memory = {"fired": [], "resolved": True}
+        return out, memory
+    for rule in rules:
+        if not rule.matches(incident):
+            continue
+        step = [rule.name, incident.severity.value]
+        if step in memory["fired"]:
+            continue  # this incident already paged at this severity for this rule
+        labels = alert_labels(rule, incident)
+        memory["fired"].append(step)
+        memory.setdefault("labels", {})[f"{rule.name}/{incident.severity.value}"] = labels
+        out.append(Alert(
+            id=stable_id("alert", incident.id, rule.name, incident.severity.value),
+            timestamp=now, rule=rule.name, incident_id=incident.id, status=AlertStatus.FIRING,
+            severity=incident.severity, summary=rule.render_summary(incident)[:8000],
+            labels=labels))
+    return out, memory
