@@ -200,6 +200,203 @@ def demo(
         raise typer.Exit(1)
 
 
+# ---------------------------------------------------------------- operators (issue 6)
+incidents_app = typer.Typer(help="Search and read incidents in Elasticsearch.",
+                            no_args_is_help=True)
+kibana_app = typer.Typer(help="Kibana saved objects (deploy/kibana).", no_args_is_help=True)
+app.add_typer(incidents_app, name="incidents")
+app.add_typer(kibana_app, name="kibana")
+
+RegionOpt = Annotated[str | None, typer.Option(help="Region slug, e.g. bretagne")]
+EstablishmentOpt = Annotated[str | None, typer.Option(help="FINESS id or words of the name")]
+SeverityOpt = Annotated[str | None, typer.Option(help="Minimum severity (low … critical)")]
+StatusOpt = Annotated[str | None, typer.Option(help="open or resolved")]
+CategoryOpt = Annotated[str | None, typer.Option(help="Category, e.g. malicious_code")]
+DeclarableOpt = Annotated[bool | None, typer.Option("--declarable/--not-declarable",
+                                                    help="Only (non-)declarable incidents")]
+SinceOpt = Annotated[str | None, typer.Option(
+    help="Active since: ISO date/time or a duration back from now (24h, 7d)")]
+ScopeOpt = Annotated[str | None, typer.Option(help="establishment or national_campaign")]
+LimitOpt = Annotated[int, typer.Option(help="At most this many incidents")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")]
+
+
+def _incident_filter(region, establishment, severity, status, category, declarable, since,
+                     scope):  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from schemas.taxonomy import Severity
+    from sinks.elasticsearch.retention import parse_duration
+    from sinks.operator.incidents import IncidentFilter
+
+    when = None
+    if since:
+        try:
+            when = datetime.now(UTC) - parse_duration(since)
+        except ValueError:
+            when = datetime.fromisoformat(since)
+            when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return IncidentFilter(region=region, establishment=establishment,
+                          min_severity=Severity(severity) if severity else None,
+                          status=status, category=category, declarable=declarable,
+                          since=when, scope=scope)
+
+
+def _print_incidents(total: int, found: list, as_json: bool) -> None:  # type: ignore[type-arg]
+    from sinks.operator.render import print_table
+
+    if as_json:
+        for incident in found:
+            print(json.dumps(incident, ensure_ascii=False))
+        return
+    print_table(Console(), found, total)
+
+
+@incidents_app.command("list")
+def incidents_list(region: RegionOpt = None, establishment: EstablishmentOpt = None,
+                   severity: SeverityOpt = None, status: StatusOpt = None,
+                   category: CategoryOpt = None, declarable: DeclarableOpt = None,
+                   since: SinceOpt = None, scope: ScopeOpt = None, limit: LimitOpt = 50,
+                   as_json: JsonOpt = False, config: ConfigOpt = None):
+    """Incidents matching the filters, most recently active first."""
+    from sinks.elasticsearch.client import make_client
+    from sinks.operator.incidents import find_incidents
+
+    f = _incident_filter(region, establishment, severity, status, category, declarable, since,
+                         scope)
+    total, found = find_incidents(make_client(_settings(config)), f, limit=limit)
+    _print_incidents(total, found, as_json)
+
+
+@incidents_app.command("search")
+def incidents_search(text: Annotated[str, typer.Argument(help="Words, an id, a technique…")],
+                     region: RegionOpt = None, establishment: EstablishmentOpt = None,
+                     severity: SeverityOpt = None, status: StatusOpt = None,
+                     category: CategoryOpt = None, declarable: DeclarableOpt = None,
+                     since: SinceOpt = None, scope: ScopeOpt = None, limit: LimitOpt = 50,
+                     as_json: JsonOpt = False, config: ConfigOpt = None):
+    """Full-text search (title, establishment, reasons, indicator, techniques) plus filters."""
+    from sinks.elasticsearch.client import make_client
+    from sinks.operator.incidents import find_incidents
+
+    f = _incident_filter(region, establishment, severity, status, category, declarable, since,
+                         scope)
+    total, found = find_incidents(make_client(_settings(config)), f, text, limit=limit)
+    _print_incidents(total, found, as_json)
+
+
+@incidents_app.command("show")
+def incidents_show(incident_id: str, as_json: JsonOpt = False, config: ConfigOpt = None):
+    """One incident in full, with the establishment incidents a campaign links."""
+    from sinks.elasticsearch.client import make_client
+    from sinks.operator.incidents import get_incident, linked_incidents
+    from sinks.operator.render import incident_page
+
+    es = make_client(_settings(config))
+    incident = get_incident(es, incident_id)
+    if incident is None:
+        console.print(f"[red]no incident {incident_id}[/red]")
+        raise typer.Exit(1)
+    if as_json:
+        print(json.dumps(incident, ensure_ascii=False, indent=2))
+        return
+    Console().print(incident_page(incident, linked_incidents(es, incident)))
+
+
+@app.command()
+def retention(
+    older_than: Annotated[str, typer.Option(help="Delete monthly indices whose whole month "
+                                                 "is older than this (180d, 26w)")] = "180d",
+    dry_run: Annotated[bool, typer.Option(help="Only say what would be deleted")] = False,
+    config: ConfigOpt = None,
+):
+    """Delete whole monthly indices (events, detections, alerts) older than the limit."""
+    from sinks.elasticsearch.client import make_client
+    from sinks.elasticsearch.retention import apply_retention, parse_duration
+
+    try:
+        limit = parse_duration(older_than)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    plan = apply_retention(make_client(_settings(config)), limit, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    for index in plan.delete:
+        print(f"{verb} {index.name}")
+    console.print(f"cutoff {plan.cutoff.isoformat(timespec='seconds')}: {len(plan.delete)} "
+                  f"{verb}, {len(plan.keep)} kept")
+
+
+@app.command()
+def report(
+    from_: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD), included")],
+    to: Annotated[str, typer.Option("--to", help="Last day (YYYY-MM-DD), excluded")],
+    out: Annotated[Path | None, typer.Option(help="Write here instead of stdout")] = None,
+    format_: Annotated[str, typer.Option("--format", help="html or json")] = "html",
+    config: ConfigOpt = None,
+):
+    """The national report: incidents, malicious share, who reports, trends, with charts."""
+    from datetime import date
+
+    from sinks.elasticsearch.client import make_client
+    from sinks.operator.report import national_report
+
+    if format_ not in ("html", "json"):
+        raise typer.BadParameter("--format is html or json")
+    figures = national_report(make_client(_settings(config)), date.fromisoformat(from_),
+                              date.fromisoformat(to))
+    if format_ == "json":
+        text = json.dumps(figures.to_dict(), indent=2, ensure_ascii=False)
+    else:
+        from sinks.operator.report_html import render_html
+
+        text = render_html(figures)
+    if out is None:
+        print(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        console.print(f"report written to {out} ({figures.incidents} incidents)")
+
+
+@app.command("simulate-declarations")
+def simulate_declarations(
+    year: Annotated[int, typer.Option(help="Calendar year of the declarations")] = 2026,
+    seed: Annotated[int, typer.Option(help="Same seed, same incidents (same ids)")] = 0,
+    config: ConfigOpt = None,
+):
+    """A year of declared incidents calibrated to the 2019 article, to the incidents topic."""
+    from producers.simulator.declarations import declarations, produce_declarations, summary
+    from producers.simulator.run import registry_for
+
+    settings = _settings(config)
+    year_ = declarations(registry_for(settings.registry), year, seed)
+    result = produce_declarations(settings.kafka_bootstrap, year_.incidents)
+    print(json.dumps({"year": year, "seed": seed, **dict(summary(year_.incidents)),
+                      "delivered": result.delivery.delivered,
+                      "failed": result.delivery.failed}))
+    if result.delivery.failed:
+        raise typer.Exit(1)
+
+
+@kibana_app.command("import")
+def kibana_import(
+    url: Annotated[str, typer.Option(help="Kibana base URL, e.g. http://localhost:5601")],
+    file: Annotated[Path | None, typer.Option(help="NDJSON (default: deploy/kibana)")] = None,
+    space: Annotated[str | None, typer.Option(help="Kibana space id")] = None,
+    username: Annotated[str | None, typer.Option(envvar="KIBANA_USERNAME")] = None,
+    password: Annotated[str | None, typer.Option(envvar="KIBANA_PASSWORD")] = None,
+):
+    """Load the data views, searches, visualisations and dashboard (overwrite=true)."""
+    from deploy.kibana.importer import DEFAULT_FILE, KibanaImportError, import_saved_objects
+
+    try:
+        result = import_saved_objects(url, file or DEFAULT_FILE, space=space,
+                                      username=username, password=password)
+    except KibanaImportError as exc:
+        console.print(f"[red]import failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"{result.success_count} saved objects imported into {url}")
+
+
 def main() -> None:
     app()
 

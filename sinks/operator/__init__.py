@@ -1,0 +1,1 @@
+"""What operators read back from Elasticsearch: incident queries, the national report."""
