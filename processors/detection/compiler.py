@@ -45,6 +45,7 @@ from sigma.types import (
     SigmaString,
     SigmaTimestampPart,
     SigmaType,
+    SpecialChars,
 )
 
 from processors.detection.model import RuleInfo
@@ -317,6 +318,8 @@ def leaves_for(
     """The leaves testing ``field`` against OR-ed ``values``, merged by kind."""
     flat = _flatten(values, placeholders)
     strings = [v for v in flat if isinstance(v, SigmaString)]
+    if field is None:
+        strings = [_as_search_term(v) for v in strings]
     numbers = [
         v.number
         for v in flat
@@ -335,6 +338,16 @@ def leaves_for(
             continue
         tests.append(_single_test(field, value))
     return [Leaf(field, test) for test in tests]
+
+
+def _as_search_term(value: SigmaString) -> SigmaString:
+    """Unkeyed values are searched in the event's text, as backends run them (a full-text
+    term): a keyword matches anywhere in a value, like ``contains``."""
+    if not value.startswith(SpecialChars.WILDCARD_MULTI):
+        value = SpecialChars.WILDCARD_MULTI + value
+    if not value.endswith(SpecialChars.WILDCARD_MULTI):
+        value = value + SpecialChars.WILDCARD_MULTI
+    return value
 
 
 def _single_test(field: str | None, value: SigmaType) -> ValueMatcher | FieldCheck:

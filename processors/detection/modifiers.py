@@ -39,6 +39,7 @@ from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any, ClassVar, Literal
 
+from sigma.modifiers import SigmaWideModifier, modifier_mapping
 from sigma.policy import default_policy
 from sigma.types import (
     CompareOperators,
@@ -54,6 +55,10 @@ from sigma.types import (
 )
 
 from processors.detection.view import EventView
+
+# The specification names ``utf16le`` as ``wide``'s alias; pySigma 2.0 knows only ``wide``.
+# Registered here (never overriding pySigma) so that rules using the spec's name load.
+modifier_mapping.setdefault("utf16le", SigmaWideModifier)
 
 View = Literal["lower", "text", "raw"]
 Test = Callable[[Any], bool]

@@ -1,0 +1,157 @@
+"""Log source routing and the Sigma field map."""
+
+from __future__ import annotations
+
+import pytest
+from sigma.rule import SigmaLogSource
+
+from processors.detection import DEFAULT_FIELDMAP, Engine
+from processors.detection.logsource import Route, Unroutable, route
+
+from .conftest import SYSMON, make_event, make_rule
+
+SYSMON_L = SYSMON.lower()
+
+
+@pytest.mark.parametrize(
+    ("category", "expected"),
+    [
+        ("process_creation", {Route(SYSMON_L, 1), Route("security", 4688)}),
+        ("file_event", {Route(SYSMON_L, 11)}),
+        ("registry_set", {Route(SYSMON_L, 13)}),
+        ("registry_event", {Route(SYSMON_L, 12), Route(SYSMON_L, 13), Route(SYSMON_L, 14)}),
+        ("image_load", {Route(SYSMON_L, 7)}),
+        ("process_access", {Route(SYSMON_L, 10)}),
+        ("network_connection", {Route(SYSMON_L, 3)}),
+        ("dns_query", {Route(SYSMON_L, 22)}),
+    ],
+)
+def test_categories(category: str, expected: set[Route]) -> None:
+    assert route(SigmaLogSource(product="windows", category=category)) == expected
+
+
+@pytest.mark.parametrize(
+    ("service", "channel"),
+    [
+        ("security", "security"),
+        ("wmi", "microsoft-windows-wmi-activity/operational"),
+        ("system", "system"),
+        ("sysmon", SYSMON_L),
+    ],
+)
+def test_services_route_to_their_channel(service: str, channel: str) -> None:
+    assert route(SigmaLogSource(product="windows", service=service)) == {Route(channel, None)}
+
+
+@pytest.mark.parametrize(
+    "logsource",
+    [
+        SigmaLogSource(product="linux", category="process_creation"),
+        SigmaLogSource(category="proxy"),
+        SigmaLogSource(product="windows", category="file_access"),
+        SigmaLogSource(product="windows", service="no-such-service"),
+    ],
+)
+def test_unroutable_log_sources_say_why(logsource: SigmaLogSource) -> None:
+    with pytest.raises(Unroutable, match=r"\w"):
+        route(logsource)
+
+
+def test_rule_only_meets_events_of_its_log_source() -> None:
+    engine = Engine(
+        [
+            make_rule(
+                {"sel": {"Image|endswith": "\\a.exe"}, "condition": "sel"},
+                logsource={"product": "windows", "category": "file_event"},
+            )
+        ]
+    )
+    assert not engine.evaluate(make_event(event_id=1, Image="c:\\a.exe"))
+    assert engine.evaluate(make_event(event_id=11, Image="c:\\a.exe"))
+
+
+def test_service_rules_are_narrowed_to_the_event_ids_they_require() -> None:
+    rule = make_rule(
+        {"sel": {"EventID": [4624, 4625], "LogonType": 10}, "condition": "sel"},
+        logsource={"product": "windows", "service": "security"},
+    )
+    engine = Engine([rule])
+    assert engine.rules[0].event_ids == {4624, 4625}
+    assert engine.evaluate(make_event(channel="Security", event_id=4625, LogonType="10"))
+    assert not engine.candidates(make_event(channel="Security", event_id=4688, LogonType="10"))
+
+
+def test_linux_rule_is_skipped_with_reason() -> None:
+    engine = Engine(
+        [
+            make_rule(
+                {"sel": {"Image": "/bin/sh"}, "condition": "sel"},
+                logsource={"product": "linux", "category": "process_creation"},
+            )
+        ]
+    )
+    assert not engine.rules
+    assert engine.skipped[0].reason.startswith("unsupported log source")
+
+
+class TestFieldMap:
+    def test_system_fields(self) -> None:
+        event = make_event(channel="Security", event_id=4688)
+        assert DEFAULT_FIELDMAP.values(event, "EventID") == (4688,)
+        assert DEFAULT_FIELDMAP.values(event, "Channel") == ("Security",)
+        assert DEFAULT_FIELDMAP.values(event, "Computer") == ("ws01.example.org",)
+        assert DEFAULT_FIELDMAP.values(event, "Provider_Name") == ("Microsoft-Windows-Sysmon",)
+
+    def test_event_data_then_user_data(self) -> None:
+        event = make_event(Image="a", user_data={"Operation": "op"})
+        assert DEFAULT_FIELDMAP.values(event, "Image") == ("a",)
+        assert DEFAULT_FIELDMAP.values(event, "Operation") == ("op",)
+        assert DEFAULT_FIELDMAP.values(event, "Missing") == ()
+
+    def test_security_audit_names_serve_process_creation_rules(self) -> None:
+        rule = make_rule({"sel": {"Image|endswith": "\\whoami.exe"}, "condition": "sel"})
+        event = make_event(
+            channel="Security", event_id=4688, NewProcessName="C:\\Windows\\System32\\whoami.exe"
+        )
+        assert Engine([rule]).evaluate(event)
+
+    def test_ecs_fields_are_a_fallback(self) -> None:
+        event = make_event()
+        event["process"] = {"command_line": "whoami /all"}
+        assert DEFAULT_FIELDMAP.values(event, "CommandLine") == ("whoami /all",)
+        event["winlog"]["event_data"]["CommandLine"] = "raw"
+        assert DEFAULT_FIELDMAP.values(event, "CommandLine") == ("raw",)
+
+    def test_dotted_names_are_paths(self) -> None:
+        event = make_event(Image="a")
+        assert DEFAULT_FIELDMAP.values(event, "winlog.event_data.Image") == ("a",)
+
+    def test_classic_data_field_reads_unnamed_params(self) -> None:
+        event = make_event(
+            channel="Windows PowerShell",
+            event_id=400,
+            param1="Available",
+            param2="HostName=ConsoleHost",
+        )
+        assert DEFAULT_FIELDMAP.values(event, "Data") == ("Available", "HostName=ConsoleHost")
+
+
+def test_match_reports_rule_metadata_and_matched_fields() -> None:
+    rule = make_rule(
+        {
+            "sel": {"Image|endswith": "\\a.exe", "CommandLine|contains": "evil"},
+            "filter": {"User": "SYSTEM"},
+            "condition": "sel and not filter",
+        },
+        tags=["attack.execution", "attack.t1059.001", "attack.defense_evasion", "attack.g0016"],
+        author="Someone",
+        level="critical",
+    )
+    (match,) = Engine([rule]).evaluate(
+        make_event(Image="C:\\A.exe", CommandLine="x EVIL", User="bob")
+    )
+    assert match.matched_fields == {"Image": "C:\\A.exe", "CommandLine": "x EVIL"}
+    assert match.rule.tactics == ["execution", "defense-evasion"]
+    assert match.rule.techniques == ["T1059.001"]
+    assert match.level == "critical"
+    assert match.to_dict()["author"] == "Someone"
