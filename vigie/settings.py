@@ -41,6 +41,13 @@ class Settings(BaseSettings):
         default_factory=lambda: default_home() / "registry" / "establishments.jsonl",
         description="National registry of establishments (JSON lines)",
     )
+    agents_registry: Path = Field(
+        default_factory=lambda: default_home() / "registry" / "agents.jsonl",
+        description="Registry of enrolled agents and their public keys (JSON lines or YAML)",
+    )
+    require_signatures: bool = Field(
+        True, description="Refuse events not signed by an enrolled agent of the establishment"
+    )
     metrics_port: int = Field(0, description="Prometheus metrics port; 0 picks the default")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_json: bool = Field(False, description="Log as JSON lines (for log shippers)")

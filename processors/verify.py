@@ -1,0 +1,109 @@
+"""Signature verification: no one writes in another's name.
+
+Every record on ``events.raw`` carries the id of the agent that sent it and an Ed25519
+signature of the exact value bytes (Kafka headers ``vigie-agent`` / ``vigie-signature``,
+spelled in :mod:`schemas.agents`). The verifier checks, in this order:
+
+1. a known, active agent signed it (``unknown_agent`` otherwise: no header, unknown, revoked);
+2. the signature matches the bytes with that agent's key (``bad_signature``: tampered value,
+   wrong key, malformed signature, or a body ``agent.id`` that is not the signer);
+3. the agent is enrolled for the establishment the event claims (``wrong_establishment``).
+
+Pure logic, no Kafka: the processor calls it per record after schema validation (it needs the
+establishment id the event claims), and unit tests call it with forged records.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Mapping
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from processors.validate import Refused
+from schemas.agents import HEADER_AGENT, HEADER_SIGNATURE, AgentEntry, AgentStatus
+from schemas.deadletter import Reason
+
+Headers = Iterable[tuple[str, bytes | str | None]] | Mapping[str, bytes | str | None] | None
+
+
+def _header(headers: Headers, name: str) -> bytes | None:
+    """The first value of header ``name`` (Kafka allows repeats; the first one wins)."""
+    if headers is None:
+        return None
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    for key, value in items:
+        if key == name:
+            if value is None:
+                return None
+            return value.encode() if isinstance(value, str) else bytes(value)
+    return None
+
+
+class Verifier:
+    """Checks records against the agents registry (public keys parsed once, then cached)."""
+
+    def __init__(self, agents: Mapping[str, AgentEntry] | Iterable[AgentEntry]) -> None:
+        entries = agents.values() if isinstance(agents, Mapping) else agents
+        self.agents: dict[str, AgentEntry] = {e.agent_id: e for e in entries}
+        self._keys: dict[str, Ed25519PublicKey] = {}
+
+    def _key(self, entry: AgentEntry) -> Ed25519PublicKey:
+        key = self._keys.get(entry.agent_id)
+        if key is None:
+            key = Ed25519PublicKey.from_public_bytes(entry.public_key_bytes)
+            self._keys[entry.agent_id] = key
+        return key
+
+    def verify(self, value: bytes, headers: Headers, establishment_id: str, *,
+               agent_id: str | None = None) -> str:
+        """The signing agent's id, or raise ``Refused`` with the reason.
+
+        ``value`` are the record's bytes exactly as read from Kafka; ``establishment_id`` the
+        ``organization.id`` the event claims; ``agent_id`` the event's ``agent.id`` if it has
+        one (it must be the signer: an agent cannot sign on another agent's behalf).
+        """
+        raw_agent = _header(headers, HEADER_AGENT)
+        if not raw_agent:
+            raise Refused(Reason.UNKNOWN_AGENT,
+                          f"no {HEADER_AGENT} header: record is not signed", establishment_id)
+        signer = raw_agent.decode("utf-8", "replace")[:128]
+        entry = self.agents.get(signer)
+        if entry is None:
+            raise Refused(Reason.UNKNOWN_AGENT,
+                          f"agent {signer!r} is not in the agents registry", establishment_id)
+        if entry.status is AgentStatus.REVOKED:
+            when = entry.revoked_at.isoformat() if entry.revoked_at else "unknown date"
+            raise Refused(Reason.UNKNOWN_AGENT, f"agent {signer!r} was revoked ({when})",
+                          establishment_id)
+        raw_signature = _header(headers, HEADER_SIGNATURE)
+        if not raw_signature:
+            raise Refused(Reason.BAD_SIGNATURE,
+                          f"agent {signer!r}: no {HEADER_SIGNATURE} header", establishment_id)
+        try:
+            signature = base64.b64decode(raw_signature, validate=True)
+        except (binascii.Error, ValueError):
+            raise Refused(Reason.BAD_SIGNATURE, f"agent {signer!r}: signature is not base64",
+                          establishment_id) from None
+        if len(signature) != 64:
+            raise Refused(Reason.BAD_SIGNATURE,
+                          f"agent {signer!r}: signature of {len(signature)} bytes, not 64",
+                          establishment_id)
+        try:
+            self._key(entry).verify(signature, value)
+        except InvalidSignature:
+            raise Refused(Reason.BAD_SIGNATURE,
+                          f"agent {signer!r}: signature does not match the record "
+                          f"(altered in transit, or signed with another key)",
+                          establishment_id) from None
+        if agent_id is not None and agent_id != signer:
+            raise Refused(Reason.BAD_SIGNATURE,
+                          f"event says agent.id {agent_id!r} but was signed by {signer!r}",
+                          establishment_id)
+        if entry.establishment_id != establishment_id:
+            raise Refused(Reason.WRONG_ESTABLISHMENT,
+                          f"agent {signer!r} is enrolled for establishment "
+                          f"{entry.establishment_id}, not {establishment_id}", establishment_id)
+        return signer

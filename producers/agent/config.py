@@ -1,0 +1,164 @@
+"""The agent's configuration: one YAML file per hospital agent.
+
+Example (all keys documented in ``docs/agent.md``)::
+
+    establishment: {id: "750712184", name: "CHU Exemple", type: university_hospital,
+                    region: ile-de-france}
+    agent_id: chu-exemple-01
+    key_path: /etc/vigie/agent.key
+    kafka_bootstrap: vigie.example.org:9093
+    kafka: {security.protocol: SSL, ssl.ca.location: /etc/vigie/ca.pem}
+    state_dir: /var/lib/vigie-agent
+    eps: 2000
+    pseudonymise: {key_path: /etc/vigie/pseudonym.key}
+    spool: {max_bytes: 2000000000, full_policy: block}
+    sources:
+      - {type: evtx, name: dc-exports, paths: ["/srv/exports/*.evtx"]}
+      - {type: syslog, name: net, protocol: udp, port: 5514}
+      - {type: authlog, name: auth, path: /var/log/auth.log}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from producers.agent.pseudonymise import Kind
+from producers.agent.spool import FullPolicy
+from schemas.agents import AgentId
+from schemas.organization import Organization
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _SourceBase(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+                      description="Stable name: positions key and metric label")
+    from_end: bool = Field(False, description="Followed files: start at the end the first time")
+
+
+class EvtxSource(_SourceBase):
+    type: Literal["evtx"]
+    paths: list[str] = Field(min_length=1, description="Globs of .evtx files")
+
+
+class JsonSource(_SourceBase):
+    type: Literal["json"]
+    paths: list[str] = Field(min_length=1,
+                             description="Globs of .json exports, or one .jsonl file to follow")
+
+
+class SyslogSourceConfig(_SourceBase):
+    type: Literal["syslog"]
+    protocol: Literal["udp", "tcp", "tls"] = "udp"
+    host: str = "0.0.0.0"
+    port: int = Field(5514, ge=0, le=65535)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_frame: int = Field(64 * 1024, ge=480)
+
+
+class AuthlogSource(_SourceBase):
+    type: Literal["authlog"]
+    path: Path = Path("/var/log/auth.log")
+
+
+class CefSource(_SourceBase):
+    type: Literal["cef"]
+    path: Path
+
+
+SourceConfig = Annotated[EvtxSource | JsonSource | SyslogSourceConfig | AuthlogSource | CefSource,
+                         Field(discriminator="type")]
+
+
+class PseudonymiseConfig(_Strict):
+    enabled: bool = True
+    key_path: Path | None = Field(None, description="Hex key file; default <state_dir>/"
+                                  "pseudonym.key, created on first run")
+    fields: dict[str, Kind] | None = Field(None, description="Replace the default field list")
+    extra_fields: dict[str, Kind] = Field(default_factory=dict, description="Add to it")
+    ip_scope: Literal["private", "all"] = "private"
+
+
+class SpoolConfig(_Strict):
+    max_bytes: int = Field(1 << 30, ge=1 << 16)
+    full_policy: FullPolicy = FullPolicy.BLOCK
+    segment_bytes: int = Field(16 << 20, ge=4096)
+    fsync: bool = True
+
+
+class AgentConfig(_Strict):
+    establishment: Organization
+    agent_id: AgentId
+    key_path: Path
+    kafka_bootstrap: str = "localhost:9092"
+    kafka: dict[str, Any] = Field(default_factory=dict,
+                                  description="Extra librdkafka settings (TLS, SASL)")
+    state_dir: Path = Path("/var/lib/vigie-agent")
+    eps: float = Field(0, ge=0, description="Events per second cap; 0: unlimited")
+    max_in_flight: int = Field(50_000, ge=100)
+    timezone: str = Field("UTC", description="Zone of RFC 3164 / auth.log timestamps")
+    metrics_port: int = 0
+    pseudonymise: PseudonymiseConfig = Field(default_factory=PseudonymiseConfig)
+    spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    sources: list[SourceConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> AgentConfig:
+        names = [s.name for s in self.sources]
+        if len(names) != len(set(names)):
+            raise ValueError(f"source names must be unique: {names}")
+        return self
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.state_dir / "spool"
+
+    @property
+    def positions_path(self) -> Path:
+        return self.state_dir / "positions.json"
+
+    @property
+    def status_path(self) -> Path:
+        return self.state_dir / "status.json"
+
+    @property
+    def pseudonym_key_path(self) -> Path:
+        return self.pseudonymise.key_path or self.state_dir / "pseudonym.key"
+
+
+class ConfigError(Exception):
+    pass
+
+
+def load_config(path: Path) -> AgentConfig:
+    """Read and check the YAML file; relative paths are relative to the file's folder."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    try:
+        config = AgentConfig.model_validate(data)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    base = path.resolve().parent
+
+    def rebase(p: Path | None) -> Path | None:
+        return None if p is None or p.is_absolute() else base / p
+
+    updates: dict[str, Any] = {}
+    for attr in ("key_path", "state_dir"):
+        new = rebase(getattr(config, attr))
+        if new is not None:
+            updates[attr] = new
+    if updates:
+        config = config.model_copy(update=updates)
+    if config.pseudonymise.key_path is not None and not config.pseudonymise.key_path.is_absolute():
+        config.pseudonymise.key_path = base / config.pseudonymise.key_path
+    return config

@@ -1,0 +1,1 @@
+"""Parsers: raw records of each source → wire documents in ``SecurityEvent`` shape (ECS)."""

@@ -1,0 +1,64 @@
+"""Helpers shared by the parsers: typed ECS values that never break the wire schema.
+
+The wire model is strict (an IP field must hold an IP, a port 0-65535): a parser that copies a
+malformed value would have the whole event refused downstream. These helpers return ``None``
+for a value that does not fit, so the event still goes out with that one field absent.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime
+from typing import Any
+
+Doc = dict[str, Any]
+
+
+def ip_or_none(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.startswith("::ffff:") and "." in text:  # IPv4-mapped, as Windows writes them
+        text = text[7:]
+    try:
+        return str(ipaddress.ip_address(text.split("%")[0]))
+    except ValueError:
+        return None
+
+
+def port_or_none(value: Any) -> int | None:
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        return None
+    return port if 0 <= port <= 65535 else None
+
+
+def int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        number = int(value, 0) if isinstance(value, str) else int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number >= 0 else None
+
+
+def iso(when: datetime) -> str:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.isoformat().replace("+00:00", "Z")
+
+
+def put(doc: Doc, path: str, value: Any) -> None:
+    """Set ``doc[a][b][c] = value`` for ``path`` "a.b.c", skipping empty values."""
+    if value is None or value == "" or value == []:
+        return
+    parts = path.split(".")
+    for part in parts[:-1]:
+        doc = doc.setdefault(part, {})
+    doc[parts[-1]] = value
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit]

@@ -1,0 +1,248 @@
+"""Shipping the spool to Kafka: idempotent producer, EPS cap, backpressure, clean stop.
+
+- Producer: the project's idempotent, ``acks=all``, lz4 configuration
+  (:func:`producers.kafka.producer_config`), key = establishment id, signature headers.
+- Order and acknowledgement: records are read from the spool in order; the spool is
+  acknowledged up to the highest sequence number below which the broker confirmed everything.
+  A failed delivery (e.g. the broker stayed away longer than ``message.timeout.ms``) is sent
+  again; the others are not, so a failure does not duplicate what did arrive.
+- EPS cap: a token bucket (``eps`` per second, one second of burst) limits what leaves the
+  hospital; a flood waits in the spool instead of saturating the link.
+- Backpressure: at most ``max_in_flight`` records wait for the broker; beyond that the shipper
+  stops reading the spool, which then grows on disk (bounded, see :mod:`.spool`).
+- Restart after a crash: records the spool holds but had not marked acknowledged may already
+  be in Kafka (acknowledged just before the crash). Before sending anything, the shipper reads
+  back this agent's records from ``events.raw`` after the last acknowledged offset and skips
+  those already there: SIGKILL does not duplicate events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import json
+import logging
+import time
+from collections import deque
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from producers.agent import metrics as agent_metrics
+from producers.agent.spool import Spool, SpoolRecord
+from producers.kafka import producer_config
+from schemas.agents import HEADER_AGENT, HEADER_SIGNATURE
+from vigie import metrics
+
+log = logging.getLogger(__name__)
+
+
+class TokenBucket:
+    """``rate`` tokens per second, at most ``burst`` saved; ``rate`` 0 means unlimited."""
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        self.rate = rate
+        self.burst = burst if burst is not None else max(rate, 1.0)
+        self.tokens = self.burst
+        self.stamp = time.monotonic()
+
+    def take(self, wanted: int) -> int:
+        if self.rate <= 0:
+            return wanted
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        granted = min(wanted, int(self.tokens))
+        self.tokens -= granted
+        return granted
+
+
+class Shipper:
+    def __init__(self, spool: Spool, *, bootstrap: str, topic: str, agent_id: str,
+                 eps: float = 0, max_in_flight: int = 50_000,
+                 producer_overrides: dict[str, Any] | None = None) -> None:
+        self.spool = spool
+        self.topic = topic
+        self.bootstrap = bootstrap
+        self.agent_id = agent_id
+        self._agent_header = agent_id.encode()
+        self.bucket = TokenBucket(eps)
+        self.max_in_flight = max_in_flight
+        self.overrides = dict(producer_overrides or {})
+        config = producer_config(bootstrap, **{"message.max.bytes": 4 * 1024 * 1024,
+                                               "linger.ms": 50, **self.overrides})
+        config["error_cb"] = self._on_error
+        self.producer = Producer(config)
+        self.in_flight: dict[int, SpoolRecord] = {}
+        self._heap: list[int] = []
+        self._resend: deque[SpoolRecord] = deque()
+        self._skip: set[str] | None = None  # event ids found in Kafka after a crash
+        self._skip_upto = 0
+        self.reconciled = spool.depth == 0
+        self.sent = 0
+        self.delivered = 0
+        self.failed = 0
+        self.last_error: str | None = None
+        self._out = metrics.EVENTS_OUT.labels("agent", topic)
+        self._last_partition: tuple[int, int] | None = None
+
+    # --- callbacks ---------------------------------------------------------------------------
+    def _on_error(self, err: KafkaError) -> None:
+        self.last_error = err.str()
+        metrics.ERRORS.labels("agent", "kafka").inc()
+        log.warning("Kafka: %s", err.str())
+
+    def _delivered(self, seq: int, err: KafkaError | None, msg: Message) -> None:
+        record = self.in_flight.get(seq)
+        if record is None:
+            return
+        if err is not None:
+            self.failed += 1
+            self.last_error = err.str()
+            metrics.ERRORS.labels("agent", "delivery").inc()
+            log.warning("record %s not delivered (%s): will be sent again", seq, err.str())
+            self._resend.append(record)
+            return
+        del self.in_flight[seq]
+        self.delivered += 1
+        self._out.inc()
+        self._last_partition = (msg.partition(), msg.offset())
+
+    def _advance(self) -> None:
+        while self._heap and self._heap[0] not in self.in_flight:
+            heapq.heappop(self._heap)
+        upto = (self._heap[0] - 1) if self._heap else self.spool.cursor - 1
+        if upto > self.spool.acked:
+            part = self._last_partition
+            self.spool.ack(upto, *(part if part else (None, None)))
+
+    # --- sending -----------------------------------------------------------------------------
+    def _produce(self, record: SpoolRecord) -> bool:
+        try:
+            self.producer.produce(
+                self.topic, value=record.value, key=record.key,
+                headers=[(HEADER_AGENT, self._agent_header),
+                         (HEADER_SIGNATURE, record.signature)],
+                on_delivery=lambda err, msg, seq=record.seq: self._delivered(seq, err, msg))
+        except BufferError:
+            return False
+        return True
+
+    def pump(self, max_records: int = 5000) -> int:
+        """Send what the EPS cap and the in-flight bound allow; serve callbacks. Returns the
+        number of records handed to the producer."""
+        self.producer.poll(0)
+        if not self.reconciled:
+            self._reconcile()
+            if not self.reconciled:
+                return 0
+        room = min(max_records, self.max_in_flight - len(self.in_flight) + len(self._resend))
+        granted = self.bucket.take(max(0, room))
+        if room > 0 and granted == 0:
+            agent_metrics.EPS_THROTTLED.inc(0.01)
+        handed = 0
+        while self._resend and handed < granted:
+            record = self._resend.popleft()
+            if not self._produce(record):
+                self._resend.appendleft(record)
+                break
+            handed += 1
+        if handed < granted:
+            for record in self.spool.read(granted - handed):
+                if self._skip and record.seq <= self._skip_upto and \
+                        record.event_id in self._skip:
+                    agent_metrics.ALREADY_DELIVERED.inc()
+                    continue
+                self.in_flight[record.seq] = record
+                heapq.heappush(self._heap, record.seq)
+                while not self._produce(record):
+                    self.producer.poll(0.05)
+                handed += 1
+        self.sent += handed
+        self.producer.poll(0)
+        self._advance()
+        return handed
+
+    def flush(self, timeout: float) -> int:
+        """Wait up to ``timeout`` s for in-flight records; returns how many are still
+        unacknowledged (they stay in the spool for the next start)."""
+        deadline = time.monotonic() + timeout
+        while self.in_flight and time.monotonic() < deadline:
+            if self._resend:
+                self.pump(0)
+            self.producer.flush(min(1.0, max(0.0, deadline - time.monotonic())))
+            self._advance()
+        self._advance()
+        self.spool.save_state()
+        return len(self.in_flight)
+
+    # --- crash reconciliation ------------------------------------------------------------------
+    def _reconcile(self) -> None:
+        """Find which unacknowledged spool records already reached Kafka (see module doc)."""
+        try:
+            found = self._ids_in_kafka()
+        except KafkaException as exc:
+            self.last_error = str(exc)
+            log.warning("cannot check Kafka for records sent before the restart (%s); "
+                        "retrying before sending anything", exc)
+            return
+        self._skip = found
+        self._skip_upto = self.spool.next_seq - 1
+        self.reconciled = True
+        if found:
+            log.info("%d spooled records were already in Kafka before the restart: not resent",
+                     len(found))
+
+    def _ids_in_kafka(self) -> set[str]:
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "vigie-agent-check",
+                             "enable.auto.commit": False, "enable.partition.eof": True})
+        try:
+            meta = consumer.list_topics(self.topic, timeout=10)
+            topic = meta.topics.get(self.topic)
+            if topic is None or topic.error is not None:
+                raise KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART))
+            if self.spool.partition is not None and self.spool.offset is not None:
+                starts = [TopicPartition(self.topic, self.spool.partition, self.spool.offset + 1)]
+            else:
+                first = self.spool.read(1)
+                self.spool.cursor = self.spool.acked + 1
+                since = (first[0].appended_ms if first else int(time.time() * 1000)) - 10_000
+                wanted = [TopicPartition(self.topic, p, since) for p in topic.partitions]
+                starts = consumer.offsets_for_times(wanted, timeout=10)
+            ends: dict[int, int] = {}
+            assign: list[TopicPartition] = []
+            for tp in starts:
+                high = consumer.get_watermark_offsets(TopicPartition(self.topic, tp.partition),
+                                                      timeout=10)[1]
+                start = tp.offset if tp.offset >= 0 else high
+                if start < high:
+                    ends[tp.partition] = high
+                    assign.append(TopicPartition(self.topic, tp.partition, start))
+            found: set[str] = set()
+            if not assign:
+                return found
+            consumer.assign(assign)
+            deadline = time.monotonic() + 120
+            while ends and time.monotonic() < deadline:
+                msg = consumer.poll(1.0)
+                if msg is None:
+                    continue
+                if msg.error():
+                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                        ends.pop(msg.partition(), None)
+                        continue
+                    raise KafkaException(msg.error())
+                if msg.offset() >= ends.get(msg.partition(), -1) - 1:
+                    ends.pop(msg.partition(), None)
+                headers = dict(msg.headers() or [])
+                if headers.get(HEADER_AGENT) == self._agent_header:
+                    with contextlib.suppress(ValueError, KeyError, TypeError):
+                        found.add(json.loads(msg.value())["event"]["id"])
+            if ends:
+                raise KafkaException(KafkaError(KafkaError._TIMED_OUT))
+            return found
+        finally:
+            consumer.close()
+
+    def close(self) -> None:
+        self.spool.save_state()

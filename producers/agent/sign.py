@@ -1,0 +1,76 @@
+"""Agent identity: the Ed25519 key pair, and signing the exact bytes sent to Kafka.
+
+The private key is a PKCS#8 PEM file readable by its owner only; it never leaves the
+hospital. The national registry holds the raw public key in base64 (see
+:mod:`schemas.agents`). Ed25519 because it is deterministic (no nonce to get wrong), fast
+(~tens of microseconds per signature) and has 32-byte keys that fit in a registry line.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from schemas.agents import HEADER_AGENT, HEADER_SIGNATURE
+
+
+class AgentKeyError(Exception):
+    """The agent key file is missing, unreadable or not an Ed25519 key."""
+
+
+def generate_key(path: Path, *, overwrite: bool = False) -> Ed25519PrivateKey:
+    """Create a new private key at ``path`` (mode 0600). Refuses to replace an existing key:
+    losing it means re-enrolling the agent."""
+    if path.exists() and not overwrite:
+        raise AgentKeyError(f"{path} already exists; refusing to overwrite an agent key")
+    key = Ed25519PrivateKey.generate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(pem)
+    return key
+
+
+def load_key(path: Path) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except FileNotFoundError:
+        raise AgentKeyError(
+            f"no agent key at {path}; create one with `vigie agent enroll`") from None
+    except (ValueError, TypeError) as exc:
+        raise AgentKeyError(f"{path}: not a readable PEM private key ({exc})") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise AgentKeyError(f"{path}: not an Ed25519 key ({type(key).__name__})")
+    return key
+
+
+def public_key_b64(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
+    """Base64 of the raw 32-byte public key, as the agents registry stores it."""
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode("ascii")
+
+
+class Signer:
+    """Signs record values for one agent and builds the Kafka headers that carry it."""
+
+    def __init__(self, agent_id: str, key: Ed25519PrivateKey) -> None:
+        self.agent_id = agent_id
+        self.key = key
+        self._agent_header = agent_id.encode("utf-8")
+
+    def signature(self, value: bytes) -> bytes:
+        """The base64 signature of ``value`` (the exact Kafka value bytes)."""
+        return base64.b64encode(self.key.sign(value))
+
+    def headers(self, value: bytes) -> list[tuple[str, bytes]]:
+        return [(HEADER_AGENT, self._agent_header), (HEADER_SIGNATURE, self.signature(value))]

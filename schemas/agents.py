@@ -1,0 +1,131 @@
+"""The national registry of enrolled agents, and the Kafka headers that carry signatures.
+
+An agent signs the exact bytes of each Kafka record value (the event's canonical JSON as sent,
+``SecurityEvent.to_json_bytes()``) with its Ed25519 key. The signature travels beside the value
+in two Kafka headers rather than inside the JSON, so that what is signed is exactly what is
+stored, with no canonicalisation step that the agent and the processor could disagree on.
+
+The registry says which public key belongs to which agent and for which establishment (FINESS
+id). A revoked agent stays in the file (with ``revoked_at``) so that the reason an event is
+refused remains explainable. The file is JSON lines (``.jsonl``, default) or YAML (a list of
+entries, ``.yaml``/``.yml``), so a national admin can edit it by hand or with
+``vigie agents add|revoke``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from schemas.organization import FinessId
+
+#: Kafka header holding the signing agent's id (UTF-8).
+HEADER_AGENT = "vigie-agent"
+#: Kafka header holding the base64 of the 64-byte Ed25519 signature of the record value.
+HEADER_SIGNATURE = "vigie-signature"
+
+AgentId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
+
+
+class AgentStatus(StrEnum):
+    ACTIVE = "active"
+    REVOKED = "revoked"
+
+
+class AgentEntry(BaseModel):
+    """One enrolled agent: who it is, which establishment it speaks for, its public key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agent_id: AgentId
+    establishment_id: FinessId
+    public_key: str
+    """Base64 of the raw 32-byte Ed25519 public key."""
+    status: AgentStatus = AgentStatus.ACTIVE
+    enrolled_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    revoked_at: AwareDatetime | None = None
+
+    @field_validator("public_key")
+    @classmethod
+    def _raw_ed25519(cls, value: str) -> str:
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError(f"public_key is not base64: {exc}") from None
+        if len(raw) != 32:
+            raise ValueError(f"public_key must be 32 raw bytes (Ed25519), got {len(raw)}")
+        return value
+
+    @property
+    def public_key_bytes(self) -> bytes:
+        return base64.b64decode(self.public_key)
+
+
+class AgentsRegistryError(Exception):
+    """The agents registry file is missing, malformed (with the line) or inconsistent."""
+
+
+def _is_yaml(path: Path) -> bool:
+    return path.suffix.lower() in (".yaml", ".yml")
+
+
+def load_agents(path: Path) -> dict[str, AgentEntry]:
+    """Agents by id. A duplicate id is an error: which key would be the right one?"""
+    if not path.exists():
+        raise AgentsRegistryError(
+            f"no agents registry at {path}; enroll agents with `vigie agents add`")
+    entries: list[tuple[int, AgentEntry]] = []
+    try:
+        if _is_yaml(path):
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+            if not isinstance(data, list):
+                raise AgentsRegistryError(f"{path}: expected a YAML list of agents")
+            entries = [(n, AgentEntry.model_validate(item)) for n, item in
+                       enumerate(data, start=1)]
+        else:
+            with path.open("rb") as lines:
+                for number, line in enumerate(lines, start=1):
+                    if line.strip():
+                        try:
+                            entries.append((number, AgentEntry.model_validate_json(line)))
+                        except ValueError as exc:
+                            raise AgentsRegistryError(f"{path}:{number}: {exc}") from exc
+    except (ValueError, yaml.YAMLError) as exc:
+        if isinstance(exc, AgentsRegistryError):
+            raise
+        raise AgentsRegistryError(f"{path}: {exc}") from exc
+    agents: dict[str, AgentEntry] = {}
+    for number, entry in entries:
+        if entry.agent_id in agents:
+            raise AgentsRegistryError(f"{path}:{number}: agent {entry.agent_id} listed twice")
+        agents[entry.agent_id] = entry
+    return agents
+
+
+def save_agents(path: Path, agents: Iterable[AgentEntry]) -> int:
+    """Write atomically (a processor reading it never sees half a file); returns the count."""
+    items = list(agents)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    if _is_yaml(path):
+        tmp.write_text(yaml.safe_dump([e.model_dump(mode="json") for e in items],
+                                      sort_keys=False), encoding="utf-8")
+    else:
+        with tmp.open("wb") as out:
+            for entry in items:
+                out.write(entry.model_dump_json(exclude_none=True).encode() + b"\n")
+    tmp.replace(path)
+    return len(items)
+
+
+def registry_line(entry: AgentEntry) -> str:
+    """The JSON line to append to the registry for ``entry`` (what ``enroll`` prints)."""
+    return entry.model_dump_json(exclude_none=True)
