@@ -78,6 +78,10 @@ class UnsupportedRule(ValueError):
     """The rule cannot be evaluated faithfully; the engine skips it with this reason."""
 
 
+class InvalidRule(UnsupportedRule):
+    """The rule itself is wrong (e.g. its condition names an undefined selection)."""
+
+
 # --- nodes -------------------------------------------------------------------------------------
 
 
@@ -469,7 +473,7 @@ def compile_rule(
     except UnsupportedValue as error:
         raise UnsupportedRule(str(error)) from error
     except SigmaError as error:
-        raise UnsupportedRule(f"condition: {error}") from error
+        raise InvalidRule(f"condition: {error}") from error
     root = _one(nodes, Or)
     return CompiledRule(
         info=rule_info(rule, path),

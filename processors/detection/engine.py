@@ -29,6 +29,7 @@ from sigma.rule import SigmaRule
 from processors.detection.compiler import (
     Anchor,
     CompiledRule,
+    InvalidRule,
     Placeholders,
     UnsupportedRule,
     compile_rule,
@@ -209,6 +210,9 @@ class Engine:
             rule = sigma_filter.apply_on_rule(rule)  # type: ignore[assignment]
         try:
             compiled = compile_rule(rule, path, placeholders)
+        except InvalidRule as error:
+            skip(f"parse error: {error}")
+            return
         except UnsupportedRule as error:
             skip(f"unsupported detection: {error}")
             return
