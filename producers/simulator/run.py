@@ -13,8 +13,10 @@ from pathlib import Path
 
 from deploy.topics import ensure_topics
 from producers.kafka import DeliveryReport, make_producer, produce_blocking
+from producers.simulator.agents import simulated_agents
 from producers.simulator.registry import DEFAULT_COUNT, generate_registry
 from producers.simulator.simulation import SimRecord, Simulation
+from schemas.agents import save_agents
 from schemas.organization import Organization
 from schemas.registry import load_registry, write_registry
 from schemas.topics import EVENTS_RAW
@@ -37,11 +39,21 @@ class SimulationReport:
 
 
 def registry_for(path: Path, count: int = DEFAULT_COUNT, seed: int = 0) -> list[Organization]:
-    """The registry at ``path``, generated there first if it does not exist yet."""
+    """The registry at ``path``, generated there first if it does not exist yet; likewise the
+    simulated agents' registry (``agents.jsonl`` beside it, keys from ``AGENT_SEED``)."""
     if not path.exists():
         write_registry(path, generate_registry(count, seed))
         log.info("generated a registry of %d establishments at %s", count, path)
-    return list(load_registry(path).values())
+    orgs = list(load_registry(path).values())
+    agents_path = path.with_name("agents.jsonl")
+    if not agents_path.exists():
+        save_agents(agents_path, simulated_agents(orgs, AGENT_SEED)[0])
+        log.info("generated the simulated agents registry at %s", agents_path)
+    return orgs
+
+
+#: Seed of the simulated agents' keys: fixed, so the agents registry matches every run.
+AGENT_SEED = 0
 
 
 def simulate(
@@ -75,6 +87,7 @@ def simulate(
     report = SimulationReport()
     report.delivery.keep_positions = False
     producer = make_producer(bootstrap, **{"message.max.bytes": 4 * 1024 * 1024})
+    signers = simulated_agents(registry, AGENT_SEED)[1]
     truth_out = truth.open("w", encoding="utf-8") if truth else None
     produced_counter = metrics.EVENTS_OUT.labels("simulator", EVENTS_RAW.name)
     began = time.monotonic()
@@ -84,7 +97,7 @@ def simulate(
                 wait = began + duration * record.slot / total - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
-            _produce(producer, record, report, truth_out)
+            _produce(producer, record, report, truth_out, signers)
             produced_counter.inc()
             if progress and report.produced % 500 == 0:
                 progress(report.produced, total)
@@ -103,7 +116,8 @@ def simulate(
     return report
 
 
-def _produce(producer, record: SimRecord, report: SimulationReport, truth_out) -> None:  # type: ignore[no-untyped-def]
+def _produce(producer, record: SimRecord, report: SimulationReport, truth_out,  # type: ignore[no-untyped-def]
+             signers: dict | None = None) -> None:
     def on_delivery(err, msg, record: SimRecord = record) -> None:  # type: ignore[no-untyped-def]
         report.delivery.on_delivery(err, msg)
         if err is None and record.event_id is None and truth_out is not None:
@@ -113,7 +127,11 @@ def _produce(producer, record: SimRecord, report: SimulationReport, truth_out) -
                 "topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset(),
             }) + "\n")
 
-    produce_blocking(producer, EVENTS_RAW.name, record.key, record.value, on_delivery)
+    # Every record is signed as sent, malformed ones too: they must fail for their own reason.
+    signer = (signers or {}).get(record.key.decode("utf-8", "replace"))
+    headers = signer.headers(record.value) if signer else None
+    produce_blocking(producer, EVENTS_RAW.name, record.key, record.value, on_delivery,
+                     headers)
     producer.poll(0)
     report.produced += 1
     if record.event_id is None:
