@@ -49,13 +49,14 @@ def register(app: faust.App, scoring: ScoringConfig, deliver: Deliver,
     indicators = app.topic(INDICATORS.name, key_type=bytes, value_type=bytes)
     alerts = app.topic(ALERTS.name, key_type=bytes, value_type=bytes)
 
-    by_establishment = app.Table("incidents-by-establishment", default=list,
-                                 key_type=str, value_type=None, value_serializer="json",
+    # Keys are the UTF-8 strings of the source topics' keys, values JSON.
+    schema = faust.Schema(key_type=str, key_serializer="raw", value_serializer="json")
+    by_establishment = app.Table("incidents-by-establishment", default=list, schema=schema,
                                  partitions=DETECTIONS.partitions)
-    sightings = app.Table("campaign-sightings", default=None, key_type=str, value_type=None,
-                          value_serializer="json", partitions=INDICATORS.partitions)
-    paged = app.Table("alert-memory", default=None, key_type=str, value_type=None,
-                      value_serializer="json", partitions=INCIDENTS.partitions)
+    sightings = app.Table("campaign-sightings", default=None, schema=schema,
+                          partitions=INDICATORS.partitions)
+    paged = app.Table("alert-memory", default=None, schema=schema,
+                      partitions=INCIDENTS.partitions)
     published = metrics.EVENTS_OUT.labels("processor", INCIDENTS.name)
 
     def incident_output(incident: Incident) -> tuple[faust.TopicT, bytes, bytes]:
@@ -100,7 +101,7 @@ def register(app: faust.App, scoring: ScoringConfig, deliver: Deliver,
     async def national_campaigns(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             seen = json.loads(event.value)
-            added = add_sighting(sightings[seen["indicator"]], seen, scoring)
+            added = add_sighting(sightings.get(seen["indicator"]), seen, scoring)
             if added is None:
                 continue  # a replayed sighting
             state, campaign = added
@@ -114,7 +115,7 @@ def register(app: faust.App, scoring: ScoringConfig, deliver: Deliver,
             if not event.value:
                 continue  # compaction tombstone
             incident = Incident.model_validate_json(event.value)
-            memory = paged[incident.id]
+            memory = paged.get(incident.id)
             if memory and incident.version <= memory.get("version", 0):
                 continue  # a state already handled, replayed
             out, memory = decide(incident, rules, memory)
