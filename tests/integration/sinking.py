@@ -1,0 +1,58 @@
+"""Run the real sink in-process on a consumer group of its own, starting at the topics' end.
+
+Other sessions share this Kafka and its ``vigie-sink`` group; a test that must see *its* records
+go through *this* code uses a fresh group whose offsets are first committed at the current
+end of each topic, so the sink reads only what the test produces afterwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from confluent_kafka import Consumer, TopicPartition
+from elasticsearch import Elasticsearch
+
+from deploy.topics import end_offsets
+from producers.kafka import make_producer
+from sinks.consumer import Sink, SinkConfig, SinkStats
+
+
+def fresh_group(bootstrap: str, topics: list[str]) -> str:
+    group = f"vigie-sink-test-{uuid.uuid4().hex[:12]}"
+    offsets = [TopicPartition(topic, partition, end)
+               for topic in topics for partition, end in end_offsets(bootstrap, topic).items()]
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                         "enable.auto.commit": False})
+    try:
+        consumer.commit(offsets=offsets, asynchronous=False)
+    finally:
+        consumer.close()
+    return group
+
+
+def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> list[
+        tuple[int, int]]:
+    """Produce (key, value) records in order; returns their (partition, offset)."""
+    producer = make_producer(bootstrap)
+    positions: list[tuple[int, int]] = []
+    errors: list[str] = []
+
+    def done(err, msg) -> None:  # type: ignore[no-untyped-def]
+        if err is not None:
+            errors.append(str(err))
+        else:
+            positions.append((msg.partition(), msg.offset()))
+
+    for key, value in records:
+        producer.produce(topic, value=value, key=key, on_delivery=done)
+    producer.flush(60)
+    assert not errors and len(positions) == len(records), errors
+    return positions
+
+
+def run_sink(bootstrap: str, es: Elasticsearch, topics: list[str], group: str, *,
+             idle_s: float = 8.0, max_docs: int = 2000) -> SinkStats:
+    """The sink until nothing new arrived for ``idle_s`` seconds; then it flushes and commits."""
+    sink = Sink(SinkConfig(bootstrap=bootstrap, group=group, topics=topics, max_docs=max_docs,
+                           max_wait_s=0.5), es)
+    return sink.run(idle_exit_s=idle_s)
