@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from vigie import metrics
 from vigie.logs import setup_logging
 from vigie.settings import Settings, load_settings
 
@@ -395,6 +396,78 @@ def kibana_import(
         console.print(f"[red]import failed:[/red] {exc}")
         raise typer.Exit(1) from None
     console.print(f"{result.success_count} saved objects imported into {url}")
+
+
+# ---------------------------------------------------------------- detection
+rules_app = typer.Typer(help="Sigma rule sets (processors/detection).", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+RuleDirs = Annotated[list[Path] | None, typer.Option(
+    "--rules", help="Rule folder (repeatable; default: the SigmaHQ folders in ../shared)")]
+
+
+@rules_app.command("check")
+def rules_check(
+    dirs: Annotated[list[Path] | None, typer.Argument(help="Rule folders")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Full report as JSON")] = False,
+):
+    """How many rules load, how many are skipped and why."""
+    from processors.detection.cli import check_rules
+
+    setup_logging("WARNING")
+    report = check_rules(dirs)
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+        return
+    print(f"rule files: {report.get('files')}  rules compiled: {report.get('rules_loaded')}  "
+          f"correlations: {report.get('correlations')}  skipped: {len(report.get('skipped', []))}")
+    for reason, count in sorted((report.get("skipped_by_reason") or {}).items(),
+                                key=lambda kv: -kv[1]):
+        print(f"  {count:5d}  {reason}")
+
+
+@app.command()
+def detect(
+    files: Annotated[list[Path], typer.Argument(help=".evtx, .json or .jsonl Windows events")],
+    rules: RuleDirs = None,
+):
+    """Run the Sigma engine over event files; one JSON line per detection on stdout."""
+    from processors.detection.cli import detect as run_detect
+
+    setup_logging("WARNING")
+    count = run_detect(rules, files, sys.stdout)
+    console.print(f"{count} detections")
+
+
+# ---------------------------------------------------------------- incidents & alerts
+@app.command()
+def notify(
+    alertmanager: Annotated[str, typer.Option(help="Alertmanager base URL")] =
+        "http://localhost:9093",
+    idle_exit: Annotated[float | None, typer.Option(
+        help="Exit after this many seconds without alerts")] = None,
+    config: ConfigOpt = None,
+):
+    """Post alerts (the alerts topic) to Prometheus Alertmanager's API v2, with resolves."""
+    from sinks.alertmanager import Notifier
+
+    settings = _settings(config)
+    metrics.serve_metrics("notifier", settings.metrics_port)
+    posted = Notifier(settings.kafka_bootstrap, alertmanager).run(idle_exit_s=idle_exit)
+    console.print(f"{posted} alerts posted")
+
+
+@app.command()
+def evaluate(
+    truth: Annotated[Path, typer.Option(help="Ground truth written by `vigie simulate --truth`",
+                                        exists=True, dir_okay=False)],
+    config: ConfigOpt = None,
+):
+    """Precision and recall of the incidents in Elasticsearch against a simulation's truth."""
+    from sinks.elasticsearch.client import make_client
+    from sinks.elasticsearch.evaluate import evaluate as run_evaluate
+
+    settings = _settings(config)
+    print(json.dumps(run_evaluate(make_client(settings), truth), indent=2))
 
 
 def main() -> None:

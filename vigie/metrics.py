@@ -14,7 +14,13 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 log = logging.getLogger(__name__)
 
 #: Default metrics port per stage, so processes on one host do not collide.
-DEFAULT_PORTS = {"simulator": 9401, "processor": 9402, "sink": 9403, "agent": 9404}
+DEFAULT_PORTS = {
+    "simulator": 9401,
+    "processor": 9402,
+    "sink": 9403,
+    "agent": 9404,
+    "notifier": 9405,
+}
 
 EVENTS_IN = Counter("vigie_events_in_total", "Records read by a stage", ["stage", "topic"])
 EVENTS_OUT = Counter("vigie_events_out_total", "Records written by a stage", ["stage", "topic"])

@@ -154,6 +154,9 @@ def _summary(report: SimulationReport, seed: int, sim: Simulation) -> dict[str, 
         "delivered": report.delivery.delivered,
         "failed": report.delivery.failed,
         "establishments": len(sim.registry),
+        # Every valid event id, so `vigie evaluate` can tell this run's incidents apart
+        # from other runs' in a shared cluster.
+        "event_ids": report.valid_ids,
         "start": sim.start.isoformat(),
         "span_seconds": sim.span.total_seconds(),
     }
