@@ -82,6 +82,16 @@ WELL_KNOWN = frozenset({
 
 PREFIX = "ps-"
 
+#: "The hospital's own network": addresses that designate a desk, not an outside party.
+INTERNAL_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8",
+    "169.254.0.0/16", "fc00::/7", "fe80::/10", "::1/128",
+))
+
+
+def is_internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return any(address.version == net.version and address in net for net in INTERNAL_NETWORKS)
+
 
 class PseudonymKeyError(Exception):
     """The pseudonymisation key file is missing or too short."""
@@ -150,7 +160,7 @@ class Pseudonymiser:
                 address = ipaddress.ip_address(value.strip().split("%")[0])
             except ValueError:
                 return value if value.strip() in ("", "-") else self._name(value)
-            if self.ip_scope == "private" and address.is_global:
+            if self.ip_scope == "private" and not is_internal(address):
                 return value
             digest = self._digest("ip:" + address.compressed)
             return str(ipaddress.IPv6Address(b"\xfd" + digest[:15]))

@@ -175,8 +175,9 @@ class Spool:
                 continue
             self.segments.append(_Segment(first, path, count, good_end))
             self._total += good_end
-        self.next_seq = max(self.segments[-1].last_seq + 1 if self.segments else 1,
-                            state.get("next_seq", 1), self.acked + 1)
+        # Records cut above are gone from the spool: their numbers are reused.
+        self.next_seq = (self.segments[-1].last_seq + 1 if self.segments
+                         else max(state.get("next_seq", 1), self.acked + 1))
         self._delete_acked()
 
     # --- sizes -----------------------------------------------------------------------------
@@ -308,6 +309,9 @@ class Spool:
         if self._reader is not None:
             self._reader[1].close()
             self._reader = None
+        later = [seg.first_seq for seg in self.segments if seg.first_seq > seq]
+        if not any(seg.first_seq <= seq <= seg.last_seq for seg in self.segments) and later:
+            seq = self.cursor = min(later)  # a gap (dropped segment): skip to what exists
         for seg in self.segments:
             if seg.first_seq <= seq <= seg.last_seq:
                 fh = seg.path.open("rb")

@@ -123,7 +123,7 @@ def _parse_bsd(text: str, pri: int | None, received: datetime, tz: tzinfo) -> Sy
     host, _, rest = rest.partition(" ")
     if not host:
         raise MalformedMessage("missing_hostname", text[:60])
-    tag = _TAG.match(rest)
+    tag = None if rest.startswith("CEF:") else _TAG.match(rest)  # CEF has no tag
     app = pid = None
     if tag:
         app, pid = tag["app"], tag["pid"]

@@ -1,0 +1,29 @@
+"""Fixtures for the agent's unit tests: an identity, a key, a finisher."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from producers.agent.pipeline import Finisher
+from producers.agent.sign import Signer
+from producers.agent.sources.base import Context
+from schemas.organization import Organization
+
+ORG = Organization(id="750712184", name="CHU Test", type="university_hospital",
+                   region="ile-de-france")
+
+
+@pytest.fixture()
+def ctx() -> Context:
+    return Context(ORG.id, "chu-test-01")
+
+
+@pytest.fixture(scope="session")
+def key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture()
+def finisher(key: Ed25519PrivateKey) -> Finisher:
+    return Finisher(ORG, Signer("chu-test-01", key), None)
