@@ -22,15 +22,17 @@ from sinks.operator.report import NationalReport
 MALICIOUS = "#c0392b"
 OTHER = "#2c7fb8"
 GREY = "#95a5a6"
-LABELS = {
-    "malicious": "malicious", "non_malicious": "non-malicious", "unknown": "unknown",
-    "care_safety": "patient care safety", "confidentiality": "confidentiality of health data",
-    "integrity": "integrity of health data", "availability": "normal functioning",
-}
+ORIGIN_LABELS = {"malicious": "malicious", "non_malicious": "non-malicious",
+                 "unknown": "unknown"}
+#: The four grounds of the reporting obligation, in the law's words (``availability`` is the
+#: category "availability" elsewhere: the labels are per chart, not global).
+IMPACT_LABELS = {"care_safety": "patient care safety",
+                 "confidentiality": "confidentiality of health data",
+                 "integrity": "integrity of health data", "availability": "normal functioning"}
 
 
-def _label(key: str) -> str:
-    return LABELS.get(key, key.replace("_", " "))
+def _label(key: str, labels: dict[str, str] | None = None) -> str:
+    return (labels or {}).get(key, key.replace("_", " "))
 
 
 def _png(draw: Callable[[Axes], None], size: tuple[float, float] = (7.0, 3.6)) -> str:
@@ -47,15 +49,17 @@ def _png(draw: Callable[[Axes], None], size: tuple[float, float] = (7.0, 3.6)) -
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _barh(data: dict[str, int], color: str = OTHER) -> Callable[[Axes], None]:
+def _barh(data: dict[str, int], color: str = OTHER,
+          labels: dict[str, str] | None = None) -> Callable[[Axes], None]:
     def draw(ax: Axes) -> None:
         items = sorted(data.items(), key=lambda kv: kv[1])
         if not items:
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
             return
-        labels = [_label(k) for k, _ in items]
-        values = [v for _, v in items]
-        bars = ax.barh(labels, values, color=color)
+        # Numeric positions, then tick labels: category axes guess at "2018-01"-like strings.
+        positions = list(range(len(items)))
+        bars = ax.barh(positions, [v for _, v in items], color=color)
+        ax.set_yticks(positions, [_label(k, labels) for k, _ in items])
         ax.bar_label(bars, padding=3, fontsize=8)
         ax.set_xlabel("incidents")
         ax.tick_params(axis="y", labelsize=8)
@@ -69,7 +73,7 @@ def _donut(parts: dict[str, int], colors: list[str]) -> Callable[[Axes], None]:
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
             ax.axis("off")
             return
-        ax.pie(values, labels=[f"{_label(k)}\n{v}" for k, v in parts.items()],
+        ax.pie(values, labels=[f"{_label(k, ORIGIN_LABELS)}\n{v}" for k, v in parts.items()],
                colors=colors[:len(values)], autopct="%1.0f %%", pctdistance=0.78,
                startangle=90, counterclock=False, wedgeprops={"width": 0.42})
         ax.set_aspect("equal")
@@ -78,11 +82,12 @@ def _donut(parts: dict[str, int], colors: list[str]) -> Callable[[Axes], None]:
 
 def _monthly(report: NationalReport) -> Callable[[Axes], None]:
     def draw(ax: Axes) -> None:
-        months = [m.month for m in report.monthly]
+        positions = list(range(len(report.monthly)))
         malicious = [m.malicious for m in report.monthly]
         others = [m.incidents - m.malicious for m in report.monthly]
-        ax.bar(months, malicious, color=MALICIOUS, label="malicious")
-        ax.bar(months, others, bottom=malicious, color=OTHER, label="other origins")
+        ax.bar(positions, malicious, color=MALICIOUS, label="malicious")
+        ax.bar(positions, others, bottom=malicious, color=OTHER, label="other origins")
+        ax.set_xticks(positions, [m.month for m in report.monthly])
         ax.set_ylabel("incidents")
         ax.legend(frameon=False, fontsize=8)
         ax.tick_params(axis="x", labelrotation=45, labelsize=8)
@@ -104,7 +109,7 @@ def charts(report: NationalReport) -> dict[str, str]:
         "By region": _png(_barh(report.by_region), (7.0, 4.8)),
         "By type of structure": _png(_barh(report.by_establishment_type), (7.0, 3.2)),
         "Consequences (the four grounds for a mandatory report)": _png(
-            _barh(report.by_impact, MALICIOUS), (7.0, 2.6)),
+            _barh(report.by_impact, MALICIOUS, IMPACT_LABELS), (7.0, 2.6)),
         f"Top {len(report.top_techniques)} ATT&CK techniques": _png(
             _barh(report.top_techniques, "#8e44ad"), (7.0, 3.4)),
     }
