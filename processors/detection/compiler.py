@@ -436,13 +436,14 @@ class CompiledRule:
     matches: Evaluator
     anchors: frozenset[Anchor] | None
     event_ids: frozenset[int] | None
+    positive_leaves: tuple[tuple[Leaf, Evaluator], ...] = ()
 
     def matched_fields(self, view: EventView) -> dict[str, Any]:
         """The positive leaves that hold on this event: Sigma field → event value."""
         fields: dict[str, Any] = {}
-        for leaf in self.root.positive_leaves():
+        for leaf, holds in self.positive_leaves:
             name = leaf.field or "keywords"
-            if name in fields or not leaf.evaluator()(view):
+            if name in fields or not holds(view):
                 continue
             value = leaf.matched_value(view)
             if value is not None:
@@ -482,4 +483,5 @@ def compile_rule(
         matches=root.evaluator(),
         anchors=root.anchors(),
         event_ids=root.event_ids(),
+        positive_leaves=tuple((leaf, leaf.evaluator()) for leaf in root.positive_leaves()),
     )

@@ -85,13 +85,16 @@ def _flatten(value: Any, out: list[Any]) -> None:
 def _lookup(event: Mapping[str, Any], path: Path) -> tuple[bool, Any]:
     node: Any = event
     for key in path:
-        if not isinstance(node, Mapping) or key not in node:
+        # Events are plain dicts: test that first, the Mapping ABC check is much slower.
+        if not (type(node) is dict or isinstance(node, Mapping)) or key not in node:
             return False, None
         node = node[key]
     return True, node
 
 
 def _as_values(value: Any) -> tuple[Any, ...]:
+    if type(value) is str:
+        return (value,)
     if isinstance(value, list | tuple):
         out: list[Any] = []
         _flatten(value, out)
@@ -141,7 +144,15 @@ def _keyword_resolver(event: Mapping[str, Any]) -> tuple[Any, ...]:
     out: list[Any] = []
     for path in KEYWORD_SCOPE:
         found, value = _lookup(event, path)
-        if found and value is not None:
+        if not found or value is None:
+            continue
+        if type(value) is dict:  # the usual flat EventData: no recursion needed
+            for item in value.values():
+                if type(item) is str:
+                    out.append(item)
+                else:
+                    _flatten(item, out)
+        else:
             _flatten(value, out)
     return tuple(out)
 

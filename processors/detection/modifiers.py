@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import operator
 import re
+import re._constants as _regex_constants  # the parser behind ``re``: to read literal runs
+import re._parser as _regex_parser
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -295,6 +297,32 @@ class RegexMatcher(ValueMatcher):
 
     def test(self, value: Any) -> bool:
         return self._search(value) is not None
+
+    def anchors(self) -> frozenset[str] | None:
+        """The longest run of top-level literal characters is in every match.
+
+        Read from Python's own regex parser (RE2 syntax is a subset here); case-insensitive
+        patterns and non-ASCII runs give no anchor, since case folding could then differ
+        from ``str.lower``. Anything the parser does not know gives no anchor either.
+        """
+        if self.flags & re.IGNORECASE:
+            return None
+        try:
+            parsed = _regex_parser.parse(self.pattern, self.flags)
+        except Exception:
+            return None
+        if parsed.state.flags & re.IGNORECASE:
+            return None
+        runs, run = [], []
+        for op, argument in parsed.data:
+            if op is _regex_constants.LITERAL and argument < 128:
+                run.append(chr(argument))
+            else:
+                runs.append("".join(run))
+                run = []
+        runs.append("".join(run))
+        longest = max(runs, key=len)
+        return frozenset({longest.lower()}) if longest else None
 
 
 # --- numbers, booleans, comparisons, timestamps -------------------------------------------

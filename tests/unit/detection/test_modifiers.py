@@ -370,3 +370,34 @@ class TestExpand:
         engine = Engine([make_rule(self.DETECTION)])
         assert not engine.rules
         assert "%dcs%" in engine.skipped[0].reason
+
+
+class TestPrefilterAnchors:
+    """The literal each matcher tells the prefilter must be in every value it matches."""
+
+    @pytest.mark.parametrize(
+        ("pattern", "anchor"),
+        [
+            ("\\\\[a-z]{1,3}\\.exe$", {".exe"}),
+            ("xy(z)?abcd+", {"abc"}),
+            ("ab|cd", None),
+            ("(?i)abc", None),
+            ("[0-9]+", None),
+        ],
+    )
+    def test_regex_anchor(self, pattern: str, anchor: set[str] | None) -> None:
+        from sigma.types import SigmaRegularExpression
+
+        from processors.detection.modifiers import RegexMatcher
+
+        assert RegexMatcher(SigmaRegularExpression(pattern)).anchors() == anchor
+
+    def test_string_anchor_is_longest_literal(self) -> None:
+        from sigma.types import SigmaString
+
+        from processors.detection.modifiers import StringMatcher
+
+        # Sigma value *\Temp\\*.EXE : an escaped backslash before the inner wildcard.
+        matcher = StringMatcher([SigmaString(r"*\Temp\\*.EXE"), SigmaString("abc")])
+        assert matcher.anchors() == {"\\temp\\", "abc"}
+        assert StringMatcher([SigmaString("*"), SigmaString("abc")]).anchors() is None
