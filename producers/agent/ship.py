@@ -72,6 +72,7 @@ class Shipper:
         config = producer_config(bootstrap, **{"message.max.bytes": 4 * 1024 * 1024,
                                                "linger.ms": 50, **self.overrides})
         config["error_cb"] = self._on_error
+        self._error_logged = 0.0
         self.producer = Producer(config)
         self.in_flight: dict[int, SpoolRecord] = {}
         self._heap: list[int] = []
@@ -88,9 +89,14 @@ class Shipper:
 
     # --- callbacks ---------------------------------------------------------------------------
     def _on_error(self, err: KafkaError) -> None:
+        """librdkafka reconnects by itself; say so once per 10 s, not per attempt."""
         self.last_error = err.str()
         metrics.ERRORS.labels("agent", "kafka").inc()
-        log.warning("Kafka: %s", err.str())
+        now = time.monotonic()
+        if now - self._error_logged >= 10:
+            self._error_logged = now
+            log.warning("Kafka unreachable or failing (%s); events wait in the spool "
+                        "(%d records)", err.str(), self.spool.depth)
 
     def _delivered(self, seq: int, err: KafkaError | None, msg: Message) -> None:
         record = self.in_flight.get(seq)
