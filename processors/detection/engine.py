@@ -171,6 +171,8 @@ class Engine:
         for item in rules:
             loaded = item if isinstance(item, LoadedRule) else LoadedRule(item, Path("<memory>"))
             self._add(loaded, placeholders or {}, filters)
+        for key in list(self._by_key):  # built now: no latency spike on a stream's first events
+            self._bucket(key)
 
     @classmethod
     def from_rule_set(cls, rule_set: RuleSet, **options: Any) -> Engine:
