@@ -290,11 +290,15 @@ def incidents_search(text: Annotated[str, typer.Argument(help="Words, an id, a t
 def incidents_show(incident_id: str, as_json: JsonOpt = False, config: ConfigOpt = None):
     """One incident in full, with the establishment incidents a campaign links."""
     from sinks.elasticsearch.client import make_client
-    from sinks.operator.incidents import get_incident, linked_incidents
+    from sinks.operator.incidents import AmbiguousId, get_incident, linked_incidents
     from sinks.operator.render import incident_page
 
     es = make_client(_settings(config))
-    incident = get_incident(es, incident_id)
+    try:
+        incident = get_incident(es, incident_id)
+    except AmbiguousId as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     if incident is None:
         console.print(f"[red]no incident {incident_id}[/red]")
         raise typer.Exit(1)

@@ -89,14 +89,26 @@ def find_incidents(es: Elasticsearch, f: IncidentFilter, text: str | None = None
     return int(hits["total"]["value"]), [h["_source"] for h in hits["hits"]]
 
 
+class AmbiguousId(LookupError):
+    """An id prefix that matches more than one incident."""
+
+
 def get_incident(es: Elasticsearch, incident_id: str,
                  index: str = indices.INCIDENTS.alias) -> dict[str, Any] | None:
-    """One incident by id (the alias may span indices: search by id rather than GET)."""
+    """One incident by id, or by the unambiguous prefix the table shows (12 characters).
+
+    Searched rather than fetched with GET: the alias may one day span several indices.
+    """
+    incident_id = incident_id.strip().lower()
+    query = ({"term": {"id": incident_id}} if len(incident_id) >= 32
+             else {"prefix": {"id": incident_id}})
     try:
-        response = es.search(index=index, query={"term": {"id": incident_id}}, size=1)
+        response = es.search(index=index, query=query, size=2)
     except NotFoundError:
         return None
     hits = response["hits"]["hits"]
+    if len(hits) > 1:
+        raise AmbiguousId(f"{incident_id!r} matches several incidents; give more characters")
     return hits[0]["_source"] if hits else None
 
 

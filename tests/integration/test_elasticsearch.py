@@ -251,3 +251,31 @@ def test_mapping_conflict_goes_to_the_dlq_and_the_sink_keeps_going(
     finally:
         es.indices.delete(index=index, ignore_unavailable=True)
         es.options(ignore_status=404).delete(index=indices.DLQ.index_for(when), id=letter_id)
+
+
+# ------------------------------------------------------------------------ operator queries
+def test_operator_filters_and_search(es: Elasticsearch, incident_ids: list[str]) -> None:
+    from schemas.taxonomy import Severity
+    from sinks.operator.incidents import IncidentFilter, find_incidents, get_incident
+
+    critical = _incident([CORSE], severity="critical", declarable=True,
+                         declarable_reasons=["care safety"], title="Ransomware on PACS")
+    medium = _incident([CORSE], severity="medium", category="human_error",
+                       origin="non_malicious", title="Misdirected e-mail")
+    resolved = _incident([CORSE], severity="high", status="resolved", title="Old phishing")
+    incident_ids += [critical.id, medium.id, resolved.id]
+    write_latest(es, [_doc(i) for i in (critical, medium, resolved)])
+    es.indices.refresh(index=indices.INCIDENTS.alias)
+
+    def ids(f: IncidentFilter, text: str | None = None) -> set[str]:
+        return {i["id"] for i in find_incidents(es, f, text, limit=100)[1]}
+
+    here = {"establishment": CORSE.id, "region": "corse"}
+    assert ids(IncidentFilter(**here)) == set(incident_ids)
+    assert ids(IncidentFilter(**here, min_severity=Severity.HIGH)) == {critical.id, resolved.id}
+    assert ids(IncidentFilter(**here, status="open", declarable=True)) == {critical.id}
+    assert ids(IncidentFilter(**here, category="human_error")) == {medium.id}
+    assert ids(IncidentFilter(**here), "ransomware") == {critical.id}
+    assert ids(IncidentFilter(establishment="Ajaccio test", region="corse")) == set(incident_ids)
+    assert ids(IncidentFilter(**{**here, "region": "bretagne"})) == set()
+    assert get_incident(es, critical.id[:12])["title"] == "Ransomware on PACS"
