@@ -279,3 +279,28 @@ def test_operator_filters_and_search(es: Elasticsearch, incident_ids: list[str])
     assert ids(IncidentFilter(establishment="Ajaccio test", region="corse")) == set(incident_ids)
     assert ids(IncidentFilter(**{**here, "region": "bretagne"})) == set()
     assert get_incident(es, critical.id[:12])["title"] == "Ransomware on PACS"
+
+
+def test_alerts_are_indexed_monthly_under_their_own_id(stack: Settings,
+                                                       es: Elasticsearch) -> None:
+    from schemas.alert import Alert
+    from schemas.topics import ALERTS
+
+    when = datetime(2001, 3, 5, tzinfo=UTC)
+    alert = Alert.model_validate_json(json.dumps({
+        "id": _hex(), "@timestamp": when.isoformat(), "rule": "severity-high",
+        "incident_id": _hex(), "status": "firing", "severity": "high",
+        "summary": "test alert", "labels": {"region": "corse"}}))
+    index = indices.ALERTS.index_for(when)
+    group = fresh_group(stack.kafka_bootstrap, [ALERTS.name])
+    try:
+        record = (alert.incident_id.encode(), alert.to_json_bytes())
+        produce(stack.kafka_bootstrap, ALERTS.name, [record, record])  # a duplicate delivery
+        run_sink(stack.kafka_bootstrap, es, [ALERTS.name], group)
+        es.indices.refresh(index=index)
+        assert index == "vigie-alerts-2001.03"
+        assert es.get(index=index, id=alert.id)["_source"]["summary"] == "test alert"
+        assert es.count(index=indices.ALERTS.alias, query={"term": {"id": alert.id}})[
+            "count"] == 1
+    finally:
+        es.indices.delete(index=index, ignore_unavailable=True)
