@@ -29,7 +29,6 @@ SYSTEM_FIELDS: dict[str, Path] = {
     "EventID": ("winlog", "event_id"),
     "Channel": ("winlog", "channel"),
     "Provider_Name": ("winlog", "provider_name"),
-    "Provider": ("winlog", "provider_name"),
     "Computer": ("winlog", "computer_name"),
     "ComputerName": ("winlog", "computer_name"),
     "EventRecordID": ("winlog", "record_id"),
@@ -140,6 +139,22 @@ def _data_resolver() -> Resolver:
     return resolve
 
 
+# Winlogbeat documents may carry the level's name; Sigma rules test the number.
+_LEVEL_NUMBERS = {"critical": 1, "error": 2, "warning": 3, "information": 4, "verbose": 5}
+
+
+def _level_resolver() -> Resolver:
+    stored = _first_of([SYSTEM_FIELDS["Level"]])
+
+    def resolve(event: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            _LEVEL_NUMBERS.get(value.lower(), value) if isinstance(value, str) else value
+            for value in stored(event)
+        )
+
+    return resolve
+
+
 def _keyword_resolver(event: Mapping[str, Any]) -> tuple[Any, ...]:
     out: list[Any] = []
     for path in KEYWORD_SCOPE:
@@ -181,7 +196,12 @@ class FieldMap:
         resolver = self._resolvers.get(key)
         if resolver is None:
             assert field is not None
-            resolver = _data_resolver() if field == "Data" else _first_of(self.paths(field))
+            if field == "Data":
+                resolver = _data_resolver()
+            elif field == "Level":
+                resolver = _level_resolver()
+            else:
+                resolver = _first_of(self.paths(field))
             self._resolvers[key] = resolver
         return resolver
 

@@ -34,16 +34,6 @@ WindowsEvent = dict[str, Any]
 Kept a dict (not a class) so that the pipeline can validate it into ``SecurityEvent`` later
 and the engine can evaluate it without any conversion."""
 
-# Windows event levels (winmeta.xml); Winlogbeat reports their names, not the numbers.
-_LEVEL_NAMES = {
-    0: "information",
-    1: "critical",
-    2: "error",
-    3: "warning",
-    4: "information",
-    5: "verbose",
-}
-
 _ATTRIBUTES = "#attributes"
 _TEXT = "#text"
 
@@ -139,7 +129,6 @@ def from_xml_json(record: Mapping[str, Any]) -> WindowsEvent:
     if channel is None or event_id is None:
         raise NotAWindowsRecord("System.Channel or System.EventID missing")
     provider = _attribute(system.get("Provider"), "Name")
-    level = _as_int(system.get("Level"))
     winlog: Winlog = {
         "channel": channel,
         "event_id": event_id,
@@ -150,7 +139,8 @@ def from_xml_json(record: Mapping[str, Any]) -> WindowsEvent:
         "user_data": _user_data(event.get("UserData")),
         "task": _as_keyword(system.get("Task")),
         "opcode": _as_keyword(system.get("Opcode")),
-        "level": None if level is None else _LEVEL_NAMES.get(level, str(level)),
+        # Level, Task and Opcode stay the raw numbers (as text): Sigma rules test ``Level: 4``.
+        "level": _as_keyword(system.get("Level")),
     }
     return _with_ecs(winlog, _timestamp(_attribute(system.get("TimeCreated"), "SystemTime")))
 

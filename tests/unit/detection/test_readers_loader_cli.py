@@ -63,7 +63,7 @@ class TestNormalise:
             "user_data": None,
             "task": "1",
             "opcode": "0",
-            "level": "information",
+            "level": "4",
         }
 
     def test_event_id_with_qualifiers_and_unnamed_data(self) -> None:

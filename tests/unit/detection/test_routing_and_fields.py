@@ -102,6 +102,17 @@ class TestFieldMap:
         assert DEFAULT_FIELDMAP.values(event, "Computer") == ("ws01.example.org",)
         assert DEFAULT_FIELDMAP.values(event, "Provider_Name") == ("Microsoft-Windows-Sysmon",)
 
+    def test_level_is_the_number_whatever_the_spelling(self) -> None:
+        event = make_event()
+        event["winlog"]["level"] = "4"
+        assert DEFAULT_FIELDMAP.values(event, "Level") == ("4",)
+        event["winlog"]["level"] = "Information"
+        assert DEFAULT_FIELDMAP.values(event, "Level") == (4,)
+
+    def test_provider_is_a_data_field_not_the_system_provider(self) -> None:
+        event = make_event(user_data={"Provider": "SCM Event Provider"})
+        assert DEFAULT_FIELDMAP.values(event, "Provider") == ("SCM Event Provider",)
+
     def test_event_data_then_user_data(self) -> None:
         event = make_event(Image="a", user_data={"Operation": "op"})
         assert DEFAULT_FIELDMAP.values(event, "Image") == ("a",)
