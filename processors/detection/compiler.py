@@ -24,7 +24,6 @@ from typing import Any
 from sigma.conditions import (
     ConditionAND,
     ConditionFieldEqualsValueExpression,
-    ConditionItem,
     ConditionNOT,
     ConditionOR,
     ConditionValueExpression,
@@ -403,8 +402,6 @@ def convert(condition: Any, placeholders: Placeholders) -> Node:
         return _one(children, And)
     if isinstance(condition, ConditionOR):
         return _convert_or(condition, placeholders)
-    if isinstance(condition, ConditionItem):
-        raise UnsupportedRule(f"condition element {type(condition).__name__}")
     raise UnsupportedRule(f"condition element {type(condition).__name__}")
 
 
