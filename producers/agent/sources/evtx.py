@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,18 @@ class WindowsFileSource(Source):
         self.ctx = ctx
         self.files: dict[str, dict[str, int]] = dict(position or {})
         self._current: tuple[str, Iterator[tuple[int, WindowsEvent]]] | None = None
+        self._queue: list[Path] = []
+        self._scanned = 0.0
+
+    #: Seconds between two scans of the globs for new or grown files.
+    rescan_s = 1.0
+
+    def _next_file(self) -> Path | None:
+        """The next file to read; globs are scanned at most once per ``rescan_s``."""
+        if not self._queue and time.monotonic() - self._scanned >= self.rescan_s:
+            self._queue = list(self._pending())
+            self._scanned = time.monotonic()
+        return self._queue.pop(0) if self._queue else None
 
     def _pending(self) -> Iterator[Path]:
         for pattern in self.patterns:
@@ -75,7 +88,7 @@ class WindowsFileSource(Source):
         docs: list[Doc] = []
         while len(docs) < max_items:
             if self._current is None:
-                path = next(self._pending(), None)
+                path = self._next_file()
                 if path is None:
                     break
                 self._current = (str(path), self._open(path))

@@ -51,7 +51,8 @@ def wait_for(predicate, timeout: float, agent: AgentProcess) -> None:  # type: i
         time.sleep(0.5)
 
 
-def test_broker_restart_mid_send_exactly_once(stack: Settings, national_registry: list[Organization],
+def test_broker_restart_mid_send_exactly_once(stack: Settings,
+                                              national_registry: list[Organization],
                                               tmp_path: Path) -> None:
     from deploy.local import stack as local
 
