@@ -37,6 +37,12 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> faus
     validator = Validator(load_registry(settings.registry),
                           timedelta(seconds=settings.max_clock_skew_s))
     classifier = classifier or PassThrough()
+    verifier = None
+    if settings.require_signatures:
+        from processors.verify import Verifier
+        from schemas.agents import load_agents
+
+        verifier = Verifier(load_agents(settings.agents_registry))
     app = faust.App(
         settings.processor_app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -98,6 +104,9 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> faus
                 seen.inc()
                 try:
                     ok = validator.validate(event.value, event.key)
+                    if verifier is not None:
+                        verifier.verify(event.value, message.headers, ok.organization.id,
+                                        agent_id=ok.agent.id if ok.agent else None)
                 except Refused as refused:
                     where = Coordinates(message.topic, message.partition, message.offset,
                                         event.key)

@@ -31,6 +31,18 @@ app.add_typer(stack_app, name="stack")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(registry_app, name="registry")
 
+
+def _mount_agent_apps() -> None:
+    """The hospital agent's commands live with the agent (producers/agent/cli.py)."""
+    from producers.agent.cli import agent_app, agents_app
+
+    app.add_typer(agent_app, name="agent", help="The hospital log agent (producers/agent).")
+    app.add_typer(agents_app, name="agents",
+                  help="The national registry of enrolled agents (add, revoke, list).")
+
+
+_mount_agent_apps()
+
 console = Console(stderr=True)
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML settings file",
                                                 exists=True, dir_okay=False)]
