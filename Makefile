@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 VIGIE  := $(VENV)/bin/vigie
 
-.PHONY: install demo test test-unit lint stack-up stack-down stack-status bench clean
+.PHONY: install install-system demo test test-unit lint stack-up stack-down stack-status bench clean
 
 install: $(VENV)/.installed
 
@@ -17,6 +17,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
+
+# Debian packages the tests start themselves (Alertmanager receives the pages in the tests).
+install-system:
+	@command -v prometheus-alertmanager >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus-alertmanager \
+	    || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus-alertmanager; }; \
+	  else echo "please install prometheus-alertmanager: sudo apt-get install prometheus-alertmanager"; exit 1; fi; }
 
 stack-up: install
 	$(VIGIE) stack up
@@ -36,7 +44,7 @@ lint: install
 test-unit: install
 	$(PY) -m pytest -q tests/unit
 
-test: lint stack-up
+test: lint install-system stack-up
 	VIGIE_STACK_DRILL=1 $(PY) -m pytest -q
 
 bench: stack-up

@@ -13,6 +13,7 @@ from processors.alerting.rules import AlertRule
 from schemas.alert import Alert, AlertStatus
 from schemas.identity import stable_id
 from schemas.incident import Incident, Scope, Status
+from schemas.taxonomy import Severity
 
 Memory = dict[str, Any]
 
@@ -46,7 +47,8 @@ def decide(incident: Incident, rules: list[AlertRule], memory: Memory | None,
             out.append(Alert(
                 id=stable_id("alert", incident.id, rule_name, severity), timestamp=now,
                 rule=rule_name, incident_id=incident.id, status=AlertStatus.RESOLVED,
-                severity=severity, summary=f"resolved: {incident.title}"[:8000], labels=labels))
+                severity=Severity(severity), summary=f"resolved: {incident.title}"[:8000],
+                labels=labels))
         memory = {"fired": [], "resolved": True}
         return out, memory
     for rule in rules:

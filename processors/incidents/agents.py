@@ -63,65 +63,85 @@ def register(app: faust.App, scoring: ScoringConfig, deliver: Deliver,
         published.inc()
         return (incidents, incident.id.encode(), incident.to_json_bytes())
 
+    async def guarded(stage: str, handle: Callable[[faust.EventT], Awaitable[None]],
+                      event: faust.EventT) -> None:
+        """One record's failure must not crash-loop the agent: Faust would restart it and
+        ack the record anyway. Log it loudly with its coordinates and count it."""
+        try:
+            await handle(event)
+        except Exception:
+            metrics.ERRORS.labels("processor", stage).inc()
+            log.exception("%s failed on %s[%s]@%s", stage, event.message.topic,
+                          event.message.partition, event.message.offset)
+
     @app.agent(detections)
     async def correlate_detections(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            org = (event.key or b"").decode()
-            states = list(by_establishment[org])
-            outputs: list[tuple[faust.TopicT, bytes | None, bytes]] = []
-            if event.message.topic == INCIDENT_TICKS.name:
-                now = datetime.now(UTC)
-                for state in resolve_stale(states, now, scoring):
-                    outputs.append(incident_output(to_incident(state, scoring)))
-                kept = prune(states, now, KEEP_RESOLVED)
-                if outputs or len(kept) != len(states):
-                    by_establishment[org] = kept
-            else:
-                try:
-                    detection = Detection.model_validate_json(event.value)
-                except ValidationError as exc:
-                    metrics.ERRORS.labels("processor", "bad_detection").inc()
-                    log.error("unreadable detection at %s/%s: %s", event.message.partition,
-                              event.message.offset, exc)
-                    continue
-                state = correlate(states, detection, scoring)
-                if state is None:
-                    continue
-                by_establishment[org] = states
-                incident = to_incident(state, scoring)
-                outputs.append(incident_output(incident))
-                opened = len(state["detection_ids"]) == 1
-                indicator = indicator_of(detection, scoring) if opened else None
-                if indicator:
-                    outputs.append((indicators, indicator.encode(),
-                                    json.dumps(sighting(indicator, incident)).encode()))
-            await deliver(outputs)
+            await guarded("correlate", correlate_one, event)
+
+    async def correlate_one(event: faust.EventT) -> None:
+        org = (event.key or b"").decode()
+        states = list(by_establishment[org])
+        outputs: list[tuple[faust.TopicT, bytes | None, bytes]] = []
+        if event.message.topic == INCIDENT_TICKS.name:
+            now = datetime.now(UTC)
+            for state in resolve_stale(states, now, scoring):
+                outputs.append(incident_output(to_incident(state, scoring)))
+            kept = prune(states, now, KEEP_RESOLVED)
+            if outputs or len(kept) != len(states):
+                by_establishment[org] = kept
+        else:
+            try:
+                detection = Detection.model_validate_json(event.value)
+            except ValidationError as exc:
+                metrics.ERRORS.labels("processor", "bad_detection").inc()
+                log.error("unreadable detection at %s/%s: %s", event.message.partition,
+                          event.message.offset, exc)
+                return
+            state = correlate(states, detection, scoring)
+            if state is None:
+                return
+            by_establishment[org] = states
+            incident = to_incident(state, scoring)
+            outputs.append(incident_output(incident))
+            opened = len(state["detection_ids"]) == 1
+            indicator = indicator_of(detection, scoring) if opened else None
+            if indicator:
+                outputs.append((indicators, indicator.encode(),
+                                json.dumps(sighting(indicator, incident)).encode()))
+        await deliver(outputs)
 
     @app.agent(indicators)
     async def national_campaigns(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            seen = json.loads(event.value)
-            added = add_sighting(sightings.get(seen["indicator"]), seen, scoring)
-            if added is None:
-                continue  # a replayed sighting
-            state, campaign = added
-            sightings[seen["indicator"]] = state
-            if campaign:
-                await deliver([incident_output(campaign_incident(state))])
+            await guarded("campaigns", campaign_one, event)
+
+    async def campaign_one(event: faust.EventT) -> None:
+        seen = json.loads(event.value)
+        added = add_sighting(sightings.get(seen["indicator"]), seen, scoring)
+        if added is None:
+            return  # a replayed sighting
+        state, campaign = added
+        sightings[seen["indicator"]] = state
+        if campaign:
+            await deliver([incident_output(campaign_incident(state))])
 
     @app.agent(incidents)
     async def alerting(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            if not event.value:
-                continue  # compaction tombstone
-            incident = Incident.model_validate_json(event.value)
-            memory = paged.get(incident.id)
-            if memory and incident.version <= memory.get("version", 0):
-                continue  # a state already handled, replayed
-            out, memory = decide(incident, rules, memory)
-            memory["version"] = incident.version
-            paged[incident.id] = memory
-            await deliver([(alerts, a.incident_id.encode(), a.to_json_bytes()) for a in out])
+            await guarded("alerting", alert_one, event)
+
+    async def alert_one(event: faust.EventT) -> None:
+        if not event.value:
+            return  # compaction tombstone
+        incident = Incident.model_validate_json(event.value)
+        memory = paged.get(incident.id)
+        if memory and incident.version <= memory.get("version", 0):
+            return  # a state already handled, replayed
+        out, memory = decide(incident, rules, memory)
+        memory["version"] = incident.version
+        paged[incident.id] = memory
+        await deliver([(alerts, a.incident_id.encode(), a.to_json_bytes()) for a in out])
 
     @app.timer(tick_seconds)
     async def wake_up_establishments() -> None:
