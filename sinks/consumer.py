@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 STAGE = "sink"
 
 
+class _Abandoned(Exception):
+    """SIGTERM arrived while Elasticsearch could not take the batch: give up on it, uncommitted
+    (it will be re-read), instead of retrying until the supervisor's SIGKILL."""
+
+
 @dataclass
 class SinkConfig:
     bootstrap: str
@@ -150,10 +155,15 @@ class Sink:
                 docs.append(route(message.topic(), message.value(), ref=message))
             except Unroutable as exc:
                 letters.append(self._letter(message, Reason.SCHEMA, str(exc)))
-        letters += self._index_all(docs)
-        if letters:
-            self._index_all(letters, dead_letters=True)
-            self.stats.dead_lettered += len(letters)
+        try:
+            letters += self._index_all(docs)
+            if letters:
+                self._index_all(letters, dead_letters=True)
+                self.stats.dead_lettered += len(letters)
+        except _Abandoned:
+            log.warning("stopping while Elasticsearch is unavailable: %d records left "
+                        "uncommitted, they will be read again", len(batch))
+            return
         self._commit(batch)
         self.stats.batches += 1
         metrics.BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - began)
@@ -171,6 +181,8 @@ class Sink:
                 if isinstance(exc, ApiError) and not _retryable(exc):
                     raise
                 metrics.ERRORS.labels(STAGE, "elasticsearch").inc()
+                if self._stopping:
+                    raise _Abandoned from exc
                 paused = paused or self._pause()
                 delay = backoff.next_delay()
                 log.warning("Elasticsearch unavailable (%s); retrying %d docs in %.1f s",
@@ -192,6 +204,8 @@ class Sink:
                 rejects.append(self._letter(doc.ref, Reason.INDEX_REJECTED, reason))
             docs = outcome.retry
             if docs:
+                if self._stopping:
+                    raise _Abandoned
                 self.stats.retried += len(docs)
                 paused = paused or self._pause()
                 self._wait(backoff.next_delay())
