@@ -161,8 +161,11 @@ class Sink:
                 self._index_all(letters, dead_letters=True)
                 self.stats.dead_lettered += len(letters)
         except _Abandoned:
+            # Drop what arrived meanwhile too: committing any of it could move an offset past
+            # the abandoned records.
             log.warning("stopping while Elasticsearch is unavailable: %d records left "
-                        "uncommitted, they will be read again", len(batch))
+                        "uncommitted, they will be read again", len(batch) + len(self._batch))
+            self._batch, self._batch_bytes = [], 0
             return
         self._commit(batch)
         self.stats.batches += 1
