@@ -20,6 +20,7 @@ import faust
 
 from processors.classify import Classifier, PassThrough, SigmaClassifier
 from processors.validate import Coordinates, Refused, Validator, dead_letter
+from schemas.deadletter import Reason
 from schemas.registry import load_registry
 from schemas.topics import DETECTIONS, EVENTS_CLASSIFIED, EVENTS_DLQ, EVENTS_RAW
 from vigie import metrics
@@ -94,35 +95,50 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> faus
                 await asyncio.sleep(delay)
             outputs = failed
 
+    Output = tuple[faust.TopicT, bytes | None, bytes]
+
+    def refuse(event: faust.EventT, refused: Refused) -> Output:
+        message = event.message
+        where = Coordinates(message.topic, message.partition, message.offset, event.key)
+        letter = dead_letter(event.value, where, refused)
+        metrics.DEAD_LETTERS.labels("processor", refused.reason.value).inc()
+        key = (refused.establishment_id or "").encode() or event.key
+        return (dlq, key, letter.to_json_bytes())
+
+    def handle(event: faust.EventT) -> list[Output]:
+        """Validate, verify and classify one raw record; its outputs."""
+        try:
+            ok = validator.validate(event.value, event.key)
+            if verifier is not None:
+                verifier.verify(event.value, event.message.headers, ok.organization.id,
+                                agent_id=ok.agent.id if ok.agent else None)
+        except Refused as refused:
+            return [refuse(event, refused)]
+        doc = json.loads(event.value) if ok.winlog is not None else None
+        verdict = classifier.classify(ok, doc)
+        key = ok.organization.id.encode()
+        outputs: list[Output] = [(detections, key, d.to_json_bytes()) for d in verdict.detections]
+        out_detections.inc(len(verdict.detections))
+        outputs.append((classified, key, verdict.event.to_json_bytes()))
+        out_events.inc()
+        return outputs
+
     @app.agent(raw)
     async def process(stream: faust.StreamT[bytes]) -> None:
         async for batch in stream.take_events(BATCH, within=BATCH_WITHIN_S):
             began = time.perf_counter()
-            outputs: list[tuple[faust.TopicT, bytes | None, bytes]] = []
+            outputs: list[Output] = []
             for event in batch:
-                message = event.message
                 seen.inc()
                 try:
-                    ok = validator.validate(event.value, event.key)
-                    if verifier is not None:
-                        verifier.verify(event.value, message.headers, ok.organization.id,
-                                        agent_id=ok.agent.id if ok.agent else None)
-                except Refused as refused:
-                    where = Coordinates(message.topic, message.partition, message.offset,
-                                        event.key)
-                    letter = dead_letter(event.value, where, refused)
-                    metrics.DEAD_LETTERS.labels("processor", refused.reason.value).inc()
-                    key = (refused.establishment_id or "").encode() or event.key
-                    outputs.append((dlq, key, letter.to_json_bytes()))
-                    continue
-                doc = json.loads(event.value) if ok.winlog is not None else None
-                verdict = classifier.classify(ok, doc)
-                key = ok.organization.id.encode()
-                for found in verdict.detections:
-                    outputs.append((detections, key, found.to_json_bytes()))
-                    out_detections.inc()
-                outputs.append((classified, key, verdict.event.to_json_bytes()))
-                out_events.inc()
+                    outputs += handle(event)
+                except Exception as exc:
+                    # A bug must not lose the record nor crash-loop the agent (Faust would ack
+                    # the batch anyway): keep it as a dead letter an engineer can replay.
+                    log.exception("processing failed at %s[%s]@%s", event.message.topic,
+                                  event.message.partition, event.message.offset)
+                    outputs.append(refuse(event, Refused(Reason.PROCESSING_ERROR,
+                                                         f"processing failed: {exc!r}")))
             # The batch counts as done (and committable) only once Kafka has every output.
             await deliver(outputs)
             batch_seconds.observe(time.perf_counter() - began)

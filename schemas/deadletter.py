@@ -31,6 +31,8 @@ class Reason(StrEnum):
     BAD_SIGNATURE = "bad_signature"
     WRONG_ESTABLISHMENT = "wrong_establishment"
     INDEX_REJECTED = "index_rejected"
+    PROCESSING_ERROR = "processing_error"
+    """A bug in Vigie, not in the record: kept so that it can be replayed once fixed."""
 
 
 class Origin(WireModel):
