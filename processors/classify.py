@@ -28,6 +28,9 @@ _TECHNIQUE = re.compile(r"^T\d{4}(\.\d{3})?$")
 class Verdict:
     event: SecurityEvent
     detections: list[Detection] = field(default_factory=list)
+    #: Matches of rules that correlation rules count, for ``vigie.correlation-inputs``
+    #: (``processors.detection.correlation``); published or not on ``detections``.
+    signals: list[Detection] = field(default_factory=list)
 
 
 class Classifier(Protocol):
@@ -57,11 +60,19 @@ class SigmaClassifier:
     """
 
     def __init__(self, engine: Engine) -> None:
+        from processors.detection.correlation.model import CorrelationSet
+
         self.engine = engine
+        self.correlations = CorrelationSet.from_engine(engine)
 
     def classify(self, event: SecurityEvent, doc: dict[str, Any] | None = None) -> Verdict:
         matches = self.engine.evaluate(doc) if doc is not None and "winlog" in doc else []
-        detections = [self._detection(event, match) for match in matches]
+        found = [self._detection(event, match) for match in matches]
+        detections, signals = found, []
+        if self.correlations and doc is not None:
+            # Rules that only feed correlations (``generate: false``) are not published.
+            detections = [d for d in found if self.correlations.published(d.rule.id)]
+            signals = [self._signal(d, doc) for d in found if self.correlations.feeds(d.rule.id)]
         top = max(detections, key=lambda d: d.rule.level.rank, default=None)
         stamped = event.model_copy(
             update={
@@ -70,7 +81,13 @@ class SigmaClassifier:
                                         detection_ids=[d.id for d in detections]),
             }
         )
-        return Verdict(stamped, detections)
+        return Verdict(stamped, detections, signals)
+
+    def _signal(self, detection: Detection, doc: dict[str, Any]) -> Detection:
+        from processors.detection.correlation.signals import signal_fields
+
+        fields = signal_fields(self.correlations, self.engine.fieldmap, detection.rule.id, doc)
+        return detection.model_copy(update={"matched": {**detection.matched, **fields}})
 
     @staticmethod
     def _detection(event: SecurityEvent, match: Match) -> Detection:

@@ -73,6 +73,13 @@ INDICATORS = Topic(
     {"retention.ms": _WEEK_MS},
     "Indicator sightings keyed by indicator: the repartition that lets campaigns be seen.",
 )
+CORRELATION_INPUTS = Topic(
+    "vigie.correlation-inputs",
+    DETECTIONS.partitions,
+    {"retention.ms": _WEEK_MS},
+    "Matches of rules that Sigma correlation rules count (published or not), keyed by "
+    "establishment, co-partitioned with detections: the input of the correlation windows.",
+)
 
 ALL_TOPICS: tuple[Topic, ...] = (
     EVENTS_RAW,
@@ -83,4 +90,5 @@ ALL_TOPICS: tuple[Topic, ...] = (
     EVENTS_DLQ,
     INCIDENT_TICKS,
     INDICATORS,
+    CORRELATION_INPUTS,
 )

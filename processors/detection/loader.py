@@ -27,6 +27,8 @@ _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 #: The SigmaHQ folders shipped in ``../shared/data/sigma`` (relative to the repository root).
 RULE_FOLDERS = ("rules", "rules-emerging-threats", "rules-threat-hunting")
+#: Vigie's own rules (the correlation rules and the base rules they count), shipped as data.
+VIGIE_RULES = Path(__file__).resolve().parent / "rules" / "vigie"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +68,11 @@ def repo_root() -> Path:
 
 
 def default_rule_dirs(root: Path | None = None) -> list[Path]:
-    """The SigmaHQ rule folders under ``<repo>/../shared/data/sigma`` that exist."""
+    """The SigmaHQ rule folders under ``<repo>/../shared/data/sigma`` that exist, then
+    Vigie's own rules (SigmaHQ ships no correlation rules)."""
     base = (root or repo_root()) / ".." / "shared" / "data" / "sigma"
-    return [(base / name).resolve() for name in RULE_FOLDERS if (base / name).is_dir()]
+    shared = [(base / name).resolve() for name in RULE_FOLDERS if (base / name).is_dir()]
+    return shared + ([VIGIE_RULES] if VIGIE_RULES.is_dir() else [])
 
 
 def _describe(error: BaseException) -> str:
