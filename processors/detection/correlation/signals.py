@@ -19,8 +19,10 @@ from processors.detection.correlation.model import CorrelationSet
 from processors.detection.fieldmap import FieldMap
 from schemas.detection import Detection, RuleRef, Threat
 from schemas.organization import Organization
-from schemas.taxonomy import Category, Severity, origin_of
+from schemas.taxonomy import Severity, origin_of
 
+#: Carried with every signal: a count of failures is an intrusion *attempt* (``categorize``).
+OUTCOME = "event.outcome"
 #: Ids of the events behind a correlation detection, kept in ``matched`` for the analyst.
 MAX_LISTED_EVENTS = 50
 
@@ -29,7 +31,7 @@ def signal_fields(correlations: CorrelationSet, fieldmap: FieldMap, rule_id: str
                   doc: Mapping[str, Any]) -> dict[str, Any]:
     """The event fields ``rule_id``'s correlations need, resolved like rule fields are."""
     fields: dict[str, Any] = {}
-    for name in correlations.signal_fields(rule_id):
+    for name in [*correlations.signal_fields(rule_id), OUTCOME]:
         values = [v for v in fieldmap.resolver(name)(doc) if v is not None]
         if values:
             value = values[0]
@@ -47,7 +49,7 @@ def as_signal(detection: Detection) -> Signal:
             "organization": detection.organization.model_dump(mode="json"),
             "host_name": detection.host_name,
             "user_name": detection.user_name,
-            "failed": detection.category is Category.INTRUSION_ATTEMPTS,
+            "failed": detection.matched.get(OUTCOME) == "failure",
         },
     )
 
