@@ -57,3 +57,25 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         }
     finally:
         consumer.close()
+
+
+def start_group_at_end(bootstrap: str, group: str, topics: list[str] | None = None) -> None:
+    """Commit, for a new consumer ``group``, the current end offset of ``topics`` (default:
+    every pipeline topic), so that its first members start exactly there.
+
+    Benchmarks and drills run processors and sinks under fresh group ids on a shared cluster:
+    ``auto.offset.reset=earliest`` would make them re-read the whole retained history, and
+    ``latest`` would skip whatever is produced before the group's first fetch. Offsets may be
+    committed for a group that has no member yet; members that join later resume from them.
+    """
+    from confluent_kafka import Consumer, TopicPartition
+
+    names = topics if topics is not None else [t.name for t in ALL_TOPICS]
+    offsets = [TopicPartition(name, p, hi) for name in names
+               for p, hi in end_offsets(bootstrap, name).items()]
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                         "enable.auto.commit": False})
+    try:
+        consumer.commit(offsets=offsets, asynchronous=False)
+    finally:
+        consumer.close()
