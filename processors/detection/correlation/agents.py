@@ -78,8 +78,9 @@ def register(app: faust.App, correlations: CorrelationSet, deliver: Deliver,
         async for event in stream.events():
             org = (event.key or b"").decode()
             try:
-                body = json.loads(event.value)
-                if "tick" in body:
+                # Ticks are tiny JSON objects; signals are Detections (strict: parsed from JSON).
+                body = json.loads(event.value) if event.value.startswith(b'{"tick"') else None
+                if body is not None:
                     outcome = Outcome()
                     for key in body.get("keys", []):
                         state = outcome.updates.get(key, windows.get(key))
@@ -89,7 +90,7 @@ def register(app: faust.App, correlations: CorrelationSet, deliver: Deliver,
                         outcome.updates.update(step.updates)
                         outcome.matches.extend(step.matches)
                 else:
-                    signal = as_signal(Detection.model_validate(body))
+                    signal = as_signal(Detection.model_validate_json(event.value))
                     outcome = correlator.feed(org, signal, windows.get)
             except (ValueError, ValidationError, TypeError, KeyError) as exc:
                 metrics.ERRORS.labels("processor", "bad_signal").inc()

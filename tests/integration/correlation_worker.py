@@ -1,0 +1,39 @@
+"""A Faust worker with only the Sigma correlation agent, for the integration tests.
+
+It runs ``processors.detection.correlation.agents.register`` on the real broker exactly as
+the processor does, without the rest of the processor (the test feeds
+``vigie.correlation-inputs`` itself, which lets it kill the worker between two chosen
+signals). Usage: ``python -m tests.integration.correlation_worker APP_ID``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import faust
+
+from processors.detection.correlation.agents import register
+from processors.detection.correlation.model import CorrelationSet
+from processors.detection.engine import Engine
+from processors.detection.loader import VIGIE_RULES
+from vigie.settings import load_settings
+
+
+def main(app_id: str) -> None:
+    settings = load_settings()
+    app = faust.App(app_id, broker=f"kafka://{settings.kafka_bootstrap}",
+                    value_serializer="raw", key_serializer="raw", web_enabled=False,
+                    topic_disable_leader=True, producer_acks=-1,
+                    consumer_auto_offset_reset="latest", broker_commit_interval=1.0)
+
+    async def deliver(outputs: list[tuple[faust.TopicT, bytes | None, bytes]]) -> None:
+        for topic, key, value in outputs:
+            await (await topic.send(key=key, value=value))
+
+    register(app, CorrelationSet.from_engine(Engine.from_paths([VIGIE_RULES])), deliver,
+             tick_seconds=5.0)
+    faust.Worker(app, loglevel="info", quiet=True).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
