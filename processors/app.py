@@ -97,6 +97,15 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> faus
 
     Output = tuple[faust.TopicT, bytes | None, bytes]
 
+    # Sigma correlation rules: base-rule matches they count go to their own topic, keyed by
+    # establishment like detections, and come back as detections when a window fires.
+    correlation_inputs = None
+    correlations = getattr(classifier, "correlations", None)
+    if correlations:
+        from processors.detection.correlation.agents import register as register_sigma
+
+        correlation_inputs = register_sigma(app, correlations, deliver)
+
     def refuse(event: faust.EventT, refused: Refused) -> Output:
         message = event.message
         where = Coordinates(message.topic, message.partition, message.offset, event.key)
@@ -119,6 +128,8 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> faus
         key = ok.organization.id.encode()
         outputs: list[Output] = [(detections, key, d.to_json_bytes()) for d in verdict.detections]
         out_detections.inc(len(verdict.detections))
+        if correlation_inputs is not None:
+            outputs += [(correlation_inputs, key, sig.to_json_bytes()) for sig in verdict.signals]
         outputs.append((classified, key, verdict.event.to_json_bytes()))
         out_events.inc()
         return outputs
