@@ -91,6 +91,13 @@ class Node(ABC):
     @abstractmethod
     def anchors(self) -> frozenset[Anchor] | None: ...
 
+    def anchor_groups(self) -> list[frozenset[Anchor]]:
+        """Necessary anchors in conjunctive form: a matching event holds one anchor of *each*
+        group. Several groups let the prefilter drop a rule whose first literal is there but
+        whose other selections cannot hold; ``[]`` means no literal is necessary."""
+        anchors = self.anchors()
+        return [anchors] if anchors else []
+
     def event_ids(self) -> frozenset[int] | None:
         return None
 
@@ -204,6 +211,12 @@ class And(Node):
             if anchors and (best is None or _selectivity(anchors) > _selectivity(best)):
                 best = anchors
         return best
+
+    def anchor_groups(self) -> list[frozenset[Anchor]]:
+        """Every child is necessary, so every child's groups are; most selective first."""
+        groups = {group for child in self.children for group in child.anchor_groups()}
+        ordered = sorted(groups, key=lambda group: sorted(map(repr, group)))  # deterministic
+        return sorted(ordered, key=_selectivity, reverse=True)
 
     def event_ids(self) -> frozenset[int] | None:
         result: frozenset[int] | None = None
@@ -434,6 +447,7 @@ class CompiledRule:
     anchors: frozenset[Anchor] | None
     event_ids: frozenset[int] | None
     positive_leaves: tuple[tuple[Leaf, Evaluator], ...] = ()
+    anchor_groups: tuple[frozenset[Anchor], ...] = ()
 
     def matched_fields(self, view: EventView) -> dict[str, Any]:
         """The positive leaves that hold on this event: Sigma field → event value."""
@@ -480,5 +494,6 @@ def compile_rule(
         matches=root.evaluator(),
         anchors=root.anchors(),
         event_ids=root.event_ids(),
+        anchor_groups=tuple(root.anchor_groups()),
         positive_leaves=tuple((leaf, leaf.evaluator()) for leaf in root.positive_leaves()),
     )

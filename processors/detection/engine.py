@@ -4,11 +4,11 @@ An event must not cost thousands of rule checks. Two indexes make that so:
 
 1. **Routing** — rules are indexed by the (channel, EventID) their log source and detection
    allow (``logsource.route`` + ``Node.event_ids``); an event only meets its bucket's rules.
-2. **Literal prefilter** — in a bucket, each rule has *anchors*: (field, literal) pairs one
-   of which any matching event must contain. Each anchor is filed under its rarest 4-gram;
-   the event's field values are cut into 4-grams once, and only rules whose anchor gram
-   appears — and whose literal is really there — are evaluated. Rules without anchors
-   (pure regex, numeric, negations) are always evaluated.
+2. **Literal prefilter** — in a bucket, each rule has *anchor groups*: sets of (field,
+   literal) pairs, one of each set being in any matching event (one set per AND-ed
+   selection that has literals). One Aho-Corasick automaton per field finds every literal
+   present in a single pass over the value; only rules with a literal of every group present
+   are evaluated. Rules without anchors (pure regex, numeric, negations) are always evaluated.
 
 Both indexes only use necessary conditions, so they change the cost, never the result.
 Field values are resolved and lower-cased once per event (``EventView``), shared by all rules.
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import ahocorasick
 from sigma.filters import SigmaFilter
 from sigma.rule import SigmaRule
 
@@ -48,73 +49,76 @@ from processors.detection.view import EventView
 
 log = logging.getLogger(__name__)
 
-GRAM = 4  # long enough to be selective, short enough for most Sigma literals
-
-
 class _Bucket:
-    """The rules one (channel, EventID) can trigger, with their literal prefilter."""
+    """The rules one (channel, EventID) can trigger, with their literal prefilter.
+
+    Each distinct (field, literal) anchor of the bucket gets a number; one Aho-Corasick
+    automaton per field finds, in a single C-level pass over the lower-cased value, every
+    anchor literal present (overlapping ones included). A rule is a candidate when its most
+    selective anchor group has a literal present *and* each of its other groups too (the
+    groups are necessary conditions of the rule's AND-ed selections).
+    """
 
     def __init__(self, rules: Sequence[CompiledRule]) -> None:
         self.rules = rules
         self.always: list[int] = []
-        anchored: list[tuple[int, frozenset[Anchor]]] = []
+        numbers: dict[Anchor, int] = {}
+        # anchor number → positions of the rules whose first group holds it
+        self.triggers: dict[int, list[int]] = defaultdict(list)
+        # rule position → its other groups, as sets of anchor numbers
+        self.rest: dict[int, tuple[frozenset[int], ...]] = {}
         for position, rule in enumerate(rules):
-            if rule.anchors:
-                anchored.append((position, rule.anchors))
-            else:
+            groups = rule.anchor_groups or ((rule.anchors,) if rule.anchors else ())
+            if not groups:
                 self.always.append(position)
-        # Rarest gram first: count in how many literals each (field, gram) occurs.
-        frequency: Counter[tuple[str | None, str]] = Counter()
-        for _, anchors in anchored:
-            for field_name, literal in anchors:
-                for gram in _grams(literal, GRAM):
-                    frequency[(field_name, gram)] += 1
-        # field → gram length → gram → [(literal, rule position)]; a literal shorter than
-        # GRAM is its own gram.
-        index: dict[str | None, dict[int, dict[str, list[tuple[str, int]]]]] = {}
-        for position, anchors in anchored:
-            for field_name, literal in anchors:
-                if len(literal) < GRAM:
-                    gram = literal
-                else:
-                    gram = min(_grams(literal, GRAM), key=lambda g, f=field_name: frequency[(f, g)])
-                by_length = index.setdefault(field_name, {}).setdefault(len(gram), {})
-                by_length.setdefault(gram, []).append((literal, position))
-        self.index = [
-            (field_name, [(length, frozenset(grams), grams) for length, grams in lengths.items()])
-            for field_name, lengths in index.items()
-        ]
+                continue
+            numbered = [
+                frozenset(numbers.setdefault(anchor, len(numbers)) for anchor in group)
+                for group in groups
+            ]
+            for number in numbered[0]:
+                self.triggers[number].append(position)
+            if len(numbered) > 1:
+                self.rest[position] = tuple(numbered[1:])
+        by_field: dict[str | None, list[tuple[str, int]]] = defaultdict(list)
+        for (field_name, literal), number in numbers.items():
+            by_field[field_name].append((literal, number))
+        self.automata: list[tuple[str | None, Any]] = []
+        for field_name, literals in by_field.items():
+            automaton = ahocorasick.Automaton()
+            for literal, number in literals:
+                # The same literal may anchor nothing else in this field: one number per key.
+                automaton.add_word(literal, number)
+            automaton.make_automaton()
+            self.automata.append((field_name, automaton))
 
-    def candidates(self, view: EventView) -> list[int]:
-        """Positions of the rules worth evaluating on this event, in rule order."""
-        hit: set[int] = set(self.always)
-        for field_name, lengths in self.index:
+    def present(self, view: EventView) -> set[int]:
+        """Numbers of the anchors whose literal occurs in its field's lower-cased values."""
+        found: set[int] = set()
+        for field_name, automaton in self.automata:
             values = view.lower(field_name)
             if not values:
                 continue
             # Several values (lists, keywords) are searched as one string: a literal spanning
             # two values only adds a candidate, it never loses one.
             value = values[0] if len(values) == 1 else "\x00".join(values)
-            for length, keys, grams in lengths:
-                if len(value) < length:
+            for _, number in automaton.iter(value):
+                found.add(number)
+        return found
+
+    def candidates(self, view: EventView) -> list[int]:
+        """Positions of the rules worth evaluating on this event, in rule order."""
+        present = self.present(view)
+        hit: set[int] = set(self.always)
+        triggers, rest = self.triggers, self.rest
+        for number in present:
+            for position in triggers.get(number, ()):
+                if position in hit:
                     continue
-                if len(keys) <= _DIRECT_SEARCH:
-                    present: Iterable[str] = [g for g in keys if g in value]
-                else:
-                    present = keys.intersection(_grams(value, length))
-                for gram in present:
-                    for literal, position in grams[gram]:
-                        if position not in hit and (literal is gram or literal in value):
-                            hit.add(position)
+                others = rest.get(position)
+                if others is None or all(not present.isdisjoint(g) for g in others):
+                    hit.add(position)
         return sorted(hit)
-
-
-# Below this many keys, ``gram in value`` per key beats cutting the value into grams.
-_DIRECT_SEARCH = 32
-
-
-def _grams(text: str, length: int) -> Iterable[str]:
-    return {text[i : i + length] for i in range(len(text) - length + 1)}
 
 
 @dataclass

@@ -179,6 +179,34 @@ class FieldMap:
 
     def __init__(self) -> None:
         self._resolvers: dict[str, Resolver] = {self.KEYWORDS: _keyword_resolver}
+        self._data_names: dict[str | None, bool] = {None: False}
+        self._data_only: dict[str | None, bool] = {None: False}
+
+    def is_data_name(self, field: str | None) -> bool:
+        """Whether ``field`` is read first from ``winlog.event_data.<field>`` by the general
+        resolver, so that a value found there directly is the value it would return."""
+        known = self._data_names.get(field)
+        if known is None:
+            assert field is not None
+            known = field not in ("Data", "Level") and self.paths(field)[0] == (
+                *EVENT_DATA,
+                field,
+            )
+            self._data_names[field] = known
+        return known
+
+    def is_data_only(self, field: str | None) -> bool:
+        """Whether ``field`` is looked for in ``event_data`` and ``user_data`` only (no audit
+        alias, no ECS fallback): absent from both, it is absent, without asking the resolver."""
+        known = self._data_only.get(field)
+        if known is None:
+            assert field is not None
+            known = self.is_data_name(field) and self.paths(field) == [
+                (*EVENT_DATA, field),
+                (*USER_DATA, field),
+            ]
+            self._data_only[field] = known
+        return known
 
     def paths(self, field: str) -> list[Path]:
         """Where ``field`` is looked for, in order (documentation and tests read this)."""

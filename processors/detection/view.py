@@ -25,10 +25,20 @@ def to_text(value: Any) -> str | None:
     return None
 
 
-class EventView:
-    """Lazily resolved, memoised field values of one event."""
+_ABSENT = object()
 
-    __slots__ = ("_fieldmap", "_lower", "_raw", "_text", "event")
+
+class EventView:
+    """Lazily resolved, memoised field values of one event.
+
+    Most Sigma fields are plain ``winlog.event_data`` names holding one string; those take
+    a fast path (one dict lookup, one ``str.lower``) instead of the field map's general
+    resolver, because the prefilter asks for a dozen of them on every event. The general
+    resolver still answers everything else (absent names fall through to the user-data,
+    audit-alias and ECS paths in the field map's order).
+    """
+
+    __slots__ = ("_data", "_fieldmap", "_lower", "_raw", "_text", "_user", "event")
 
     def __init__(self, event: Mapping[str, Any], fieldmap: FieldMap) -> None:
         self.event = event
@@ -36,12 +46,34 @@ class EventView:
         self._raw: dict[str | None, tuple[Any, ...]] = {}
         self._text: dict[str | None, tuple[str, ...]] = {}
         self._lower: dict[str | None, tuple[str, ...]] = {}
+        winlog = event.get("winlog")
+        if type(winlog) is dict:
+            data = winlog.get("event_data")
+            self._data: dict[str, Any] | None = data if type(data) is dict else None
+            self._user = winlog.get("user_data") is not None
+        else:
+            self._data, self._user = None, True
+
+    def _direct(self, field: str | None) -> tuple[Any, ...] | None:
+        """The values read straight from ``event_data`` when that gives the resolver's
+        answer: a string there, or the field absent with nowhere else to look for it."""
+        data = self._data
+        if data is None or field is None:
+            return None
+        value = data.get(field, _ABSENT)
+        if type(value) is str:
+            return (value,) if self._fieldmap.is_data_name(field) else None
+        if value is _ABSENT and not self._user and self._fieldmap.is_data_only(field):
+            return ()
+        return None
 
     def raw(self, field: str | None) -> tuple[Any, ...]:
         """Values as stored in the event (``()`` when the field is absent)."""
         values = self._raw.get(field)
         if values is None:
-            values = self._fieldmap.resolver(field)(self.event)
+            values = self._direct(field)
+            if values is None:
+                values = self._fieldmap.resolver(field)(self.event)
             self._raw[field] = values
         return values
 
@@ -49,7 +81,11 @@ class EventView:
         """Non-null values as strings, case kept (for ``re`` and ``cased``)."""
         values = self._text.get(field)
         if values is None:
-            values = tuple(t for t in map(to_text, self.raw(field)) if t is not None)
+            raw = self.raw(field)
+            if len(raw) == 1 and type(raw[0]) is str:
+                values = raw
+            else:
+                values = tuple(t for t in map(to_text, raw) if t is not None)
             self._text[field] = values
         return values
 
@@ -57,6 +93,7 @@ class EventView:
         """Non-null values lower-cased: Sigma strings match case-insensitively."""
         values = self._lower.get(field)
         if values is None:
-            values = tuple(t.lower() for t in self.text(field))
+            text = self.text(field)
+            values = (text[0].lower(),) if len(text) == 1 else tuple(t.lower() for t in text)
             self._lower[field] = values
         return values
