@@ -66,14 +66,14 @@ def test_kill_and_restart_everything_mid_run_loses_and_duplicates_nothing(
 
         producer = threading.Thread(target=produce)
         producer.start()
-        hits: list[tuple[str, int, float]] = []  # (what, records produced by then, seconds)
+        hits: list[tuple[str, int, float]] = []  # (what, produced when it began, seconds)
 
         def at(count: int, what: str, action: Callable[[], float | None]) -> None:
             while produced["n"] < count and producer.is_alive():
                 time.sleep(0.2)
-            began = time.monotonic()
+            began, so_far = time.monotonic(), produced["n"]
             action()
-            hits.append((what, produced["n"], round(time.monotonic() - began, 1)))
+            hits.append((what, so_far, round(time.monotonic() - began, 1)))
 
         def kill(name: str) -> None:
             pipeline.services[name].kill()
