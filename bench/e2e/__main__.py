@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import statistics
 import sys
 import time
@@ -196,7 +197,7 @@ def _profiled_drain(pipe: Pipeline, es: Any, reg: Any, seed: int, events: int,
     time.sleep(1)
     drain(pipe, es, batch)
     for name, (spy, path) in spies.items():
-        spy.terminate()  # py-spy writes its output on SIGTERM/SIGINT
+        spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT (not SIGTERM)
         spy.wait(30)
         if path.exists():
             out[name] = hot_spots(path)
