@@ -9,6 +9,7 @@ it raises ``RecordError`` — never a silent skip.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,11 @@ class RecordError(ValueError):
         self.reason = reason
 
 
-def _report(path: Path, index: int, reason: str, on_error: ErrorCallback | None) -> None:
+def _report(
+    path: str | Path, index: int, reason: str, on_error: ErrorCallback | None
+) -> None:
     if on_error is None:
-        raise RecordError(path, index, reason)
+        raise RecordError(Path(path), index, reason)
     on_error(index, reason)
 
 
@@ -105,12 +108,17 @@ def read_jsonl(
 def read_evtx(
     path: str | Path, on_error: ErrorCallback | None = None
 ) -> Iterator[tuple[int, WindowsEvent]]:
-    """A Windows event log file, parsed by the ``evtx`` package (records rendered as JSON)."""
+    """A Windows event log file, parsed by the ``evtx`` package (records rendered as JSON).
+
+    One parser thread: the package's default starts a thread pool per file, which costs
+    more than it saves on the small exports agents and analysts mostly read (one to a few
+    chunks), and a stream of files is parallel across files already if it needs to be.
+    """
     from evtx import PyEvtxParser
 
-    path = Path(path)
-    parser = PyEvtxParser(str(path))
-    records = parser.records_json()
+    # No ``Path`` object on this path: agents open thousands of small files, and building
+    # one cost as much as parsing a record; errors still name the file.
+    records = PyEvtxParser(str(path), number_of_threads=1).records_json()
     index = 0
     while True:
         try:
@@ -121,9 +129,18 @@ def read_evtx(
             _report(path, index, f"evtx parse error: {error}", on_error)
             return
         try:
-            yield from _normalised(path, iter([(index, json.loads(record["data"]))]), on_error)
+            item = json.loads(record["data"])
         except json.JSONDecodeError as error:
             _report(path, index, f"invalid JSON from evtx: {error}", on_error)
+        else:
+            if type(item) is dict:
+                try:
+                    yield index, to_windows_event(item)
+                except NotAWindowsRecord as error:
+                    _report(path, index, str(error), on_error)
+            else:
+                _report(path, index, f"expected a JSON object, got {type(item).__name__}",
+                        on_error)
         index += 1
 
 
@@ -139,6 +156,5 @@ def read_events(
     path: str | Path, on_error: ErrorCallback | None = None
 ) -> Iterator[tuple[int, WindowsEvent]]:
     """Pick the reader from the file suffix (JSON is the fallback: it also reads JSON Lines)."""
-    path = Path(path)
-    reader = _READERS.get(path.suffix.lower(), read_json)
+    reader = _READERS.get(os.path.splitext(path)[1].lower(), read_json)
     return reader(path, on_error)

@@ -50,11 +50,16 @@ def iso(when: datetime) -> str:
     return when.isoformat().replace("+00:00", "Z")
 
 
+_PARTS: dict[str, list[str]] = {}  # the few dotted paths parsers use, split once
+
+
 def put(doc: Doc, path: str, value: Any) -> None:
     """Set ``doc[a][b][c] = value`` for ``path`` "a.b.c", skipping empty values."""
     if value is None or value == "" or value == []:
         return
-    parts = path.split(".")
+    parts = _PARTS.get(path)
+    if parts is None:
+        parts = _PARTS[path] = path.split(".")
     for part in parts[:-1]:
         doc = doc.setdefault(part, {})
     doc[parts[-1]] = value

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,10 +23,14 @@ from producers.windows import read_events
 from producers.windows.normalize import WindowsEvent
 
 
-def _identity(path: Path) -> dict[str, int] | None:
+def _identity(path: Path | str, regular_only: bool = False) -> dict[str, int] | None:
+    """(device, inode, size, mtime) of a file; ``None`` if it is gone (or, with
+    ``regular_only``, not a regular file — one ``stat`` answers both)."""
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
+        return None
+    if regular_only and not stat.S_ISREG(st.st_mode):
         return None
     return {"dev": st.st_dev, "ino": st.st_ino, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
@@ -40,32 +45,31 @@ class WindowsFileSource(Source):
         self.ctx = ctx
         self.files: dict[str, dict[str, int]] = dict(position or {})
         self._current: tuple[str, Iterator[tuple[int, WindowsEvent]]] | None = None
-        self._queue: list[Path] = []
+        self._queue: list[str] = []  # paths as str: ``Path`` objects cost per small file
         self._scanned = 0.0
 
     #: Seconds between two scans of the globs for new or grown files.
     rescan_s = 1.0
 
-    def _next_file(self) -> Path | None:
+    def _next_file(self) -> str | None:
         """The next file to read; globs are scanned at most once per ``rescan_s``."""
         if not self._queue and time.monotonic() - self._scanned >= self.rescan_s:
             self._queue = list(self._pending())
             self._scanned = time.monotonic()
         return self._queue.pop(0) if self._queue else None
 
-    def _pending(self) -> Iterator[Path]:
+    def _pending(self) -> Iterator[str]:
         for pattern in self.patterns:
             for match in sorted(glob.glob(os.path.expanduser(pattern), recursive=True)):
-                path = Path(match)
-                ident = _identity(path)
-                if ident is None or not path.is_file():
+                ident = _identity(match, regular_only=True)
+                if ident is None:
                     continue
                 done = self.files.get(match)
                 if done and all(done.get(k) == ident[k] for k in ident):
                     continue  # unchanged since we finished it
-                yield path
+                yield match
 
-    def _open(self, path: Path) -> Iterator[tuple[int, WindowsEvent]]:
+    def _open(self, path: str) -> Iterator[tuple[int, WindowsEvent]]:
         key = str(path)
         ident = _identity(path) or {}
         done = self.files.get(key)
@@ -112,7 +116,7 @@ class WindowsFileSource(Source):
         return docs
 
     def _finish(self, key: str) -> None:
-        ident = _identity(Path(key)) or {}
+        ident = _identity(key) or {}
         self.files[key] = {**ident, "next": self.files[key]["next"]}
         self._current = None
 

@@ -77,3 +77,40 @@ def test_dry_run_prints_json_lines(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     assert lines and all(json.loads(line)["winlog"] for line in lines)
+
+
+def test_direct_json_is_the_schema_s_event(ctx: Context, key) -> None:  # type: ignore[no-untyped-def]
+    """The agent writes JSON directly instead of a pydantic round trip per event: on every
+    regression sample (pseudonymised, as shipped), those bytes validate, to the very event
+    the schema's own canonical dump gives, and the sampled in-agent check agrees."""
+    from producers.agent.pseudonymise import Pseudonymiser
+    from producers.agent.sign import Signer
+
+    from .conftest import ORG
+
+    finisher = Finisher(ORG, Signer("chu-test-01", key), Pseudonymiser(b"k" * 32))
+    finisher.validate_every = 1
+    source = WindowsFileSource("evtx", [str(p) for p in SAMPLES], ctx)
+    checked = 0
+    while batch := source.poll(1000):
+        for doc in batch:
+            eid, value = finisher.value(doc)
+            event = SecurityEvent.model_validate_json(value)
+            assert event.id == eid
+            assert SecurityEvent.model_validate_json(event.to_json_bytes()) == event
+            checked += 1
+    assert checked >= len(SAMPLES)
+    assert finisher.invalid == 0
+
+
+def test_misfit_is_counted_and_still_sent(key) -> None:  # type: ignore[no-untyped-def]
+    from producers.agent.sign import Signer
+
+    from .conftest import ORG
+
+    finisher = Finisher(ORG, Signer("chu-test-01", key), None)
+    finisher.validate_every = 1
+    doc = {"@timestamp": "not a date", "event": {"id": "a" * 32}}
+    eid, value = finisher.value(doc)
+    assert eid == "a" * 32 and json.loads(value)["@timestamp"] == "not a date"
+    assert finisher.invalid == 1
