@@ -15,6 +15,8 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from processors.classify import SigmaClassifier
+from processors.detection.correlation.evaluate import DEFAULT_LATENESS_S, Correlator
+from processors.detection.correlation.signals import as_signal, to_detection
 from processors.detection.engine import Engine
 from processors.incidents.config import load_scoring
 from processors.incidents.lifecycle import correlate, to_incident
@@ -34,6 +36,8 @@ def expected_incidents(records: list[SimRecord], registry: list[Organization]
     """incident id → (severity, detections, events), as an uninterrupted run makes them."""
     validator = Validator({o.id: o for o in registry}, timedelta(minutes=5))
     scoring = load_scoring()
+    correlator = Correlator(classifier().correlations, DEFAULT_LATENESS_S)
+    windows: dict[str, Any] = {}
     states: dict[str, list[dict[str, Any]]] = {}
     out: dict[str, tuple[str, int, int]] = {}
     for record in records:
@@ -42,7 +46,16 @@ def expected_incidents(records: list[SimRecord], registry: list[Organization]
         except Refused:
             continue
         verdict = classifier().classify(event, json.loads(record.value))
-        for detection in verdict.detections:
+        found = list(verdict.detections)
+        for signal in verdict.signals:  # Sigma correlation rules, as the processor runs them
+            outcome = correlator.feed(signal.organization.id, as_signal(signal), windows.get)
+            for key, window in outcome.updates.items():
+                if window is None:
+                    windows.pop(key, None)
+                else:
+                    windows[key] = window
+            found += [to_detection(m) for m in outcome.matches if m.correlation.published]
+        for detection in found:
             org = detection.organization.id
             state = correlate(states.setdefault(org, []), detection, scoring)
             if state is not None:
