@@ -22,7 +22,7 @@ from processors.classify import Classifier, PassThrough, SigmaClassifier
 from processors.validate import Coordinates, Refused, Validator, dead_letter
 from schemas.deadletter import Reason
 from schemas.registry import load_registry
-from schemas.topics import DETECTIONS, EVENTS_CLASSIFIED, EVENTS_DLQ, EVENTS_RAW
+from schemas.topics import DETECTIONS, EVENTS_CLASSIFIED, EVENTS_DLQ, EVENTS_RAW, Topic
 from vigie import metrics
 from vigie.backoff import Backoff
 from vigie.settings import Settings
@@ -184,5 +184,12 @@ def run_processor(settings: Settings, classifier: Classifier | None = None) -> N
     ensure_topics(settings.kafka_bootstrap)
     metrics.serve_metrics("processor", settings.metrics_port)
     app = create_app(settings, classifier or default_classifier(settings))
+    # Faust creates its tables' changelog topics lazily, and until its consumer's metadata
+    # sees them every table write fails (PartitionsMismatch: "0 partitions"): on a fresh
+    # deployment the first incidents would be lost. Create them before the worker starts.
+    ensure_topics(settings.kafka_bootstrap, tuple(
+        Topic(table.changelog_topic.get_topic_name(), table.partitions or EVENTS_RAW.partitions,
+              {"cleanup.policy": "compact"}, f"changelog of Faust table {table.name}")
+        for table in app.tables.values()))
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
     worker.execute_from_commandline()
