@@ -95,6 +95,7 @@ class _Bucket:
     def present(self, view: EventView) -> set[int]:
         """Numbers of the anchors whose literal occurs in its field's lower-cased values."""
         found: set[int] = set()
+        add = found.add
         for field_name, automaton in self.automata:
             values = view.lower(field_name)
             if not values:
@@ -103,7 +104,7 @@ class _Bucket:
             # two values only adds a candidate, it never loses one.
             value = values[0] if len(values) == 1 else "\x00".join(values)
             for _, number in automaton.iter(value):
-                found.add(number)
+                add(number)
         return found
 
     def candidates(self, view: EventView) -> list[int]:

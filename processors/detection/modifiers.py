@@ -291,12 +291,17 @@ class RegexMatcher(ValueMatcher):
         self.flags = flags
         engine = (value.policy or default_policy).regex_engine
         try:
-            self._search = engine.compile(self.pattern, flags).search
+            compiled = engine.compile(self.pattern, flags)
         except engine.error as error:  # pragma: no cover - pySigma validated it already
             raise UnsupportedValue(f"regular expression {self.pattern!r}: {error}") from error
+        self._search = compiled.search
+        self.test = _re2_test(compiled) or self._test_generic  # type: ignore[method-assign]
 
-    def test(self, value: Any) -> bool:
+    def _test_generic(self, value: Any) -> bool:
         return self._search(value) is not None
+
+    def test(self, value: Any) -> bool:  # replaced per instance in __init__
+        return self._test_generic(value)
 
     def anchors(self) -> frozenset[str] | None:
         """The longest run of top-level literal characters is in every match.
@@ -323,6 +328,39 @@ class RegexMatcher(ValueMatcher):
         runs.append("".join(run))
         longest = max(runs, key=len)
         return frozenset({longest.lower()}) if longest else None
+
+
+def _re2_test(compiled: Any) -> Test | None:
+    """A yes/no RE2 search without the ``re2`` module's Python-level ``Match`` machinery.
+
+    ``re2``'s ``search`` builds a generator, maps byte offsets back to characters and a match
+    object for every call, and asks RE2 for every capturing group, which forces RE2 off its
+    DFA onto its slower NFA engines. Sigma only needs "does it match": the same pattern is
+    recompiled with ``never_capture`` (same syntax, same options otherwise) and RE2's own
+    ``Match`` is called on the UTF-8 bytes. ``None`` when the engine is not RE2 (another
+    policy): the generic ``search`` is used then.
+    """
+    try:
+        import re2
+    except ImportError:  # pragma: no cover - pySigma's default policy needs it
+        return None
+    if not isinstance(compiled, re2._Regexp):
+        return None
+    options = re2.Options()
+    for name in re2.Options.NAMES:
+        setattr(options, name, getattr(compiled.options, name))
+    options.never_capture = True
+    try:
+        regexp = re2.compile(compiled.pattern, options)._regexp
+    except re2.error:  # pragma: no cover - same pattern, fewer groups
+        return None
+    match, unanchored, null_span = regexp.Match, re2._Anchor.UNANCHORED, re2._NULL_SPAN
+
+    def test(value: Any) -> bool:
+        encoded = value.encode("utf-8", "surrogatepass")
+        return match(unanchored, encoded, 0, len(encoded))[0] != null_span
+
+    return test
 
 
 # --- numbers, booleans, comparisons, timestamps -------------------------------------------

@@ -93,7 +93,15 @@ class EventView:
         """Non-null values lower-cased: Sigma strings match case-insensitively."""
         values = self._lower.get(field)
         if values is None:
-            text = self.text(field)
-            values = (text[0].lower(),) if len(text) == 1 else tuple(t.lower() for t in text)
+            data = self._data
+            # The prefilter's common case, without filling the raw and text caches.
+            value = data.get(field, _ABSENT) if data is not None and field is not None else None
+            if type(value) is str and self._fieldmap.is_data_name(field):
+                values = (value.lower(),)
+            else:
+                text = self.text(field)
+                values = (
+                    (text[0].lower(),) if len(text) == 1 else tuple(t.lower() for t in text)
+                )
             self._lower[field] = values
         return values
