@@ -20,6 +20,7 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,8 @@ class _Bucket:
                 self.triggers[number].append(position)
             if len(numbered) > 1:
                 self.rest[position] = tuple(numbered[1:])
+        self.triggers = dict(self.triggers)  # plain dict: ``in`` must not insert
+        self.rest_keys = frozenset(self.rest)
         by_field: dict[str | None, list[tuple[str, int]]] = defaultdict(list)
         for (field_name, literal), number in numbers.items():
             by_field[field_name].append((literal, number))
@@ -97,12 +100,15 @@ class _Bucket:
         found: set[int] = set()
         add = found.add
         for field_name, automaton in self.automata:
-            values = view.lower(field_name)
-            if not values:
-                continue
-            # Several values (lists, keywords) are searched as one string: a literal spanning
-            # two values only adds a candidate, it never loses one.
-            value = values[0] if len(values) == 1 else "\x00".join(values)
+            if field_name is None:
+                value = view.keyword_text()
+            else:
+                values = view.lower(field_name)
+                if not values:
+                    continue
+                # Several values (lists) are searched as one string: a literal spanning two
+                # values only adds a candidate, it never loses one.
+                value = values[0] if len(values) == 1 else "\x00".join(values)
             for _, number in automaton.iter(value):
                 add(number)
         return found
@@ -110,15 +116,16 @@ class _Bucket:
     def candidates(self, view: EventView) -> list[int]:
         """Positions of the rules worth evaluating on this event, in rule order."""
         present = self.present(view)
-        hit: set[int] = set(self.always)
-        triggers, rest = self.triggers, self.rest
-        for number in present:
-            for position in triggers.get(number, ()):
-                if position in hit:
-                    continue
-                others = rest.get(position)
-                if others is None or all(not present.isdisjoint(g) for g in others):
-                    hit.add(position)
+        triggers = self.triggers
+        hit = set(chain.from_iterable([triggers[n] for n in present if n in triggers]))
+        if hit:
+            rest = self.rest
+            for position in hit & self.rest_keys:
+                for group in rest[position]:
+                    if present.isdisjoint(group):
+                        hit.discard(position)
+                        break
+        hit.update(self.always)
         return sorted(hit)
 
 

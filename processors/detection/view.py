@@ -38,7 +38,7 @@ class EventView:
     audit-alias and ECS paths in the field map's order).
     """
 
-    __slots__ = ("_data", "_fieldmap", "_lower", "_raw", "_text", "_user", "event")
+    __slots__ = ("_blob", "_data", "_fieldmap", "_lower", "_raw", "_text", "_user", "event")
 
     def __init__(self, event: Mapping[str, Any], fieldmap: FieldMap) -> None:
         self.event = event
@@ -46,6 +46,7 @@ class EventView:
         self._raw: dict[str | None, tuple[Any, ...]] = {}
         self._text: dict[str | None, tuple[str, ...]] = {}
         self._lower: dict[str | None, tuple[str, ...]] = {}
+        self._blob: str | None = None
         winlog = event.get("winlog")
         if type(winlog) is dict:
             data = winlog.get("event_data")
@@ -98,6 +99,8 @@ class EventView:
             value = data.get(field, _ABSENT) if data is not None and field is not None else None
             if type(value) is str and self._fieldmap.is_data_name(field):
                 values = (value.lower(),)
+            elif value is _ABSENT and not self._user and self._fieldmap.is_data_only(field):
+                values = ()
             else:
                 text = self.text(field)
                 values = (
@@ -105,3 +108,16 @@ class EventView:
                 )
             self._lower[field] = values
         return values
+
+    def keyword_text(self) -> str:
+        """Every keyword-scope value, lower-cased, joined by NUL: what the prefilter searches
+        for unkeyed literals (one ``lower`` call on the whole text instead of one per value)."""
+        blob = self._blob
+        if blob is None:
+            lowered = self._lower.get(None)
+            if lowered is not None:
+                blob = "\x00".join(lowered)
+            else:
+                blob = "\x00".join(self.text(None)).lower()
+            self._blob = blob
+        return blob
