@@ -167,18 +167,29 @@ class Leaf(Node):
         yield self
 
     def matched_value(self, view: EventView) -> Any:
-        """The event value(s) behind a match of this leaf, for the analyst."""
-        if isinstance(self.test, FieldCheck):
+        """The event value(s) behind a match of this leaf, for the analyst (``None`` when the
+        leaf does not hold: for a value test, no value passing it is the same thing)."""
+        test = self.test
+        if isinstance(test, FieldCheck):
+            if not test.check(view, self.field):
+                return None
             values = view.raw(self.field)
         else:
-            getter = {"lower": view.lower, "text": view.text, "raw": view.raw}[self.test.view]
-            values_seen = getter(self.field)
-            originals = view.text(self.field) if self.test.view == "lower" else values_seen
-            values = tuple(
-                original
-                for value, original in zip(values_seen, originals, strict=False)
-                if value is not None and self.test.test(value)
-            )
+            kind, match = test.view, test.test
+            if kind == "lower":
+                seen = view.lower(self.field)
+                # Report the value as written, not lower-cased.
+                values = tuple(
+                    original
+                    for value, original in zip(seen, view.text(self.field), strict=False)
+                    if match(value)
+                )
+            elif kind == "text":
+                values = tuple(value for value in view.text(self.field) if match(value))
+            else:
+                values = tuple(
+                    value for value in view.raw(self.field) if value is not None and match(value)
+                )
         if not values:
             return None
         return values[0] if len(values) == 1 else list(values)
@@ -452,9 +463,9 @@ class CompiledRule:
     def matched_fields(self, view: EventView) -> dict[str, Any]:
         """The positive leaves that hold on this event: Sigma field → event value."""
         fields: dict[str, Any] = {}
-        for leaf, holds in self.positive_leaves:
+        for leaf, _ in self.positive_leaves:
             name = leaf.field or "keywords"
-            if name in fields or not holds(view):
+            if name in fields:
                 continue
             value = leaf.matched_value(view)
             if value is not None:
