@@ -306,21 +306,26 @@ class RegexMatcher(ValueMatcher):
     def anchors(self) -> frozenset[str] | None:
         """The longest run of top-level literal characters is in every match.
 
-        Read from Python's own regex parser (RE2 syntax is a subset here); case-insensitive
-        patterns and non-ASCII runs give no anchor, since case folding could then differ
-        from ``str.lower``. Anything the parser does not know gives no anchor either.
+        Read from Python's own regex parser (RE2 syntax is a subset here); anything the parser
+        does not know gives no anchor. The value is searched lower-cased, so a run must be
+        found there whenever the pattern matches: non-ASCII characters end a run (their case
+        folding may differ from ``str.lower``), and so do ``s`` and ``k`` in a case-insensitive
+        pattern, whose case-fold orbits hold non-ASCII letters (``ſ``, the Kelvin sign) that
+        RE2 matches but ``str.lower`` does not map onto them. Other ASCII letters fold only to
+        their other case, which ``str.lower`` maps alike.
         """
-        if self.flags & re.IGNORECASE:
-            return None
         try:
             parsed = _regex_parser.parse(self.pattern, self.flags)
         except Exception:
             return None
-        if parsed.state.flags & re.IGNORECASE:
-            return None
+        folded = bool((self.flags | parsed.state.flags) & re.IGNORECASE)
         runs, run = [], []
         for op, argument in parsed.data:
-            if op is _regex_constants.LITERAL and argument < 128:
+            if (
+                op is _regex_constants.LITERAL
+                and argument < 128
+                and not (folded and chr(argument) in _FOLDS_OUTSIDE_ASCII)
+            ):
                 run.append(chr(argument))
             else:
                 runs.append("".join(run))
@@ -328,6 +333,10 @@ class RegexMatcher(ValueMatcher):
         runs.append("".join(run))
         longest = max(runs, key=len)
         return frozenset({longest.lower()}) if longest else None
+
+
+#: ASCII letters whose case-fold orbit has a non-ASCII member (U+017F, U+212A).
+_FOLDS_OUTSIDE_ASCII = frozenset("sSkK")
 
 
 def _re2_test(compiled: Any) -> Test | None:

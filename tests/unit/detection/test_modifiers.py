@@ -381,7 +381,10 @@ class TestPrefilterAnchors:
             ("\\\\[a-z]{1,3}\\.exe$", {".exe"}),
             ("xy(z)?abcd+", {"abc"}),
             ("ab|cd", None),
-            ("(?i)abc", None),
+            ("(?i)abc", {"abc"}),
+            ("(?i)ABC", {"abc"}),
+            ("(?i)PowerShell", {"power"}),  # s, k end runs: they fold to ſ and K too
+            ("(?i)sk", None),
             ("[0-9]+", None),
         ],
     )
@@ -391,6 +394,20 @@ class TestPrefilterAnchors:
         from processors.detection.modifiers import RegexMatcher
 
         assert RegexMatcher(SigmaRegularExpression(pattern)).anchors() == anchor
+
+    @pytest.mark.parametrize(
+        ("pattern", "value"),
+        [("(?i)powershell", "POWERſHELL"), ("(?i)kill", "\u212aILL"), ("(?i)abc", "xAbC")],
+    )
+    def test_case_insensitive_regex_anchor_is_sound(self, pattern: str, value: str) -> None:
+        """Whatever RE2's case folding matches, the anchor is in the lower-cased value."""
+        from sigma.types import SigmaRegularExpression
+
+        from processors.detection.modifiers import RegexMatcher
+
+        matcher = RegexMatcher(SigmaRegularExpression(pattern))
+        assert matcher.test(value)
+        assert all(anchor in value.lower() for anchor in matcher.anchors() or ())
 
     def test_string_anchor_is_longest_literal(self) -> None:
         from sigma.types import SigmaString
