@@ -60,7 +60,7 @@ class _Bucket:
     groups are necessary conditions of the rule's AND-ed selections).
     """
 
-    def __init__(self, rules: Sequence[CompiledRule]) -> None:
+    def __init__(self, rules: Sequence[CompiledRule], fieldmap: FieldMap) -> None:
         self.rules = rules
         self.always: list[int] = []
         numbers: dict[Anchor, int] = {}
@@ -94,12 +94,30 @@ class _Bucket:
                 automaton.add_word(literal, number)
             automaton.make_automaton()
             self.automata.append((field_name, automaton))
+        # Fields only ever read from event_data/user_data are taken from the event's own keys
+        # (absent ones cost nothing); the others go through the field map.
+        self.data_only = {
+            name: automaton
+            for name, automaton in self.automata
+            if name is not None and fieldmap.is_data_only(name)
+        }
+        self.data_only_names = frozenset(self.data_only)
+        self.resolved = [(n, a) for n, a in self.automata if n not in self.data_only]
 
     def present(self, view: EventView) -> set[int]:
         """Numbers of the anchors whose literal occurs in its field's lower-cased values."""
         found: set[int] = set()
         add = found.add
-        for field_name, automaton in self.automata:
+        direct = view.lowered_data(self.data_only_names)
+        if direct is None:
+            searched = self.automata
+        else:
+            searched = self.resolved
+            automata = self.data_only
+            for field_name, value in direct:
+                for _, number in automata[field_name].iter(value):
+                    add(number)
+        for field_name, automaton in searched:
             if field_name is None:
                 value = view.keyword_text()
             else:
@@ -268,7 +286,7 @@ class Engine:
             positions = sorted(
                 {*self._by_key.get(key, ()), *self._by_channel.get(key[0], ()), *self._anywhere}
             )
-            bucket = _Bucket([self.rules[p] for p in positions])
+            bucket = _Bucket([self.rules[p] for p in positions], self.fieldmap)
             # Unknown channels share one empty bucket instead of growing the cache forever.
             if positions or key[0] in self._by_channel:
                 self._buckets[key] = bucket
