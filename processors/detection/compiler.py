@@ -68,6 +68,23 @@ from processors.detection.view import EventView
 
 Evaluator = Callable[[EventView], bool]
 Anchor = tuple[str | None, str]  # (Sigma field or None for keywords, lower-case literal)
+
+#: Marks a numeric anchor: the field's value, read as a number, is this number. It cannot be
+#: a literal (event text never holds NUL), and the prefilter looks such anchors up in a dict
+#: instead of searching text (``LogonType: 10`` rules are otherwise evaluated on every 4624).
+NUMBER_MARK = "\x00#"
+
+
+def number_anchor(number: int | float) -> str:
+    return NUMBER_MARK + repr(number)
+
+
+def anchor_number(anchor: str) -> int | float:
+    text = anchor[len(NUMBER_MARK) :]
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
 Placeholders = Mapping[str, Sequence[str]]
 
 EVENT_ID_FIELD = "EventID"
@@ -146,6 +163,12 @@ class Leaf(Node):
         return raw
 
     def anchors(self) -> frozenset[Anchor] | None:
+        if (
+            isinstance(self.test, NumberMatcher)
+            and self.field not in (None, EVENT_ID_FIELD)  # EventID: routing already did it
+            and self.test.numbers
+        ):
+            return frozenset((self.field, number_anchor(n)) for n in self.test.numbers)
         if isinstance(self.test, ValueMatcher):
             literals = self.test.anchors()
             if literals:

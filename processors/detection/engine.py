@@ -29,11 +29,13 @@ from sigma.filters import SigmaFilter
 from sigma.rule import SigmaRule
 
 from processors.detection.compiler import (
+    NUMBER_MARK,
     Anchor,
     CompiledRule,
     InvalidRule,
     Placeholders,
     UnsupportedRule,
+    anchor_number,
     compile_rule,
 )
 from processors.detection.fieldmap import DEFAULT_FIELDMAP, FieldMap
@@ -46,6 +48,7 @@ from processors.detection.loader import (
 )
 from processors.detection.logsource import Route, Unroutable, event_key, route
 from processors.detection.model import Match, SkippedRule
+from processors.detection.modifiers import as_number
 from processors.detection.view import EventView
 
 log = logging.getLogger(__name__)
@@ -84,8 +87,14 @@ class _Bucket:
         self.triggers = dict(self.triggers)  # plain dict: ``in`` must not insert
         self.rest_keys = frozenset(self.rest)
         by_field: dict[str | None, list[tuple[str, int]]] = defaultdict(list)
+        # field → its value as a number → anchor numbers (``LogonType: 10``)
+        self.numeric: dict[str, dict[int | float, list[int]]] = {}
         for (field_name, literal), number in numbers.items():
-            by_field[field_name].append((literal, number))
+            if literal.startswith(NUMBER_MARK) and field_name is not None:
+                table = self.numeric.setdefault(field_name, {})
+                table.setdefault(anchor_number(literal), []).append(number)
+            else:
+                by_field[field_name].append((literal, number))
         self.automata: list[tuple[str | None, Any]] = []
         for field_name, literals in by_field.items():
             automaton = ahocorasick.Automaton()
@@ -117,6 +126,12 @@ class _Bucket:
             for field_name, value in direct:
                 for _, number in automata[field_name].iter(value):
                     add(number)
+        for field_name, table in self.numeric.items():
+            for raw in view.raw(field_name):
+                value = as_number(raw) if raw is not None else None
+                if value is not None:
+                    for number in table.get(value, ()):
+                        add(number)
         for field_name, automaton in searched:
             if field_name is None:
                 value = view.keyword_text()

@@ -166,3 +166,22 @@ def test_match_reports_rule_metadata_and_matched_fields() -> None:
     assert match.rule.techniques == ["T1059.001"]
     assert match.level == "critical"
     assert match.to_dict()["author"] == "Someone"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("10", True), (10, True), ("0xA", True), (" 10 ", True), ("3", False), (None, False),
+     ("ten", False)],
+)
+def test_numeric_anchor_prefilter_follows_the_number_matcher(value: object,
+                                                             expected: bool) -> None:
+    """``LogonType: 10`` is looked up by number in the prefilter: every spelling the matcher
+    accepts (text, int, hex) still reaches the rule, and events the number excludes skip it."""
+    rule = make_rule(
+        {"sel": {"EventID": 4624, "LogonType": 10}, "condition": "sel"},
+        logsource={"product": "windows", "service": "security"},
+    )
+    engine = Engine([rule])
+    event = make_event(channel="Security", event_id=4624, LogonType=value)
+    assert bool(engine.evaluate(event)) is expected
+    assert bool(engine.candidates(event)) is expected
