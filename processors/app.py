@@ -178,12 +178,18 @@ def default_classifier(settings: Settings) -> Classifier:
 
 
 def run_processor(settings: Settings, classifier: Classifier | None = None) -> None:
-    """Run a worker until SIGTERM/SIGINT (Faust's worker handles the graceful stop)."""
+    """Run a worker until SIGTERM/SIGINT (Faust's worker handles the graceful stop); SIGHUP
+    reloads the Sigma rules."""
     from deploy.topics import ensure_topics
 
     ensure_topics(settings.kafka_bootstrap)
     metrics.serve_metrics("processor", settings.metrics_port)
-    app = create_app(settings, classifier or default_classifier(settings))
+    classifier = classifier or default_classifier(settings)
+    if isinstance(classifier, SigmaClassifier):
+        from processors.reload import install_rule_reload
+
+        install_rule_reload(classifier, settings.rule_dirs or None)
+    app = create_app(settings, classifier)
     # Faust creates its tables' changelog topics lazily, and until its consumer's metadata
     # sees them every table write fails (PartitionsMismatch: "0 partitions"): on a fresh
     # deployment the first incidents would be lost. Create them before the worker starts.
