@@ -115,6 +115,20 @@ class EventView:
         blob = self._blob
         if blob is None:
             lowered = self._lower.get(None)
+            data = self._data
+            # Usual case: the keyword scope is just a flat EventData of strings (no UserData,
+            # no message), joined straight from the dict, in the resolver's order.
+            if (
+                lowered is None
+                and data is not None
+                and not self._user
+                and self.event.get("message") is None
+            ):
+                values = list(data.values())
+                if all(type(value) is str for value in values):
+                    blob = "\x00".join(values).lower()
+                    self._blob = blob
+                    return blob
             if lowered is not None:
                 blob = "\x00".join(lowered)
             else:
