@@ -116,7 +116,7 @@ class EventView:
         if blob is None:
             lowered = self._lower.get(None)
             data = self._data
-            # Usual case: the keyword scope is just a flat EventData of strings (no UserData,
+            # Usual case: the keyword scope is just a flat EventData of scalars (no UserData,
             # no message), joined straight from the dict, in the resolver's order.
             if (
                 lowered is None
@@ -124,9 +124,18 @@ class EventView:
                 and not self._user
                 and self.event.get("message") is None
             ):
-                values = list(data.values())
-                if all(type(value) is str for value in values):
-                    blob = "\x00".join(values).lower()
+                parts: list[str] | None = []
+                for value in data.values():
+                    if type(value) is str:
+                        parts.append(value)  # type: ignore[union-attr]
+                    elif value is not None:  # nulls are not keyword values
+                        text = to_text(value)
+                        if text is None:  # nested: left to the resolver's flattening
+                            parts = None
+                            break
+                        parts.append(text)  # type: ignore[union-attr]
+                if parts is not None:
+                    blob = "\x00".join(parts).lower()
                     self._blob = blob
                     return blob
             if lowered is not None:
