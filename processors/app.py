@@ -25,7 +25,7 @@ from schemas.registry import load_registry
 from schemas.topics import DETECTIONS, EVENTS_CLASSIFIED, EVENTS_DLQ, EVENTS_RAW, Topic
 from vigie import metrics
 from vigie.backoff import Backoff
-from vigie.settings import Settings
+from vigie.settings import Settings, default_home
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,9 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> faus
         value_serializer="raw",
         key_serializer="raw",
         web_enabled=False,
+        # Faust's local state (table checkpoints) goes with the rest of Vigie's state, not
+        # into whatever directory the worker was started from.
+        datadir=str(default_home() / "faust" / settings.processor_app_id),
         topic_disable_leader=True,
         topic_partitions=EVENTS_RAW.partitions,
         producer_acks=-1,
