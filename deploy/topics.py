@@ -12,6 +12,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from schemas.topics import ALL_TOPICS, Topic
+from vigie.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,12 @@ def ensure_topics(
 ) -> list[str]:
     """Create the missing topics; returns the names created."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    existing = set(admin.list_topics(timeout=15).topics)
+    try:
+        existing = set(admin.list_topics(timeout=15).topics)
+    except KafkaException as exc:
+        raise ServiceUnavailable(
+            f"Kafka does not answer at {bootstrap} ({exc.args[0].str()}); "
+            "is it running? (`vigie stack status`, or VIGIE_KAFKA_BOOTSTRAP)") from None
     wanted = [
         NewTopic(t.name, num_partitions=t.partitions, replication_factor=replication,
                  config=dict(t.config))

@@ -44,6 +44,8 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> faus
         from schemas.agents import load_agents
 
         verifier = Verifier(load_agents(settings.agents_registry))
+    faust_home = default_home() / "faust"
+    faust_home.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     app = faust.App(
         settings.processor_app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -52,7 +54,7 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> faus
         web_enabled=False,
         # Faust's local state (table checkpoints) goes with the rest of Vigie's state, not
         # into whatever directory the worker was started from.
-        datadir=str(default_home() / "faust" / settings.processor_app_id),
+        datadir=str(faust_home / settings.processor_app_id),
         topic_disable_leader=True,
         topic_partitions=EVENTS_RAW.partitions,
         producer_acks=-1,

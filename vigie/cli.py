@@ -487,7 +487,13 @@ def evaluate(
 
 
 def main() -> None:
-    app()
+    from vigie.errors import VigieError
+
+    try:
+        app()
+    except VigieError as exc:
+        console.print(f"[red]vigie:[/red] {exc}")
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
