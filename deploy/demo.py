@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from deploy.processes import Service
+from deploy.processes import PROCESSOR_READY, Service
 from deploy.topics import end_offsets, ensure_topics
 from producers.simulator.run import registry_for, simulate
 from schemas.topics import EVENTS_RAW
@@ -61,6 +61,12 @@ def run_demo(settings: Settings, *, events: int, malformed: int, seed: int | Non
     services = [Service("processor", ["process", *extra], log_dir).start(),
                 Service("sink", ["sink", *extra], log_dir).start()]
     console.print(f"processor and sink started; logs in {log_dir}")
+    if not services[0].wait_for_log(PROCESSOR_READY):
+        console.print(f"[red]the processor did not start[/red]; its log {services[0].log_path}:"
+                      f"\n{services[0].tail()}")
+        for service in services:
+            service.stop()
+        return False
     ok = False
     try:
         before = end_offsets(settings.kafka_bootstrap, EVENTS_RAW.name)

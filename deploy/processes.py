@@ -6,7 +6,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+#: What a Faust worker logs once it has joined its group and sought to its committed offsets.
+PROCESSOR_READY = "[^Worker]: Ready"
 
 
 class Service:
@@ -52,6 +56,18 @@ class Service:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+
+    def wait_for_log(self, text: str, timeout: float = 180.0) -> bool:
+        """Wait until ``text`` appears in the log (e.g. Faust's "Worker]: Ready"); False if the
+        process died or the time ran out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.tail(400):
+                return True
+            if not self.alive:
+                return False
+            time.sleep(0.5)
+        return False
 
     def tail(self, lines: int = 20) -> str:
         try:

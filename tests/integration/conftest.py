@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch
 
-from deploy.processes import Service
+from deploy.processes import PROCESSOR_READY, Service
 from deploy.topics import ensure_topics
 from producers.simulator.run import registry_for
 from schemas.organization import Organization
@@ -49,6 +49,9 @@ def services(tmp_path: Path) -> Iterator[dict[str, Service]]:
         "processor": Service("processor", ["process"], tmp_path).start(),
         "sink": Service("sink", ["sink"], tmp_path).start(),
     }
+    # Known issue (README): records produced while a Faust worker is still starting were once
+    # seen skipped (2 of 50,000). Until that is understood, runs start on a ready processor.
+    assert started["processor"].wait_for_log(PROCESSOR_READY), started["processor"].tail(40)
     yield started
     for service in started.values():
         service.stop()

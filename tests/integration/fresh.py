@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from deploy.processes import Service
+from deploy.processes import PROCESSOR_READY, Service
 from deploy.topics import start_group_at_end
 from vigie.settings import Settings
 
@@ -49,6 +49,9 @@ class FreshPipeline:
         start_group_at_end(self.settings.kafka_bootstrap, f"{self.app_id}-sink")
         for name in ("processor", "sink"):
             self.restart(name)
+        # See conftest.services: start runs on a ready processor (known Faust start-up issue).
+        assert self.services["processor"].wait_for_log(PROCESSOR_READY), (
+            self.services["processor"].tail(40))
         return self.services
 
     def restart(self, name: str) -> Service:

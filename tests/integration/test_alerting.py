@@ -25,7 +25,7 @@ import yaml
 from confluent_kafka import Consumer, TopicPartition
 from elasticsearch import Elasticsearch
 
-from deploy.processes import Service
+from deploy.processes import PROCESSOR_READY, Service
 from deploy.topics import end_offsets
 from processors.incidents.config import DEFAULT_PATH
 from producers.simulator.run import simulate
@@ -129,7 +129,7 @@ def test_pages_arrive_once_per_step_and_resolve(
                             tmp_path).start(),
     }
     try:
-        time.sleep(8)
+        assert services["processor"].wait_for_log(PROCESSOR_READY), services["processor"].tail()
         truth = tmp_path / "truth.jsonl"
         simulate(bootstrap=stack.kafka_bootstrap, registry=national_registry,
                  seed=int(time.time()) % 10**6 + 21, events=2000, duration=20, rate=100,
