@@ -9,24 +9,17 @@ from __future__ import annotations
 
 import uuid
 
-from confluent_kafka import Consumer, TopicPartition
 from elasticsearch import Elasticsearch
 
-from deploy.topics import end_offsets
+from deploy.topics import start_group_at_end
 from producers.kafka import make_producer
 from sinks.consumer import Sink, SinkConfig, SinkStats
 
 
 def fresh_group(bootstrap: str, topics: list[str]) -> str:
+    """A new consumer group that starts at the current end of ``topics``."""
     group = f"vigie-sink-test-{uuid.uuid4().hex[:12]}"
-    offsets = [TopicPartition(topic, partition, end)
-               for topic in topics for partition, end in end_offsets(bootstrap, topic).items()]
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                         "enable.auto.commit": False})
-    try:
-        consumer.commit(offsets=offsets, asynchronous=False)
-    finally:
-        consumer.close()
+    start_group_at_end(bootstrap, group, topics)
     return group
 
 

@@ -12,7 +12,6 @@ whatever happens.
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
 from pathlib import Path
@@ -21,15 +20,13 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from elasticsearch import Elasticsearch
 
-from deploy.local import procs
 from deploy.local import stack as local_stack
-from deploy.local.elasticsearch import Elasticsearch as LocalElasticsearch
-from deploy.local.layout import Layout
 from deploy.processes import Service
 from deploy.topics import end_offsets
 from schemas import indices
 from schemas.organization import Organization
 from schemas.topics import EVENTS_CLASSIFIED
+from tests.drills.support import stop_server
 from tests.integration.support import Run, produce_run, wait_for_run
 from vigie.settings import Settings
 
@@ -43,20 +40,6 @@ pytestmark = [
 EVENTS = 50_000
 MALFORMED = 100
 OUTAGE_S = 30
-
-
-def stop_elasticsearch(grace: float = 60) -> None:
-    """Stop only the local Elasticsearch (SIGTERM to its session, SIGKILL past ``grace``)."""
-    node = LocalElasticsearch(Layout.default())
-    leader = node.pid()
-    members = procs.marked_pids(node.mark)
-    everyone = sorted({*members, *([leader] if leader else [])})
-    procs.signal_all([leader] if leader else members, signal.SIGTERM)
-    survivors = procs.wait_gone(everyone, grace)
-    if survivors:
-        procs.signal_all(survivors, signal.SIGKILL)
-        procs.wait_gone(survivors, 15)
-    assert not node.probe(), "Elasticsearch still answers after being stopped"
 
 
 def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
@@ -91,7 +74,7 @@ def test_elasticsearch_down_30s_mid_run_loses_and_duplicates_nothing(
         time.sleep(1)
     indexed_before = _events_total(es) - baseline
     try:
-        stop_elasticsearch()
+        stop_server("elasticsearch")
         down_at = time.monotonic()
         time.sleep(5)  # a batch acknowledged just before the stop may still commit
         topic, group = EVENTS_CLASSIFIED.name, stack.sink_group
