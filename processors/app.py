@@ -18,6 +18,7 @@ from datetime import timedelta
 
 import faust
 
+from processors import offsets
 from processors.classify import Classifier, PassThrough, SigmaClassifier
 from processors.validate import Coordinates, Refused, Validator, dead_letter
 from schemas.deadletter import Reason
@@ -65,6 +66,8 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> faus
         broker_commit_interval=2.0,
         stream_buffer_maxsize=4096,
     )
+    # Faust could commit over a record it skipped: hold such commits and re-read instead.
+    offsets.install(app)
     raw = app.topic(EVENTS_RAW.name, key_type=bytes, value_type=bytes)
     classified = app.topic(EVENTS_CLASSIFIED.name, key_type=bytes, value_type=bytes)
     detections = app.topic(DETECTIONS.name, key_type=bytes, value_type=bytes)

@@ -1,0 +1,126 @@
+"""Faust must never commit over a record it did not process.
+
+faust-streaming 0.15.3 can skip a record and then commit past it. Its drain loop advances a
+partition's read offset even when a flow suspension (rebalance, table recovery) cancelled the
+hand-over of the record in flight, and ``Consumer._new_offset`` only refuses a gap at the head
+of the acknowledged offsets when it spans two or more records (``min(acked) - committed > 1``):
+a single skipped record right after the committed offset is committed over, and lost. The
+same method also treats offsets the drain loop saw jump over as done, which is right for
+compacted or transactional topics but, on our inputs, can only mean a skipped record.
+
+Every topic the processor consumes is ours, non-compacted, and written without transactions,
+so its offsets are contiguous: the record at the committed offset must be acknowledged before
+anything past it is committed. ``install`` makes Faust hold commits at such a hole (instead
+of committing over it), and a timer re-reads the partition from the hole when it does not
+fill by itself (the records after it are processed again; their ids are deterministic, so the
+sink's overwrite makes that harmless). A hole that re-reading cannot fill (the broker deleted
+the records, e.g. by retention) is accepted after a few tries, logged as an error, and
+counted in ``vigie_records_skipped_total``: never silent.
+
+Patched at class level because Faust builds its consumer privately; written against
+faust-streaming 0.15.3 (pinned in ``pyproject.toml``) — the unit tests exercise the patched
+method on a real Faust consumer object so that an upgrade that moves it fails loudly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.transport.consumer import Consumer
+from prometheus_client import Counter
+
+from schemas.topics import ALL_TOPICS
+
+log = logging.getLogger(__name__)
+
+#: Topics whose offsets have no legitimate gaps: not compacted, never written transactionally.
+CONTIGUOUS_TOPICS: frozenset[str] = frozenset(
+    t.name for t in ALL_TOPICS if "compact" not in t.config.get("cleanup.policy", "delete"))
+
+HOLD_BEFORE_REREAD_S = 10.0
+REREADS_BEFORE_GIVING_UP = 3
+
+HOLES = Counter("vigie_commit_holes_total",
+                "Commits Faust would have made over an unprocessed record, held back", ["topic"])
+REREADS = Counter("vigie_rereads_total",
+                  "Partitions re-read from a held commit's hole", ["topic"])
+SKIPPED = Counter("vigie_records_skipped_total",
+                  "Records given up on: the broker no longer has them", ["topic"])
+
+
+@dataclass
+class Hole:
+    """A partition whose commit is held at ``offset`` (the first unprocessed record)."""
+
+    offset: int
+    since: float
+    rereads: int = 0
+
+
+_holes: dict[Any, Hole] = {}
+_accepted: dict[Any, int] = {}  # tp -> hole offset given up on (commit may pass it)
+_original_new_offset = Consumer._new_offset
+
+
+def held_commit(consumer: Consumer, tp: Any) -> int | None:
+    """The offset Faust may commit for ``tp``, holding back at a hole (see module doc)."""
+    if tp.topic not in CONTIGUOUS_TOPICS:
+        return _original_new_offset(consumer, tp)
+    # Offsets the drain loop saw jump over are not "done" on a contiguous topic.
+    consumer._gap.pop(tp, None)
+    committed = consumer._committed_offset[tp]
+    acked = consumer._acked[tp]
+    if committed is not None and acked:
+        first = min(acked)
+        if first > committed and _accepted.get(tp) != committed:
+            hole = _holes.get(tp)
+            if hole is None or hole.offset != committed:
+                _holes[tp] = Hole(committed, time.monotonic())
+                HOLES.labels(tp.topic).inc()
+                log.warning("%s[%d]: offset %d was never processed but %d was; holding the "
+                            "commit (Faust skipped a record)", tp.topic, tp.partition,
+                            committed, first)
+            return None
+        if first > committed:  # accepted hole: commit over it once
+            acked[:0] = range(committed, first)
+            consumer._acked_index[tp].update(range(committed, first))
+            _accepted.pop(tp, None)
+    _holes.pop(tp, None)
+    return _original_new_offset(consumer, tp)
+
+
+def holes_to_reread(now: float, assigned: Iterable[Any]) -> list[tuple[Any, Hole]]:
+    """The holes held long enough to re-read, among the partitions still assigned."""
+    assigned = set(assigned)
+    for tp in [tp for tp in _holes if tp not in assigned]:
+        del _holes[tp]
+    return [(tp, hole) for tp, hole in _holes.items() if now - hole.since >= HOLD_BEFORE_REREAD_S]
+
+
+def install(app: faust.App) -> None:
+    """Patch Faust's commit and start the re-read timer on ``app``."""
+    Consumer._new_offset = held_commit  # type: ignore[method-assign]
+
+    @app.timer(interval=HOLD_BEFORE_REREAD_S / 2)
+    async def reread_holes() -> None:
+        consumer = app.consumer
+        for tp, hole in holes_to_reread(time.monotonic(), consumer.assignment()):
+            if hole.rereads >= REREADS_BEFORE_GIVING_UP:
+                SKIPPED.labels(tp.topic).inc()
+                log.error("%s[%d]: offset %d could not be read again after %d tries (deleted "
+                          "by the broker?); committing past it: that record is lost",
+                          tp.topic, tp.partition, hole.offset, hole.rereads)
+                _accepted[tp] = hole.offset
+                del _holes[tp]
+                continue
+            hole.rereads += 1
+            hole.since = time.monotonic()
+            REREADS.labels(tp.topic).inc()
+            log.warning("%s[%d]: re-reading from offset %d (try %d)", tp.topic, tp.partition,
+                        hole.offset, hole.rereads)
+            await consumer.seek(tp, hole.offset)
