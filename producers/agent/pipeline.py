@@ -1,23 +1,23 @@
 """From a parsed document to a signed Kafka record: identity, pseudonymisation, signature.
 
-The value is the document's compact JSON, written directly: a pydantic round trip per event
-(validate, then dump) cost more than parsing the record, and the processor validates every
-event against the same strict schema anyway, sending what fails to the dead-letter index with
-the reason. That the parsers' output fits the schema is the parsers' contract, checked by the
-unit tests (every SigmaHQ regression sample is validated, and the direct JSON is checked to
-validate to the same ``SecurityEvent`` as the pydantic dump). In operation, one event in
-``VALIDATE_EVERY`` is still validated here, so a mapping that drifts (a new Windows version,
-an odd exporter) shows in the agent's metrics and logs, not only nationally.
+The value is the document's compact JSON, written directly by pydantic-core's serialiser
+(the same bytes as ``json.dumps(..., ensure_ascii=False, separators=(",", ":"))``, at a third
+of the cost): a pydantic round trip per event (build the models, then dump them) cost more
+than parsing the record. Every value is then validated once, as bytes, against the wire
+schema (``SecurityEvent``), so a mapping that drifts (a new Windows version, an odd exporter)
+shows in the agent's metrics and logs, not only nationally. A misfit is still sent, signed:
+the processor, which applies the same strict schema, dead-letters it with the reason, where an
+operator sees it — nothing vanishes in the hospital without a trace.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import to_json
 
 from producers.agent import metrics as agent_metrics
 from producers.agent.pseudonymise import Pseudonymiser
@@ -29,8 +29,10 @@ log = logging.getLogger(__name__)
 
 AGENT_VERSION = "1"
 
-#: One event in this many is validated against the wire schema by the agent itself.
-VALIDATE_EVERY = 256
+#: One event in this many is validated against the wire schema by the agent itself: every
+#: one by default (about a tenth of the agent's CPU per event); more only to trade that
+#: guarantee for speed on a host that cannot keep up.
+VALIDATE_EVERY = 1
 
 
 class Finisher:
@@ -52,7 +54,7 @@ class Finisher:
         doc["agent"] = self.agent
         if self.pseudonymiser is not None:
             self.pseudonymiser.apply(doc)
-        raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+        raw = to_json(doc)
         self._seen += 1
         if self._seen % self.validate_every == 0:
             self.check(raw, source)

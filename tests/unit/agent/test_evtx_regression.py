@@ -81,26 +81,88 @@ def test_dry_run_prints_json_lines(tmp_path: Path) -> None:
 
 def test_direct_json_is_the_schema_s_event(ctx: Context, key) -> None:  # type: ignore[no-untyped-def]
     """The agent writes JSON directly instead of a pydantic round trip per event: on every
-    regression sample (pseudonymised, as shipped), those bytes validate, to the very event
-    the schema's own canonical dump gives, and the sampled in-agent check agrees."""
+    regression sample (pseudonymised, as shipped), those bytes are the standard library's
+    compact JSON of the document, they validate, to the very event the schema's own
+    canonical dump gives, and the in-agent check agrees."""
     from producers.agent.pseudonymise import Pseudonymiser
     from producers.agent.sign import Signer
 
     from .conftest import ORG
 
     finisher = Finisher(ORG, Signer("chu-test-01", key), Pseudonymiser(b"k" * 32))
-    finisher.validate_every = 1
+    assert finisher.validate_every == 1  # every event, by default
     source = WindowsFileSource("evtx", [str(p) for p in SAMPLES], ctx)
     checked = 0
     while batch := source.poll(1000):
         for doc in batch:
             eid, value = finisher.value(doc)
+            assert value == json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
             event = SecurityEvent.model_validate_json(value)
             assert event.id == eid
             assert SecurityEvent.model_validate_json(event.to_json_bytes()) == event
             checked += 1
     assert checked >= len(SAMPLES)
     assert finisher.invalid == 0
+
+
+def test_misfit_is_caught_by_the_default_check(key) -> None:  # type: ignore[no-untyped-def]
+    from producers.agent.sign import Signer
+
+    from .conftest import ORG
+
+    finisher = Finisher(ORG, Signer("chu-test-01", key), None)
+    finisher.value({"@timestamp": "2024-01-01T00:00:00Z", "event": {"id": "a" * 32}})
+    assert finisher.invalid == 0
+    finisher.value({"@timestamp": "2024-01-01T00:00:00Z",
+                    "event": {"id": "b" * 32, "category": ["not-ecs"]}})
+    finisher.value({"@timestamp": "2024-01-01T00:00:00Z", "event": {"id": "c" * 32},
+                    "unknown_field": 1})
+    assert finisher.invalid == 2
+
+
+def _copy(sample: Path, to: Path) -> Path:
+    to.write_bytes(sample.read_bytes())
+    return to
+
+
+def _multi_record_sample() -> Path:
+    for sample in SAMPLES:
+        if sum(1 for _ in PyEvtxParser(str(sample)).records_json()) >= 2:
+            return sample
+    pytest.skip("no regression sample holds two records")
+
+
+def test_evtx_source_positions(tmp_path: Path, ctx: Context) -> None:
+    """Files named as they are (one ``stat``, no directory listing) or by glob; a finished
+    file is not read again unless it changes; a restart resumes mid-file; a file replaced by
+    another one is read from its start."""
+    many = _multi_record_sample()
+    records = sum(1 for _ in PyEvtxParser(str(many)).records_json())
+    literal = _copy(many, tmp_path / "a.evtx")
+    (tmp_path / "sub").mkdir()
+    _copy(SAMPLES[0], tmp_path / "sub" / "b.evtx")
+    patterns = [str(literal), str(tmp_path / "sub" / "*.evtx"), str(tmp_path / "gone.evtx")]
+    source = WindowsFileSource("evtx", patterns, ctx)
+    source.rescan_s = 0
+    first = source.poll(1)
+    assert len(first) == 1
+    position = source.position()
+    assert position[str(literal)]["next"] == 1 and position[str(literal)]["size"] == -1
+
+    resumed = WindowsFileSource("evtx", patterns, ctx, position)
+    resumed.rescan_s = 0
+    rest = resumed.poll(1000)
+    ids = [d["event"]["id"] for d in first + rest]
+    assert len(ids) == len(set(ids)) == records + 1
+    assert resumed.poll(1000) == []  # nothing changed: nothing read again
+    done = resumed.position()[str(literal)]
+    assert done["next"] == records and done["size"] == literal.stat().st_size
+
+    literal.unlink()
+    _copy(SAMPLES[0], literal)  # another file under the same name: read from its start
+    again = resumed.poll(1000)
+    assert len(again) == sum(1 for _ in PyEvtxParser(str(SAMPLES[0])).records_json())
+    assert ctx.malformed == {}
 
 
 def test_misfit_is_counted_and_still_sent(key) -> None:  # type: ignore[no-untyped-def]
