@@ -38,10 +38,15 @@ _ATTRIBUTES = "#attributes"
 _TEXT = "#text"
 
 
+#: Types a JSON parser gives that are not mappings: answered without the ``Mapping`` ABC check.
+_NOT_MAPS = frozenset({str, int, float, bool, list, type(None)})
+
+
 def _is_map(value: Any) -> bool:
-    """``isinstance(value, Mapping)``, with the plain-dict case (all JSON gives) first: the
-    ABC check is several times slower and runs for every element of every record."""
-    return type(value) is dict or isinstance(value, Mapping)
+    """``isinstance(value, Mapping)``, with the plain-JSON cases first: the ABC check is
+    several times slower and would run for most elements of every record."""
+    kind = type(value)
+    return kind is dict or (kind not in _NOT_MAPS and isinstance(value, Mapping))
 
 
 class NotAWindowsRecord(ValueError):
@@ -50,7 +55,7 @@ class NotAWindowsRecord(ValueError):
 
 def _text(value: Any) -> Any:
     """XML elements with attributes render as ``{"#attributes": ..., "#text": v}``: keep v."""
-    if type(value) is str:  # most values: skip the (slow) Mapping ABC check
+    if type(value) is str or value is None:  # most values
         return value
     if _is_map(value):
         if _TEXT in value:

@@ -115,6 +115,7 @@ def read_evtx(
     chunks), and a stream of files is parallel across files already if it needs to be.
     """
     from evtx import PyEvtxParser
+    from pydantic_core import from_json
 
     # No ``Path`` object on this path: agents open thousands of small files, and building
     # one cost as much as parsing a record; errors still name the file.
@@ -129,8 +130,10 @@ def read_evtx(
             _report(path, index, f"evtx parse error: {error}", on_error)
             return
         try:
-            item = json.loads(record["data"])
-        except json.JSONDecodeError as error:
+            # pydantic-core's parser: the same values as ``json.loads`` from this well-formed
+            # output, at half the cost (and record keys are interned across records).
+            item = from_json(record["data"])
+        except ValueError as error:
             _report(path, index, f"invalid JSON from evtx: {error}", on_error)
         else:
             if type(item) is dict:

@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 Doc = dict[str, Any]
 
 
 def ip_or_none(value: Any) -> str | None:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or value in ("", "-"):  # "-": Windows' "no address"
         return None
+    return _ip(value)
+
+
+@lru_cache(maxsize=4096)
+def _ip(value: str) -> str | None:
+    """Cached: a log names the same few addresses again and again, and parsing one costs
+    more than a dict lookup by far (a failed parse, an exception, even more)."""
     text = value.strip()
     if text.startswith("::ffff:") and "." in text:  # IPv4-mapped, as Windows writes them
         text = text[7:]
@@ -27,6 +35,8 @@ def ip_or_none(value: Any) -> str | None:
 
 
 def port_or_none(value: Any) -> int | None:
+    if value is None:  # the usual case: no such field, and no exception to raise and catch
+        return None
     try:
         port = int(value)
     except (TypeError, ValueError):
@@ -35,7 +45,7 @@ def port_or_none(value: Any) -> int | None:
 
 
 def int_or_none(value: Any) -> int | None:
-    if isinstance(value, bool):
+    if value is None or isinstance(value, bool):
         return None
     try:
         number = int(value, 0) if isinstance(value, str) else int(value)

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from producers.agent.parse.common import Doc, int_or_none, ip_or_none, port_or_none, put
+from producers.agent.parse.common import Doc, int_or_none, ip_or_none, port_or_none
 from producers.windows.normalize import WindowsEvent
+from schemas.identity import event_id
 
 # (channel suffix or provider, event id) → ECS category/type/action. Channel-independent ids
 # (Security log) and Sysmon's own numbering.
@@ -88,48 +89,82 @@ def _basename(path: Any) -> str | None:
     return path.replace("/", "\\").rsplit("\\", 1)[-1] or None
 
 
+def _set(target: dict[str, Any], key: str, value: Any) -> None:
+    """``target[key] = value`` unless the value is empty (as :func:`.common.put`)."""
+    if value is not None and value != "" and value != []:
+        target[key] = value
+
+
+def _process(data: dict[str, Any]) -> dict[str, Any]:
+    """ECS ``process.*`` (and its parent) from Sysmon's or the Security log's names."""
+    get = data.get
+    process: dict[str, Any] = {}
+    image = get("Image") or get("NewProcessName")
+    if isinstance(image, str):
+        _set(process, "executable", image)
+        _set(process, "name", _basename(image))
+    _set(process, "command_line", get("CommandLine"))
+    _set(process, "pid", int_or_none(get("ProcessId") or get("NewProcessId")))
+    if "Hashes" in data:
+        _set(process, "hash", _hashes(data["Hashes"]) or None)
+    parent: dict[str, Any] = {}
+    image = get("ParentImage") or get("ParentProcessName")
+    if isinstance(image, str):
+        _set(parent, "executable", image)
+        _set(parent, "name", _basename(image))
+    _set(parent, "command_line", get("ParentCommandLine"))
+    _set(parent, "pid", int_or_none(get("ParentProcessId")))
+    if parent:
+        process["parent"] = parent
+    return process
+
+
 def _ecs(doc: Doc, winlog: dict[str, Any], data: dict[str, Any]) -> None:
+    """The ECS fields analysts filter on, from ``winlog``. Each ECS object is built whole
+    and attached only if it has a field: this runs on every Windows event the agent ships."""
     event_id = winlog["event_id"]
     sysmon = "sysmon" in winlog["channel"].lower() or "sysmon" in (
         winlog.get("provider_name") or "").lower()
     mapped = (_SYSMON if sysmon else _SECURITY).get(event_id)
     if mapped:
         category, kind, action = mapped
-        doc["event"]["category"] = [category]
-        doc["event"]["type"] = [kind]
-        doc["event"]["action"] = action
+        event = doc["event"]
+        event["category"] = [category]
+        event["type"] = [kind]
+        event["action"] = action
         if category == "authentication":
-            doc["event"]["outcome"] = "failure" if event_id in _FAILURE_IDS else "success"
-    user = data.get("TargetUserName") or data.get("User") or data.get("SubjectUserName")
-    if isinstance(user, str) and "\\" in user:
-        domain, _, user = user.partition("\\")
-        put(doc, "user.domain", domain)
-    put(doc, "user.name", user if isinstance(user, str) else None)
-    if "user" in doc and "domain" not in doc["user"]:
-        domain = data.get("TargetDomainName") or data.get("SubjectDomainName")
-        put(doc, "user.domain", domain if isinstance(domain, str) else None)
-    put(doc, "source.ip", ip_or_none(data.get("IpAddress") or data.get("SourceIp")))
-    put(doc, "source.port", port_or_none(data.get("IpPort") or data.get("SourcePort")))
-    put(doc, "destination.ip", ip_or_none(data.get("DestinationIp")))
-    put(doc, "destination.port", port_or_none(data.get("DestinationPort")))
-    put(doc, "destination.domain", data.get("DestinationHostname") or data.get("QueryName"))
-    image = data.get("Image") or data.get("NewProcessName")
-    if isinstance(image, str):
-        put(doc, "process.executable", image)
-        put(doc, "process.name", _basename(image))
-    put(doc, "process.command_line", data.get("CommandLine"))
-    put(doc, "process.pid", int_or_none(data.get("ProcessId") or data.get("NewProcessId")))
-    put(doc, "process.hash", _hashes(data.get("Hashes")) or None)
-    parent = data.get("ParentImage") or data.get("ParentProcessName")
-    if isinstance(parent, str):
-        put(doc, "process.parent.executable", parent)
-        put(doc, "process.parent.name", _basename(parent))
-    put(doc, "process.parent.command_line", data.get("ParentCommandLine"))
-    put(doc, "process.parent.pid", int_or_none(data.get("ParentProcessId")))
-    target = data.get("TargetFilename") or data.get("ImageLoaded")
-    if isinstance(target, str):
-        put(doc, "file.path", target)
-        put(doc, "file.name", _basename(target))
+            event["outcome"] = "failure" if event_id in _FAILURE_IDS else "success"
+    get = data.get
+    user = get("TargetUserName") or get("User") or get("SubjectUserName")
+    if isinstance(user, str) and user:
+        ecs_user: dict[str, Any] = {}
+        if "\\" in user:
+            domain, _, user = user.partition("\\")
+            _set(ecs_user, "domain", domain)
+        _set(ecs_user, "name", user)
+        if ecs_user and "domain" not in ecs_user:
+            domain = get("TargetDomainName") or get("SubjectDomainName")
+            _set(ecs_user, "domain", domain if isinstance(domain, str) else None)
+        if ecs_user:
+            doc["user"] = ecs_user
+    source: dict[str, Any] = {}
+    _set(source, "ip", ip_or_none(get("IpAddress") or get("SourceIp")))
+    _set(source, "port", port_or_none(get("IpPort") or get("SourcePort")))
+    if source:
+        doc["source"] = source
+    destination: dict[str, Any] = {}
+    _set(destination, "ip", ip_or_none(get("DestinationIp")))
+    _set(destination, "port", port_or_none(get("DestinationPort")))
+    _set(destination, "domain", get("DestinationHostname") or get("QueryName"))
+    if destination:
+        doc["destination"] = destination
+    process = _process(data)
+    if process:
+        doc["process"] = process
+    target = get("TargetFilename") or get("ImageLoaded")
+    if isinstance(target, str) and target:
+        doc["file"] = {"path": target}
+        _set(doc["file"], "name", _basename(target))
 
 
 def windows_doc(event: WindowsEvent, *, establishment_id: str, fallback_source: str,
@@ -140,24 +175,21 @@ def windows_doc(event: WindowsEvent, *, establishment_id: str, fallback_source: 
     record read from an ``.evtx`` or from its JSON export gets the same id (a re-import is an
     overwrite, not a duplicate). Records without a record id fall back on the file and index.
     """
-    from schemas.identity import event_id
-
     winlog = {k: v for k, v in event["winlog"].items() if v is not None}
     data = trimmed(winlog.get("event_data"))
     winlog["event_data"] = data
     record_id = winlog.get("record_id")
+    computer = winlog.get("computer_name")
     if record_id is not None:
-        source = f"winlog:{winlog.get('computer_name') or '-'}:{winlog['channel']}"
+        source = f"winlog:{computer or '-'}:{winlog['channel']}"
         eid = event_id(establishment_id, source, record_id)
     else:
         eid = event_id(establishment_id, fallback_source, fallback_position)
-    doc: Doc = {
-        "@timestamp": event.get("@timestamp"),
-        "event": {"id": eid, "kind": "event", "code": str(winlog["event_id"]),
-                  "module": "windows", "dataset": f"windows.{winlog['channel']}"[:1024]},
-        "winlog": winlog,
-    }
-    put(doc, "event.provider", winlog.get("provider_name"))
-    put(doc, "host.name", winlog.get("computer_name"))
+    ecs_event = {"id": eid, "kind": "event", "code": str(winlog["event_id"]),
+                 "module": "windows", "dataset": f"windows.{winlog['channel']}"[:1024]}
+    _set(ecs_event, "provider", winlog.get("provider_name"))
+    doc: Doc = {"@timestamp": event.get("@timestamp"), "event": ecs_event, "winlog": winlog}
+    if computer is not None and computer != "":
+        doc["host"] = {"name": computer}
     _ecs(doc, winlog, data)
     return doc

@@ -12,6 +12,7 @@ import glob
 import os
 import stat
 import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,12 @@ def _identity(path: Path | str, regular_only: bool = False) -> dict[str, int] | 
     return {"dev": st.st_dev, "ino": st.st_ino, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def _literal(pattern: str) -> bool:
+    """No wildcard: the pattern names one file, and a ``stat`` answers for it (``glob`` would
+    list its directory for the same answer — per file, for agents given many)."""
+    return not any(c in pattern for c in "*?[")
+
+
 class WindowsFileSource(Source):
     """``.evtx`` (and, through the same reader, whole ``.json`` exports) matched by globs."""
 
@@ -44,79 +51,89 @@ class WindowsFileSource(Source):
         self.patterns = patterns
         self.ctx = ctx
         self.files: dict[str, dict[str, int]] = dict(position or {})
-        self._current: tuple[str, Iterator[tuple[int, WindowsEvent]]] | None = None
-        self._queue: list[str] = []  # paths as str: ``Path`` objects cost per small file
+        # (path, its position entry, its records, the event.id fallback for records
+        # without a record id): per-file values computed once, not per record
+        self._current: tuple[str, dict[str, int], Iterator[tuple[int, WindowsEvent]],
+                             str] | None = None
+        # (path, identity at scan): paths as str, ``Path`` objects cost per small file
+        self._queue: deque[tuple[str, dict[str, int]]] = deque()
         self._scanned = 0.0
 
     #: Seconds between two scans of the globs for new or grown files.
     rescan_s = 1.0
 
-    def _next_file(self) -> str | None:
+    def _next_file(self) -> tuple[str, dict[str, int]] | None:
         """The next file to read; globs are scanned at most once per ``rescan_s``."""
         if not self._queue and time.monotonic() - self._scanned >= self.rescan_s:
-            self._queue = list(self._pending())
+            self._queue.extend(self._pending())
             self._scanned = time.monotonic()
-        return self._queue.pop(0) if self._queue else None
+        return self._queue.popleft() if self._queue else None
 
-    def _pending(self) -> Iterator[str]:
+    def _pending(self) -> Iterator[tuple[str, dict[str, int]]]:
+        """Files new or changed since we finished them, with the identity seen now: one
+        ``stat`` per file per scan, and none while reading it."""
         for pattern in self.patterns:
-            for match in sorted(glob.glob(os.path.expanduser(pattern), recursive=True)):
+            pattern = os.path.expanduser(pattern)
+            matches = ([pattern] if _literal(pattern)
+                       else sorted(glob.glob(pattern, recursive=True)))
+            for match in matches:
                 ident = _identity(match, regular_only=True)
                 if ident is None:
                     continue
                 done = self.files.get(match)
                 if done and all(done.get(k) == ident[k] for k in ident):
                     continue  # unchanged since we finished it
-                yield match
+                yield match, ident
 
-    def _open(self, path: str) -> Iterator[tuple[int, WindowsEvent]]:
-        key = str(path)
-        ident = _identity(path) or {}
-        done = self.files.get(key)
+    def _open(self, path: str, ident: dict[str, int]) -> Iterator[tuple[int, WindowsEvent]]:
+        """The records of ``path`` not yet read. Its entry records the identity seen at the
+        scan, so a file that grows while it is read differs at the next scan and is opened
+        again, from where it stopped."""
+        done = self.files.get(path)
         skip = 0
-        if done and (done.get("dev"), done.get("ino")) == (ident.get("dev"), ident.get("ino")):
+        if done and (done.get("dev"), done.get("ino")) == (ident["dev"], ident["ino"]):
             skip = int(done.get("next", 0))
-        self.files[key] = {**ident, "next": skip, "size": -1}  # -1: not finished
+        self.files[path] = {**ident, "next": skip, "size": -1}  # -1: not finished
 
         def on_error(index: int, reason: str) -> None:
             self.ctx.report_malformed(self.name, "bad_record", f"{path} #{index}: {reason}")
 
-        def records() -> Iterator[tuple[int, WindowsEvent]]:
-            for index, event in read_events(path, on_error):
-                if index >= skip:
-                    yield index, event
-
-        return records()
+        records = read_events(path, on_error)
+        if skip:
+            records = ((index, event) for index, event in records if index >= skip)
+        return records
 
     def poll(self, max_items: int) -> list[Doc]:
         docs: list[Doc] = []
+        append = docs.append
+        establishment = self.ctx.establishment_id
         while len(docs) < max_items:
             if self._current is None:
-                path = self._next_file()
-                if path is None:
+                found = self._next_file()
+                if found is None:
                     break
-                self._current = (str(path), self._open(path))
-            key, records = self._current
+                path, ident = found
+                self._current = (path, ident, self._open(path, ident), f"file:{path}")
+            key, ident, records, fallback = self._current
+            entry = self.files[key]
             try:
                 for index, event in records:
-                    self.files[key]["next"] = index + 1
+                    entry["next"] = index + 1
                     try:
-                        docs.append(windows_doc(event, establishment_id=self.ctx.establishment_id,
-                                                fallback_source=f"file:{key}",
-                                                fallback_position=index))
+                        append(windows_doc(event, establishment_id=establishment,
+                                           fallback_source=fallback, fallback_position=index))
                     except (KeyError, TypeError, ValueError) as exc:
                         self.ctx.report_malformed(self.name, "bad_record", f"{key}: {exc}")
                     if len(docs) >= max_items:
                         break
                 else:
-                    self._finish(key)
+                    self._finish(key, ident)
             except (OSError, RuntimeError) as exc:
                 self.ctx.report_malformed(self.name, "unreadable_file", f"{key}: {exc}")
-                self._finish(key)
+                self._finish(key, ident)
         return docs
 
-    def _finish(self, key: str) -> None:
-        ident = _identity(key) or {}
+    def _finish(self, key: str, ident: dict[str, int]) -> None:
         self.files[key] = {**ident, "next": self.files[key]["next"]}
         self._current = None
 
