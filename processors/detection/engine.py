@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,8 @@ class _Bucket:
                 self.triggers[number].append(position)
             if len(numbered) > 1:
                 self.rest[position] = tuple(numbered[1:])
-        self.triggers = dict(self.triggers)  # plain dict: ``in`` must not insert
+        # anchor number → rule positions, as a list: looked up with a C-level ``map``
+        self.triggers = [tuple(self.triggers.get(n, ())) for n in range(len(numbers))]
         self.rest_keys = frozenset(self.rest)
         by_field: dict[str | None, list[tuple[str, int]]] = defaultdict(list)
         # field → its value as a number → anchor numbers (``LogonType: 10``)
@@ -95,44 +97,35 @@ class _Bucket:
                 table.setdefault(anchor_number(literal), []).append(number)
             else:
                 by_field[field_name].append((literal, number))
-        self.automata: list[tuple[str | None, Any]] = []
-        for field_name, literals in by_field.items():
-            automaton = ahocorasick.Automaton()
-            for literal, number in literals:
-                # The same literal may anchor nothing else in this field: one number per key.
-                automaton.add_word(literal, number)
-            automaton.make_automaton()
-            self.automata.append((field_name, automaton))
+        self.searchers = [(name, _searcher(literals)) for name, literals in by_field.items()]
         # Fields only ever read from event_data/user_data are taken from the event's own keys
         # (absent ones cost nothing); the others go through the field map.
         self.data_only = {
-            name: automaton
-            for name, automaton in self.automata
+            name: search
+            for name, search in self.searchers
             if name is not None and fieldmap.is_data_only(name)
         }
         self.data_only_names = frozenset(self.data_only)
-        self.resolved = [(n, a) for n, a in self.automata if n not in self.data_only]
+        self.resolved = [(n, s) for n, s in self.searchers if n not in self.data_only]
 
     def present(self, view: EventView) -> set[int]:
         """Numbers of the anchors whose literal occurs in its field's lower-cased values."""
         found: set[int] = set()
-        add = found.add
+        update = found.update
         direct = view.lowered_data(self.data_only_names)
         if direct is None:
-            searched = self.automata
+            searched = self.searchers
         else:
             searched = self.resolved
-            automata = self.data_only
+            searchers = self.data_only
             for field_name, value in direct:
-                for _, number in automata[field_name].iter(value):
-                    add(number)
+                update(searchers[field_name](value))
         for field_name, table in self.numeric.items():
             for raw in view.raw(field_name):
                 value = as_number(raw) if raw is not None else None
                 if value is not None:
-                    for number in table.get(value, ()):
-                        add(number)
-        for field_name, automaton in searched:
+                    update(table.get(value, ()))
+        for field_name, search in searched:
             if field_name is None:
                 value = view.keyword_text()
             else:
@@ -142,15 +135,13 @@ class _Bucket:
                 # Several values (lists) are searched as one string: a literal spanning two
                 # values only adds a candidate, it never loses one.
                 value = values[0] if len(values) == 1 else "\x00".join(values)
-            for _, number in automaton.iter(value):
-                add(number)
+            update(search(value))
         return found
 
     def candidates(self, view: EventView) -> list[int]:
         """Positions of the rules worth evaluating on this event, in rule order."""
         present = self.present(view)
-        triggers = self.triggers
-        hit = set(chain.from_iterable([triggers[n] for n in present if n in triggers]))
+        hit = set(chain.from_iterable(map(self.triggers.__getitem__, present)))
         if hit:
             rest = self.rest
             for position in hit & self.rest_keys:
@@ -160,6 +151,26 @@ class _Bucket:
                         break
         hit.update(self.always)
         return sorted(hit)
+
+
+_value = itemgetter(1)
+#: Up to this many literals, ``literal in value`` for each beats an automaton's iterator
+#: (whose set-up alone costs about as much as a few ``in`` on a field-sized value).
+_FEW_LITERALS = 4
+
+
+def _searcher(literals: Sequence[tuple[str, int]]) -> Callable[[str], Iterable[int]]:
+    """value → numbers of the literals it contains (repeats allowed)."""
+    if len(literals) <= _FEW_LITERALS:
+        pairs = tuple(literals)
+        return lambda value: [number for literal, number in pairs if literal in value]
+    automaton = ahocorasick.Automaton()
+    for literal, number in literals:
+        # The same literal may anchor nothing else in this field: one number per key.
+        automaton.add_word(literal, number)
+    automaton.make_automaton()
+    search = automaton.iter
+    return lambda value: map(_value, search(value))
 
 
 @dataclass
@@ -213,6 +224,7 @@ class Engine:
         self._by_channel: dict[str, list[int]] = defaultdict(list)
         self._anywhere: list[int] = []
         self._buckets: dict[tuple[str, int], _Bucket] = {}
+        self._empty = _Bucket((), self.fieldmap)
         for item in rules:
             loaded = item if isinstance(item, LoadedRule) else LoadedRule(item, Path("<memory>"))
             self._add(loaded, placeholders or {}, filters)
@@ -301,10 +313,10 @@ class Engine:
             positions = sorted(
                 {*self._by_key.get(key, ()), *self._by_channel.get(key[0], ()), *self._anywhere}
             )
+            if not positions:  # unknown events share one empty bucket, never cached per key
+                return self._empty
             bucket = _Bucket([self.rules[p] for p in positions], self.fieldmap)
-            # Unknown channels share one empty bucket instead of growing the cache forever.
-            if positions or key[0] in self._by_channel:
-                self._buckets[key] = bucket
+            self._buckets[key] = bucket
         return bucket
 
     # --- evaluating -----------------------------------------------------------------------
@@ -324,9 +336,11 @@ class Engine:
         if key is None:
             return []
         bucket = self._bucket(key)
+        rules = bucket.rules
+        if not rules:
+            return []
         view = EventView(event, self.fieldmap)
         matches: list[Match] = []
-        rules = bucket.rules
         for position in bucket.candidates(view):
             rule = rules[position]
             try:
