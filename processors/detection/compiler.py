@@ -192,30 +192,47 @@ class Leaf(Node):
     def matched_value(self, view: EventView) -> Any:
         """The event value(s) behind a match of this leaf, for the analyst (``None`` when the
         leaf does not hold: for a value test, no value passing it is the same thing)."""
-        test = self.test
+        return self.reporter()(view)
+
+    def reporter(self) -> Callable[[EventView], Any]:
+        """``matched_value`` as a closure, built once per rule: a match reports its fields
+        on the hot path, with the same cached field values the evaluation used."""
+        field, test = self.field, self.test
         if isinstance(test, FieldCheck):
-            if not test.check(view, self.field):
-                return None
-            values = view.raw(self.field)
-        else:
-            kind, match = test.view, test.test
-            if kind == "lower":
-                seen = view.lower(self.field)
+            check = test.check
+
+            def checked(view: EventView) -> Any:
+                return _reported(view.raw(field)) if check(view, field) else None
+
+            return checked
+        match = test.test
+        if test.view == "lower":
+
+            def lowered(view: EventView) -> Any:
+                seen = view.lower(field)
+                if len(seen) == 1:  # the usual single value: no tuple to build
+                    return view.text(field)[0] if match(seen[0]) else None
                 # Report the value as written, not lower-cased.
-                values = tuple(
-                    original
-                    for value, original in zip(seen, view.text(self.field), strict=False)
-                    if match(value)
+                return _reported(
+                    tuple(
+                        original
+                        for value, original in zip(seen, view.text(field), strict=False)
+                        if match(value)
+                    )
                 )
-            elif kind == "text":
-                values = tuple(value for value in view.text(self.field) if match(value))
-            else:
-                values = tuple(
-                    value for value in view.raw(self.field) if value is not None and match(value)
-                )
-        if not values:
-            return None
-        return values[0] if len(values) == 1 else list(values)
+
+            return lowered
+        if test.view == "text":
+            return lambda view: _reported(tuple(v for v in view.text(field) if match(v)))
+        return lambda view: _reported(
+            tuple(v for v in view.raw(field) if v is not None and match(v))
+        )
+
+
+def _reported(values: tuple[Any, ...]) -> Any:
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else list(values)
 
 
 @dataclass(eq=False)
@@ -480,19 +497,19 @@ class CompiledRule:
     matches: Evaluator
     anchors: frozenset[Anchor] | None
     event_ids: frozenset[int] | None
-    positive_leaves: tuple[tuple[Leaf, Evaluator], ...] = ()
     anchor_groups: tuple[frozenset[Anchor], ...] = ()
+    #: (Sigma field or "keywords", reporter) of the positive leaves, in rule order
+    reporters: tuple[tuple[str, Callable[[EventView], Any]], ...] = ()
 
     def matched_fields(self, view: EventView) -> dict[str, Any]:
-        """The positive leaves that hold on this event: Sigma field → event value."""
+        """The positive leaves that hold on this event: Sigma field → event value (the first
+        leaf of a field that holds gives it)."""
         fields: dict[str, Any] = {}
-        for leaf, _ in self.positive_leaves:
-            name = leaf.field or "keywords"
-            if name in fields:
-                continue
-            value = leaf.matched_value(view)
-            if value is not None:
-                fields[name] = value
+        for name, report in self.reporters:
+            if name not in fields:
+                value = report(view)
+                if value is not None:
+                    fields[name] = value
         return fields
 
 
@@ -521,6 +538,7 @@ def compile_rule(
     except SigmaError as error:
         raise InvalidRule(f"condition: {error}") from error
     root = _one(nodes, Or)
+    leaves = tuple(root.positive_leaves())
     return CompiledRule(
         info=rule_info(rule, path),
         logsource=rule.logsource,
@@ -529,5 +547,5 @@ def compile_rule(
         anchors=root.anchors(),
         event_ids=root.event_ids(),
         anchor_groups=tuple(root.anchor_groups()),
-        positive_leaves=tuple((leaf, leaf.evaluator()) for leaf in root.positive_leaves()),
+        reporters=tuple((leaf.field or "keywords", leaf.reporter()) for leaf in leaves),
     )

@@ -82,6 +82,12 @@ class EventView:
         """Non-null values as strings, case kept (for ``re`` and ``cased``)."""
         values = self._text.get(field)
         if values is None:
+            data = self._data
+            # A plain EventData string: the raw value is the text (no raw cache to fill).
+            value = data.get(field) if data is not None and field is not None else None
+            if type(value) is str and self._fieldmap.is_data_name(field):
+                values = self._text[field] = (value,)
+                return values
             raw = self.raw(field)
             if len(raw) == 1 and type(raw[0]) is str:
                 values = raw
