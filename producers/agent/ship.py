@@ -85,6 +85,7 @@ class Shipper:
         self.failed = 0
         self.last_error: str | None = None
         self._out = metrics.EVENTS_OUT.labels("agent", topic)
+        self._counted = 0  # deliveries already added to ``_out``: once per pump, not per event
         self._last_partition: tuple[int, int] | None = None
 
     # --- callbacks ---------------------------------------------------------------------------
@@ -111,10 +112,12 @@ class Shipper:
             return
         del self.in_flight[seq]
         self.delivered += 1
-        self._out.inc()
         self._last_partition = (msg.partition(), msg.offset())
 
     def _advance(self) -> None:
+        if self.delivered != self._counted:
+            self._out.inc(self.delivered - self._counted)
+            self._counted = self.delivered
         while self._heap and self._heap[0] not in self.in_flight:
             heapq.heappop(self._heap)
         upto = (self._heap[0] - 1) if self._heap else self.spool.cursor - 1

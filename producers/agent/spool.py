@@ -11,6 +11,11 @@ key, the event id, the signature and the value. A torn record at the end of the 
 holds the last acknowledged sequence number (and the partition/offset the broker gave it),
 which the restart check uses; segments wholly acknowledged are deleted.
 
+The records appended most recently (up to ``tail_bytes``) are also kept in memory, and the
+shipper reads them from there: in the usual case, where Kafka keeps up, each record is
+written (and fsync'd, once per appended batch) but never read back from disk. The disk stays
+the source of truth: what is not in that tail (a backlog, a restart) is read from the files.
+
 Bounded: when ``max_bytes`` is reached the configured policy applies, and every record it
 costs is counted (``vigie_agent_spool_dropped_total{policy}``) and logged:
 
@@ -34,11 +39,12 @@ import os
 import struct
 import time
 import zlib
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from producers.agent import metrics as agent_metrics
 
@@ -46,6 +52,7 @@ log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct(">IIQQ")  # length, crc32, seq, appended ms
 _SIZES = struct.Struct(">HH")  # key length, signature length
+_SEQ = struct.Struct(">Q")  # the sequence number, as covered by the CRC
 
 
 class FullPolicy(StrEnum):
@@ -54,8 +61,10 @@ class FullPolicy(StrEnum):
     DROP_NEWEST = "drop_newest"
 
 
-@dataclass(frozen=True)
-class SpoolRecord:
+class SpoolRecord(NamedTuple):
+    """One spooled record (a named tuple: one is made per event shipped, and the frozen
+    dataclass it was cost several times more to build)."""
+
     seq: int
     key: bytes
     event_id: str
@@ -79,7 +88,7 @@ class _Segment:
 def _encode(seq: int, key: bytes, eid: str, signature: bytes, value: bytes, now_ms: int) -> bytes:
     payload = b"".join((_SIZES.pack(len(key), len(signature)), key, eid.encode("ascii"),
                         signature, value))
-    crc = zlib.crc32(payload, zlib.crc32(struct.pack(">Q", seq)))
+    crc = zlib.crc32(payload, zlib.crc32(_SEQ.pack(seq)))
     return _HEADER.pack(len(payload), crc, seq, now_ms) + payload
 
 
@@ -103,8 +112,7 @@ def _scan(fh: BinaryIO) -> Iterable[tuple[int, int, bytes, int]]:
             return
         length, crc, seq, appended = _HEADER.unpack(header)
         payload = fh.read(length)
-        if len(payload) < length or zlib.crc32(payload, zlib.crc32(
-                struct.pack(">Q", seq))) != crc:
+        if len(payload) < length or zlib.crc32(payload, zlib.crc32(_SEQ.pack(seq))) != crc:
             return
         offset += _HEADER.size + length
         yield seq, appended, payload, offset
@@ -113,9 +121,11 @@ def _scan(fh: BinaryIO) -> Iterable[tuple[int, int, bytes, int]]:
 class Spool:
     def __init__(self, directory: Path, *, max_bytes: int = 1 << 30,
                  policy: FullPolicy = FullPolicy.BLOCK, segment_bytes: int = 16 << 20,
-                 fsync: bool = True, read_only: bool = False) -> None:
+                 fsync: bool = True, read_only: bool = False,
+                 tail_bytes: int = 8 << 20) -> None:
         """``read_only``: inspect a spool another process may be writing (``status``): no
-        repair, no deletion."""
+        repair, no deletion. ``tail_bytes``: how much of what was appended last is kept in
+        memory for the reader (0: read everything back from disk)."""
         self.read_only = read_only
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -136,6 +146,10 @@ class Spool:
         self._writer: BinaryIO | None = None
         self._reader: tuple[int, BinaryIO] | None = None  # (next seq expected, file)
         self.cursor = self.acked + 1  # next seq the shipper will read
+        # The last records appended, consecutive seqs ending at next_seq - 1 (see module doc).
+        self.tail_bytes = tail_bytes
+        self._tail: deque[SpoolRecord] = deque()
+        self._tail_size = 0
         self._state_dirty = False
         self._state_written = 0.0
         self._gauges()
@@ -225,9 +239,14 @@ class Spool:
             chunks.append(blob)
             pending += len(blob)
             self.segments[-1].count += 1
+            if self.tail_bytes:
+                self._tail.append(SpoolRecord(self.next_seq, key, eid, signature, value, now_ms))
+                self._tail_size += len(value)
             self.next_seq += 1
             stored += 1
         self._write(chunks)
+        while self._tail_size > self.tail_bytes:  # the oldest are read back from disk
+            self._tail_size -= len(self._tail.popleft().value)
         if refused:
             self._count_dropped(refused, "new records refused")
         self._state_dirty = True
@@ -284,7 +303,17 @@ class Spool:
     def read(self, max_records: int) -> list[SpoolRecord]:
         """The next records from the cursor, in order (does not acknowledge them)."""
         out: list[SpoolRecord] = []
+        tail = self._tail
         while len(out) < max_records and self.cursor < self.next_seq:
+            while tail and tail[0].seq < self.cursor:  # read from disk, or dropped, already
+                self._tail_size -= len(tail.popleft().value)
+            if tail and tail[0].seq == self.cursor:
+                for _ in range(min(max_records - len(out), len(tail))):
+                    record = tail.popleft()
+                    self._tail_size -= len(record.value)
+                    out.append(record)
+                self.cursor = out[-1].seq + 1
+                continue
             if (self._reader is None or self._reader[0] != self.cursor) \
                     and not self._open_reader(self.cursor):
                 break

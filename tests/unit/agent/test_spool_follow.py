@@ -37,6 +37,27 @@ def test_order_ack_and_restart(tmp_path: Path) -> None:
     assert again.depth == 0 and len(list(tmp_path.glob("*.seg"))) == 1
 
 
+@pytest.mark.parametrize("tail_bytes", [0, 1500, 8 << 20])
+def test_memory_tail_reads_what_the_disk_holds(tmp_path: Path, tail_bytes: int) -> None:
+    """Whether a record comes from the in-memory tail or from disk (none kept, a tail that
+    overflows, one that holds everything), the reader sees the same records in order, even
+    when segments roll and a restart check moves the cursor back."""
+    spool = Spool(tmp_path / "a", segment_bytes=4096, fsync=False, tail_bytes=tail_bytes)
+    got = []
+    for start, count, take in [(0, 30, 7), (30, 5, 100), (35, 40, 3), (75, 1, 0), (76, 24, 50)]:
+        spool.append(records(start, count))
+        got += spool.read(take)
+    spool.cursor = got[10].seq  # as the restart check does after peeking at the first record
+    got = got[:10] + spool.read(10**6)
+    assert [r.seq for r in got] == list(range(1, 101))
+    assert [int(r.value.split(b".")[0][1:]) for r in got] == list(range(100))
+    assert all(r.key == b"750712184" and r.event_id == f"{int(r.value.split(b'.')[0][1:]):032x}"
+               and r.signature == b"sig" * 30 and r.appended_ms > 0 for r in got)
+    spool.close()
+    assert [r.seq for r in Spool(tmp_path / "a", segment_bytes=4096, fsync=False).read(200)] \
+        == list(range(1, 101))
+
+
 def test_torn_tail_is_cut(tmp_path: Path) -> None:
     spool = Spool(tmp_path, fsync=False)
     spool.append(records(0, 10))
