@@ -92,7 +92,9 @@ def _attribute(element: Any, name: str) -> Any:
 
 
 def _strip_attributes(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: _text(value) for key, value in data.items() if key != _ATTRIBUTES}
+    # ``_text`` inlined for plain strings, most values: a call per value shows per record
+    return {key: value if type(value) is str else _text(value)
+            for key, value in data.items() if key != _ATTRIBUTES}
 
 
 def _event_data(raw: Any) -> dict[str, Any]:

@@ -67,7 +67,8 @@ _FAILURE_IDS = {4625, 4771}
 def trimmed(data: dict[str, Any] | None) -> dict[str, Any]:
     if not data:
         return {}
-    return {k: (v.strip() if isinstance(v, str) else v) for k, v in data.items()}
+    return {k: (v.strip() if type(v) is str or isinstance(v, str) else v)
+            for k, v in data.items()}
 
 
 def _hashes(text: Any) -> dict[str, str]:
