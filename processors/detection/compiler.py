@@ -19,6 +19,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import product
+from math import prod
 from typing import Any
 
 from sigma.conditions import (
@@ -300,6 +302,21 @@ class Or(Node):
 
         return any_of
 
+    def anchor_groups(self) -> list[frozenset[Anchor]]:
+        """Distributed over the alternatives' groups, ``(A1 ∧ A2) ∨ B = (A1 ∨ B) ∧ (A2 ∨ B)``:
+        one group per choice of a group in each alternative, so that ``1 of selection_*``
+        keeps the literals of *every* selection's fields, not just the longest one's.
+        Only the most selective groups of each alternative are kept when that grows large."""
+        per_child = [child.anchor_groups() for child in self.children]
+        if not all(per_child):
+            return []  # an alternative without a necessary literal: none is necessary here
+        while prod(map(len, per_child)) > _MAX_GROUPS:
+            longest = max(per_child, key=len)
+            del longest[-1]  # the least selective (groups come most selective first)
+        groups = {frozenset().union(*choice) for choice in product(*per_child)}
+        ordered = sorted(groups, key=lambda group: sorted(map(repr, group)))  # deterministic
+        return sorted(ordered, key=_selectivity, reverse=True)
+
     def anchors(self) -> frozenset[Anchor] | None:
         """Necessary only if every alternative has anchors: then one of their union must hold."""
         union: set[Anchor] = set()
@@ -344,6 +361,10 @@ class Never(Node):
 
     def anchors(self) -> frozenset[Anchor] | None:
         return None
+
+
+#: At most this many anchor groups from one OR (each costs a set test per candidate).
+_MAX_GROUPS = 16
 
 
 def _selectivity(anchors: frozenset[Anchor]) -> tuple[int, int]:
