@@ -27,17 +27,24 @@ class RuleInfo:
     author: str | None = None
     tags: tuple[str, ...] = ()
     path: str | None = None
+    # Read from the tags once per rule, not once per detection.
+    _tactics: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _techniques: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_tactics", tuple(attack_tactics(self.tags)))
+        object.__setattr__(self, "_techniques", tuple(attack_techniques(self.tags)))
 
     @property
     def tactics(self) -> list[str]:
         """ATT&CK tactics from ``attack.<tactic>`` tags, hyphenated as ATT&CK spells them
         (older rules write ``attack.defense_evasion``)."""
-        return attack_tactics(self.tags)
+        return list(self._tactics)
 
     @property
     def techniques(self) -> list[str]:
         """ATT&CK technique ids (``T1059``, ``T1059.001``) from ``attack.t*`` tags."""
-        return attack_techniques(self.tags)
+        return list(self._techniques)
 
 
 def _attack_names(tags: Iterable[str]) -> Iterable[str]:
