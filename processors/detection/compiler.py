@@ -136,6 +136,9 @@ class Leaf(Node):
         if isinstance(test, FieldCheck):
             check = test.check
             return lambda view: check(view, field)
+        if isinstance(test, NumberMatcher):  # one parse per event and field, shared
+            numbers = test.numbers
+            return lambda view: not numbers.isdisjoint(view.numbers(field))
         match = test.test
         if test.view == "lower":
 

@@ -49,7 +49,6 @@ from processors.detection.loader import (
 )
 from processors.detection.logsource import Route, Unroutable, event_key, route
 from processors.detection.model import Match, SkippedRule
-from processors.detection.modifiers import as_number
 from processors.detection.view import EventView, to_text
 
 log = logging.getLogger(__name__)
@@ -127,10 +126,8 @@ class _Bucket:
             found.clear()
             self._present_general(view, update)
         for field_name, table in self.numeric.items():
-            for raw in view.raw(field_name):
-                value = as_number(raw) if raw is not None else None
-                if value is not None:
-                    update(table.get(value, ()))
+            for value in view.numbers(field_name):
+                update(table.get(value, ()))
         return found
 
     def _present_plain(

@@ -56,7 +56,7 @@ from sigma.types import (
     TimestampPart,
 )
 
-from processors.detection.view import EventView
+from processors.detection.view import EventView, as_number
 
 # The specification names ``utf16le`` as ``wide``'s alias; pySigma 2.0 knows only ``wide``.
 # Registered here (never overriding pySigma) so that rules using the spec's name load.
@@ -373,25 +373,6 @@ def _re2_test(compiled: Any) -> Test | None:
 
 
 # --- numbers, booleans, comparisons, timestamps -------------------------------------------
-
-
-def as_number(value: Any) -> int | float | None:
-    """Event values arrive as numbers or as text (``"4688"``, ``"0x1410"``)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            return int(text, 0) if text[:2].lower() in ("0x", "0o", "0b") else int(text)
-        except ValueError:
-            try:
-                return float(text)
-            except ValueError:
-                return None
-    return None
-
 
 class NumberMatcher(ValueMatcher):
     """Plain numbers, OR-ed: equal as numbers, whatever the event's spelling."""

@@ -25,6 +25,24 @@ def to_text(value: Any) -> str | None:
     return None
 
 
+def as_number(value: Any) -> int | float | None:
+    """Event values arrive as numbers or as text (``"4688"``, ``"0x1410"``)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text, 0) if text[:2].lower() in ("0x", "0o", "0b") else int(text)
+        except ValueError:
+            try:
+                return float(text)
+            except ValueError:
+                return None
+    return None
+
+
 _ABSENT = object()
 
 
@@ -38,7 +56,17 @@ class EventView:
     audit-alias and ECS paths in the field map's order).
     """
 
-    __slots__ = ("_blob", "_data", "_fieldmap", "_lower", "_raw", "_text", "_user", "event")
+    __slots__ = (
+        "_blob",
+        "_data",
+        "_fieldmap",
+        "_lower",
+        "_numbers",
+        "_raw",
+        "_text",
+        "_user",
+        "event",
+    )
 
     def __init__(self, event: Mapping[str, Any], fieldmap: FieldMap) -> None:
         self.event = event
@@ -46,6 +74,7 @@ class EventView:
         self._raw: dict[str | None, tuple[Any, ...]] = {}
         self._text: dict[str | None, tuple[str, ...]] = {}
         self._lower: dict[str | None, tuple[str, ...]] = {}
+        self._numbers: dict[str | None, tuple[int | float, ...]] = {}
         self._blob: str | None = None
         winlog = event.get("winlog")
         if type(winlog) is dict:
@@ -94,6 +123,20 @@ class EventView:
             else:
                 values = tuple(t for t in map(to_text, raw) if t is not None)
             self._text[field] = values
+        return values
+
+    def numbers(self, field: str | None) -> tuple[int | float, ...]:
+        """Values read as numbers (``"0x3"`` is 3), those that are not left out: the
+        ``LogonType: 10`` rules of one event share one parse."""
+        values = self._numbers.get(field)
+        if values is None:
+            raw = self.raw(field)
+            if len(raw) == 1:
+                number = as_number(raw[0])
+                values = () if number is None else (number,)
+            else:
+                values = tuple(n for n in map(as_number, raw) if n is not None)
+            self._numbers[field] = values
         return values
 
     def lower(self, field: str | None) -> tuple[str, ...]:
