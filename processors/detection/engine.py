@@ -6,9 +6,10 @@ An event must not cost thousands of rule checks. Two indexes make that so:
    allow (``logsource.route`` + ``Node.event_ids``); an event only meets its bucket's rules.
 2. **Literal prefilter** — in a bucket, each rule has *anchor groups*: sets of (field,
    literal) pairs, one of each set being in any matching event (one set per AND-ed
-   selection that has literals). One Aho-Corasick automaton per field finds every literal
-   present in a single pass over the value; only rules with a literal of every group present
-   are evaluated. Rules without anchors (pure regex, numeric, negations) are always evaluated.
+   selection that has literals; an OR of selections gives the product of theirs). One
+   Aho-Corasick automaton per field finds every literal present in a single pass over the
+   value; only rules with a literal of every group present are evaluated. Rules without
+   anchors (pure regex, fieldref, negations) are always evaluated.
 
 Both indexes only use necessary conditions, so they change the cost, never the result.
 Field values are resolved and lower-cased once per event (``EventView``), shared by all rules.
@@ -18,10 +19,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ from processors.detection.loader import (
 )
 from processors.detection.logsource import Route, Unroutable, event_key, route
 from processors.detection.model import Match, SkippedRule
-from processors.detection.view import EventView, to_text
+from processors.detection.view import EventView
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,7 @@ class _Bucket:
 
     Each distinct (field, literal) anchor of the bucket gets a number; one Aho-Corasick
     automaton per field finds, in a single C-level pass over the lower-cased value, every
-    anchor literal present (overlapping ones included); a field with few literals tests
-    each with ``in`` instead. A rule is a candidate when its most
+    anchor literal present (overlapping ones included). A rule is a candidate when its most
     selective anchor group has a literal present *and* each of its other groups too (the
     groups are necessary conditions of the rule's AND-ed selections).
     """
@@ -85,8 +84,7 @@ class _Bucket:
                 self.triggers[number].append(position)
             if len(numbered) > 1:
                 self.rest[position] = tuple(numbered[1:])
-        # anchor number → rule positions, as a list: looked up with a C-level ``map``
-        self.triggers = [tuple(self.triggers.get(n, ())) for n in range(len(numbers))]
+        self.triggers = dict(self.triggers)  # plain dict: ``in`` must not insert
         self.rest_keys = frozenset(self.rest)
         by_field: dict[str | None, list[tuple[str, int]]] = defaultdict(list)
         # field → its value as a number → anchor numbers (``LogonType: 10``)
@@ -97,97 +95,60 @@ class _Bucket:
                 table.setdefault(anchor_number(literal), []).append(number)
             else:
                 by_field[field_name].append((literal, number))
-        keywords = by_field.pop(None, [])
-        self.keywords = _searcher(keywords) if keywords else None
-        # Fields read first from ``event_data.<name>`` are searched straight from the event's
-        # own dict (absent ones cost nothing). They also look for the keyword literals: the
-        # keyword text then only needs the event's other values (see ``present``).
-        direct = {name: lits for name, lits in by_field.items() if fieldmap.is_data_name(name)}
-        self.direct = {name: _searcher([*lits, *keywords]) for name, lits in direct.items()}
-        # ... of which those the field map may find elsewhere when event_data lacks them
-        # (``Image`` in a 4688's ``NewProcessName``, ECS fallbacks)
-        self.fallbacks = [
-            (name, search)
-            for name, search in self.direct.items()
-            if not fieldmap.is_data_only(name)
-        ]
-        # System fields, ``Data``, dotted paths: always through the field map.
-        self.indirect = [
-            (name, _searcher(lits)) for name, lits in by_field.items() if name not in direct
-        ]
-        self.general = [*self.direct.items(), *self.indirect]
+        self.automata: list[tuple[str | None, Any]] = []
+        for field_name, literals in by_field.items():
+            automaton = ahocorasick.Automaton()
+            for literal, number in literals:
+                # The same literal may anchor nothing else in this field: one number per key.
+                automaton.add_word(literal, number)
+            automaton.make_automaton()
+            self.automata.append((field_name, automaton))
+        # Fields only ever read from event_data/user_data are taken from the event's own keys
+        # (absent ones cost nothing); the others go through the field map.
+        self.data_only = {
+            name: automaton
+            for name, automaton in self.automata
+            if name is not None and fieldmap.is_data_only(name)
+        }
+        self.data_only_names = frozenset(self.data_only)
+        self.resolved = [(n, a) for n, a in self.automata if n not in self.data_only]
 
     def present(self, view: EventView) -> set[int]:
         """Numbers of the anchors whose literal occurs in its field's lower-cased values."""
         found: set[int] = set()
-        update = found.update
-        data = view.plain_data()
-        if data is None or not self._present_plain(view, data, update):
-            found.clear()
-            self._present_general(view, update)
+        add = found.add
+        direct = view.lowered_data(self.data_only_names)
+        if direct is None:
+            searched = self.automata
+        else:
+            searched = self.resolved
+            automata = self.data_only
+            for field_name, value in direct:
+                for _, number in automata[field_name].iter(value):
+                    add(number)
         for field_name, table in self.numeric.items():
             for value in view.numbers(field_name):
-                update(table.get(value, ()))
+                for number in table.get(value, ()):
+                    add(number)
+        for field_name, automaton in searched:
+            if field_name is None:
+                value = view.keyword_text()
+            else:
+                values = view.lower(field_name)
+                if not values:
+                    continue
+                # Several values (lists) are searched as one string: a literal spanning two
+                # values only adds a candidate, it never loses one.
+                value = values[0] if len(values) == 1 else "\x00".join(values)
+            for _, number in automaton.iter(value):
+                add(number)
         return found
-
-    def _present_plain(
-        self, view: EventView, data: dict[str, Any], update: Callable[[Iterable[int]], None]
-    ) -> bool:
-        """The usual event, whose keyword values are exactly its flat ``event_data``: one pass
-        over it searches each known field and gathers the other values, in which alone the
-        keyword literals still need looking for. ``False`` if a value is nested."""
-        direct = self.direct
-        lowered = view.lowered_cache()
-        others: list[str] = []
-        for key, value in data.items():
-            search = direct.get(key)
-            if type(value) is str:
-                if search is None:
-                    others.append(value)
-                else:
-                    text = value.lower()
-                    lowered[key] = (text,)  # what ``view.lower(key)`` would compute
-                    update(search(text))
-            elif value is not None:  # nulls are neither field nor keyword values
-                text = to_text(value)
-                if text is None:
-                    return False  # nested: left to the field map's flattening
-                if search is None:
-                    others.append(text)
-                else:
-                    update(search(text.lower()))
-        for field_name, search in self.fallbacks:
-            if field_name not in data:
-                self._search_field(view, field_name, search, update)
-        for field_name, search in self.indirect:
-            self._search_field(view, field_name, search, update)
-        if self.keywords is not None and others:
-            update(self.keywords("\x00".join(others).lower()))
-        return True
-
-    def _present_general(self, view: EventView, update: Callable[[Iterable[int]], None]) -> None:
-        for field_name, search in self.general:
-            self._search_field(view, field_name, search, update)
-        if self.keywords is not None:
-            update(self.keywords(view.keyword_text()))
-
-    @staticmethod
-    def _search_field(
-        view: EventView,
-        field_name: str,
-        search: Callable[[str], Iterable[int]],
-        update: Callable[[Iterable[int]], None],
-    ) -> None:
-        values = view.lower(field_name)
-        if values:
-            # Several values (lists) are searched as one string: a literal spanning two
-            # values only adds a candidate, it never loses one.
-            update(search(values[0] if len(values) == 1 else "\x00".join(values)))
 
     def candidates(self, view: EventView) -> list[int]:
         """Positions of the rules worth evaluating on this event, in rule order."""
         present = self.present(view)
-        hit = set(chain.from_iterable(map(self.triggers.__getitem__, present)))
+        triggers = self.triggers
+        hit = set(chain.from_iterable([triggers[n] for n in present if n in triggers]))
         if hit:
             rest = self.rest
             for position in hit & self.rest_keys:
@@ -197,29 +158,6 @@ class _Bucket:
                         break
         hit.update(self.always)
         return sorted(hit)
-
-
-_value = itemgetter(1)
-#: Up to this many literals, ``literal in value`` for each beats an automaton's iterator
-#: (whose set-up alone costs about as much as a few ``in`` on a field-sized value).
-_FEW_LITERALS = 4
-
-
-def _searcher(literals: Sequence[tuple[str, int]]) -> Callable[[str], Iterable[int]]:
-    """value → numbers of the literals it contains (repeats allowed; a literal may carry
-    several numbers, e.g. a field's own anchor and a keyword anchor)."""
-    if len(literals) <= _FEW_LITERALS:
-        pairs = tuple(literals)
-        return lambda value: [number for literal, number in pairs if literal in value]
-    numbers: dict[str, list[int]] = defaultdict(list)
-    for literal, number in literals:
-        numbers[literal].append(number)
-    automaton = ahocorasick.Automaton()
-    for literal, numbered in numbers.items():
-        automaton.add_word(literal, tuple(numbered))
-    automaton.make_automaton()
-    search = automaton.iter
-    return lambda value: chain.from_iterable(map(_value, search(value)))
 
 
 @dataclass
