@@ -174,3 +174,11 @@ def test_simulated_agents_are_deterministic_and_verify(registry: list[Organizati
     value = json.dumps({"x": 1}).encode()
     for org in orgs:
         assert verifier.verify(value, signers[org.id].headers(value), org.id) == f"sim-{org.id}"
+
+
+def test_libsodium_signatures_are_the_openssl_ones() -> None:
+    """The Signer signs with libsodium; Ed25519 is deterministic, so OpenSSL agrees."""
+    key = Ed25519PrivateKey.generate()
+    signer = Signer("agent-x", key)
+    for value in (b"", b"{}", b'{"event": {"id": "e"}}' * 50):
+        assert base64.b64decode(signer.signature(value)) == key.sign(value)
