@@ -1,8 +1,9 @@
 """The Faust processor: ``events.raw`` → ``events.classified`` | ``detections`` | ``events.dlq``.
 
-Delivery guarantee: records are taken in batches; every output of a batch is sent and its
-broker acknowledgement awaited before the loop moves on, and Faust only commits the offsets
-of records whose iteration finished (it also flushes its producer before each commit). A
+Delivery guarantee: records are taken in batches; every output of a batch is sent (through
+librdkafka, ``processors.outputs``) and its broker acknowledgement awaited before the loop
+moves on, and Faust only commits the offsets of records whose iteration finished, never over
+one it skipped (``processors.offsets``). A
 crash therefore replays records whose outputs may already be in Kafka; ids are deterministic,
 so the sink's overwrite makes that replay harmless. Faust's own exactly-once mode is not used:
 it has known duplicate and stuck-recovery bugs after kill -9.
@@ -10,22 +11,21 @@ it has known duplicate and stuck-recovery bugs after kill -9.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import time
 from datetime import timedelta
 
 import faust
+from pydantic_core import from_json
 
 from processors import offsets
 from processors.classify import Classifier, PassThrough, SigmaClassifier
+from processors.outputs import Output, Outputs
 from processors.validate import Coordinates, Refused, Validator, dead_letter
 from schemas.deadletter import Reason
 from schemas.registry import load_registry
 from schemas.topics import DETECTIONS, EVENTS_CLASSIFIED, EVENTS_DLQ, EVENTS_RAW, Topic
 from vigie import metrics
-from vigie.backoff import Backoff
 from vigie.settings import Settings, default_home
 
 log = logging.getLogger(__name__)
@@ -78,32 +78,8 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> faus
     out_detections = metrics.EVENTS_OUT.labels("processor", DETECTIONS.name)
     batch_seconds = metrics.BATCH_SECONDS.labels("processor")
 
-    async def deliver(outputs: list[tuple[faust.TopicT, bytes | None, bytes]]) -> None:
-        """Send every output and wait for the broker's acks; re-send what failed.
-
-        Never give up and never raise: Faust's batch iterator acks the batch's records when the
-        loop moves on, even on an exception, so a failure escaping here would commit records
-        whose outputs were lost. Kafka being away only stalls the processor.
-        """
-        backoff = Backoff(base=0.5, cap=30)
-        while outputs:
-            sent = [(out, await out[0].send(key=out[1], value=out[2])) for out in outputs]
-            failed = []
-            for out, future in sent:
-                try:
-                    await future
-                except Exception as exc:  # any producer error: keep the record, retry
-                    failed.append(out)
-                    error = exc
-            if failed:
-                metrics.ERRORS.labels("processor", "produce").inc(len(failed))
-                delay = backoff.next_delay()
-                log.warning("%d outputs not acknowledged (%r); re-sending in %.1f s",
-                            len(failed), error, delay)
-                await asyncio.sleep(delay)
-            outputs = failed
-
-    Output = tuple[faust.TopicT, bytes | None, bytes]
+    # Outputs leave through librdkafka, acknowledged before their inputs count as done.
+    deliver = Outputs(settings.kafka_bootstrap).deliver
 
     # Sigma correlation rules: base-rule matches they count go to their own topic, keyed by
     # establishment like detections, and come back as detections when a window fires.
@@ -131,7 +107,9 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> faus
                                 agent_id=ok.agent.id if ok.agent else None)
         except Refused as refused:
             return [refuse(event, refused)]
-        doc = json.loads(event.value) if ok.winlog is not None else None
+        # The Sigma engine reads the raw document (the same bytes were validated just above);
+        # pydantic-core's parser gives what json.loads gives, in under half the time.
+        doc = from_json(event.value) if ok.winlog is not None else None
         verdict = classifier.classify(ok, doc)
         key = ok.organization.id.encode()
         outputs: list[Output] = [(detections, key, d.to_json_bytes()) for d in verdict.detections]

@@ -1,0 +1,94 @@
+"""The processor's writes to Kafka: every output acknowledged before its input counts as done.
+
+Outputs go through a confluent-kafka (librdkafka) producer rather than Faust's aiokafka one.
+Profiling the processor showed aiokafka's pure-Python record building, compression and socket
+writes taking about a fifth of its event-loop time, and Faust's per-message ``Topic.send``
+machinery another few percent; librdkafka batches, compresses and sends in its own threads,
+outside the GIL. Faust still consumes, keeps the tables and their changelogs, and commits.
+
+The partitioner is Java's murmur2, the one aiokafka (so Faust) uses: the same key lands in
+the same partition as before the switch, so keyed state (tables co-partitioned with
+``detections``, ``indicators``…) stays where it was on an existing deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+from confluent_kafka import KafkaError, Message, Producer
+
+from producers.kafka import producer_config
+from vigie import metrics
+from vigie.backoff import Backoff
+
+log = logging.getLogger(__name__)
+
+#: (topic, key, value): a Faust topic object or a topic name.
+Output = tuple[faust.TopicT | str, bytes | None, bytes]
+
+
+def _name(topic: faust.TopicT | str) -> str:
+    return topic if isinstance(topic, str) else topic.get_topic_name()
+
+
+class Outputs:
+    """One idempotent producer for the worker; ``deliver`` is the only way out."""
+
+    def __init__(self, bootstrap: str, **overrides: Any) -> None:
+        self.producer = Producer(producer_config(
+            bootstrap, **{"partitioner": "murmur2_random", "linger.ms": 5,
+                          "message.max.bytes": 8 * 1024 * 1024, **overrides}))
+
+    async def deliver(self, outputs: Sequence[Output]) -> None:
+        """Send every output and wait for the broker's acks; re-send what failed.
+
+        Never gives up and never raises: Faust acks a batch's records when the loop moves on,
+        even on an exception, so a failure escaping here would commit records whose outputs
+        were lost. Kafka being away only stalls the processor.
+        """
+        loop = asyncio.get_running_loop()
+        backoff = Backoff(base=0.5, cap=30)
+        pending = list(outputs)
+        while pending:
+            results: list[tuple[Output, KafkaError | None]] = []
+            for out in pending:
+                self._produce(out, results)
+            # flush() sends now and serves delivery callbacks (possibly those of another
+            # agent's delivery: the producer is shared); in a thread, so that the event loop
+            # (Faust's fetching, timers, tables) keeps running. Wait for this call's own
+            # reports, not for an empty queue.
+            while len(results) < len(pending):
+                await loop.run_in_executor(None, self.producer.flush, 1.0)
+            failed = [out for out, err in results if err is not None]
+            if failed:
+                metrics.ERRORS.labels("processor", "produce").inc(len(failed))
+                delay = backoff.next_delay()
+                error = next(err for _, err in results if err is not None)
+                log.warning("%d outputs not acknowledged (%s); re-sending in %.1f s",
+                            len(failed), error.str(), delay)
+                await asyncio.sleep(delay)
+            pending = failed
+
+    def _produce(self, out: Output, results: list[tuple[Output, KafkaError | None]]) -> None:
+        topic, key, value = out
+
+        def report(err: KafkaError | None, _msg: Message) -> None:
+            results.append((out, err))  # list.append is atomic: callbacks run in any thread
+
+        while True:
+            try:
+                self.producer.produce(_name(topic), value=value, key=key, on_delivery=report)
+                return
+            except BufferError:  # local queue full: let librdkafka send some first
+                self.producer.poll(0.05)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Flush what is left (outputs of a batch being delivered at shutdown)."""
+        left = self.producer.flush(timeout)
+        if left:
+            log.warning("%d outputs still unacknowledged at shutdown; their inputs are not "
+                        "committed and will be processed again", left)
