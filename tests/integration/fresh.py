@@ -66,10 +66,10 @@ class FreshPipeline:
         for service in self.services.values():
             service.stop()
         shutil.rmtree(self.log_dir / "faust-data", ignore_errors=True)
-        _delete_leftovers(self.settings.kafka_bootstrap, self.app_id)
+        delete_leftovers(self.settings.kafka_bootstrap, self.app_id)
 
 
-def _delete_leftovers(bootstrap: str, app_id: str) -> None:
+def delete_leftovers(bootstrap: str, app_id: str) -> None:
     """The groups and Faust changelog topics of a fresh pipeline (best effort)."""
     import contextlib
 

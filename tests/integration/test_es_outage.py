@@ -77,7 +77,8 @@ def test_elasticsearch_down_30s_mid_run_loses_and_duplicates_nothing(
         stop_server("elasticsearch")
         down_at = time.monotonic()
         time.sleep(5)  # a batch acknowledged just before the stop may still commit
-        topic, group = EVENTS_CLASSIFIED.name, stack.sink_group
+        # The services fixture's own sink group (set in the environment).
+        topic, group = EVENTS_CLASSIFIED.name, Settings().sink_group
         frozen = committed(stack.kafka_bootstrap, group, topic)
         time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))
         assert services["sink"].alive, f"the sink died with Elasticsearch:\n" \
