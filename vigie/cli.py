@@ -468,7 +468,8 @@ def notify(
 
     settings = _settings(config)
     metrics.serve_metrics("notifier", settings.metrics_port)
-    posted = Notifier(settings.kafka_bootstrap, alertmanager).run(idle_exit_s=idle_exit)
+    posted = Notifier(settings.kafka_bootstrap, alertmanager,
+                      group=settings.notifier_group).run(idle_exit_s=idle_exit)
     console.print(f"{posted} alerts posted")
 
 

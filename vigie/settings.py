@@ -67,6 +67,8 @@ class Settings(BaseSettings):
         "resolution")
     processor_app_id: str = Field("vigie-processor", description="Faust app id (consumer group)")
     sink_group: str = Field("vigie-sink", description="Kafka consumer group of the sink")
+    notifier_group: str = Field("vigie-notifier",
+                                description="Kafka consumer group of `vigie notify`")
     sink_batch_max_docs: int = Field(2000, description="Bulk batch size bound, documents")
     sink_batch_max_bytes: int = Field(8 * 1024 * 1024, description="Bulk batch bound, bytes")
     sink_batch_max_wait_s: float = Field(1.0, description="Flush a partial batch after this")

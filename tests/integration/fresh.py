@@ -69,6 +69,18 @@ class FreshPipeline:
         delete_leftovers(self.settings.kafka_bootstrap, self.app_id)
 
 
+def delete_groups(bootstrap: str, groups: list[str]) -> None:
+    """Consumer groups a test made (best effort)."""
+    import contextlib
+
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.delete_consumer_groups(groups, request_timeout=15).values():
+        with contextlib.suppress(Exception):
+            future.result()
+
+
 def delete_leftovers(bootstrap: str, app_id: str) -> None:
     """The groups and Faust changelog topics of a fresh pipeline (best effort)."""
     import contextlib
