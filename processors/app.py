@@ -11,6 +11,7 @@ it has known duplicate and stuck-recovery bugs after kill -9.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import timedelta
@@ -79,7 +80,13 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> faus
     batch_seconds = metrics.BATCH_SECONDS.labels("processor")
 
     # Outputs leave through librdkafka, acknowledged before their inputs count as done.
-    deliver = Outputs(settings.kafka_bootstrap).deliver
+    outputs_producer = Outputs(settings.kafka_bootstrap)
+    deliver = outputs_producer.deliver
+
+    @app.on_before_shutdown.connect
+    async def flush_outputs(app: faust.App, **_: object) -> None:
+        """After the consumer stopped, before Faust's own producer flush: send what is left."""
+        await asyncio.get_running_loop().run_in_executor(None, outputs_producer.close)
 
     # Sigma correlation rules: base-rule matches they count go to their own topic, keyed by
     # establishment like detections, and come back as detections when a window fires.
