@@ -53,6 +53,11 @@ from processors.detection.view import EventView
 
 log = logging.getLogger(__name__)
 
+#: (channel, EventID) pairs whose bucket is remembered; past it, lookups recompute the key's
+#: rule list (a set union) and still share the compiled bucket.
+MAX_REMEMBERED_KEYS = 50_000
+
+
 class _Bucket:
     """The rules one (channel, EventID) can trigger, with their literal prefilter.
 
@@ -211,6 +216,10 @@ class Engine:
         self._by_channel: dict[str, list[int]] = defaultdict(list)
         self._anywhere: list[int] = []
         self._buckets: dict[tuple[str, int], _Bucket] = {}
+        # One bucket per distinct rule list: a channel's rules (or the rules that apply to
+        # every event) are compiled once, however many EventIDs arrive on it. Keys are
+        # remembered up to a bound, so junk EventIDs or channels cannot grow memory.
+        self._by_rules: dict[tuple[int, ...], _Bucket] = {}
         self._empty = _Bucket((), self.fieldmap)
         for item in rules:
             loaded = item if isinstance(item, LoadedRule) else LoadedRule(item, Path("<memory>"))
@@ -302,8 +311,12 @@ class Engine:
             )
             if not positions:  # unknown events share one empty bucket, never cached per key
                 return self._empty
-            bucket = _Bucket([self.rules[p] for p in positions], self.fieldmap)
-            self._buckets[key] = bucket
+            bucket = self._by_rules.get(tuple(positions))
+            if bucket is None:
+                bucket = _Bucket([self.rules[p] for p in positions], self.fieldmap)
+                self._by_rules[tuple(positions)] = bucket
+            if len(self._buckets) < MAX_REMEMBERED_KEYS:
+                self._buckets[key] = bucket
         return bucket
 
     # --- evaluating -----------------------------------------------------------------------

@@ -185,3 +185,16 @@ def test_numeric_anchor_prefilter_follows_the_number_matcher(value: object,
     event = make_event(channel="Security", event_id=4624, LogonType=value)
     assert bool(engine.evaluate(event)) is expected
     assert bool(engine.candidates(event)) is expected
+
+
+def test_junk_event_ids_share_one_compiled_bucket() -> None:
+    """Rules for a whole channel (here a keyword rule, routed to every Windows event) are
+    compiled once: a flood of unknown EventIDs must not compile a bucket per EventID."""
+    engine = Engine([make_rule({"keywords": ["mimikatz"], "condition": "keywords"},
+                               logsource={"product": "windows"})])
+    found = [engine.evaluate(make_event(event_id=n, CommandLine=f"run {n}"))
+             for n in range(1000, 3000)]
+    assert not any(found)
+    assert engine.evaluate(make_event(event_id=4242, CommandLine="mimikatz.exe"))
+    assert len({id(bucket) for bucket in engine._buckets.values()}) == 1
+    assert len(engine._by_rules) == 1
