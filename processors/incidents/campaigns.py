@@ -89,7 +89,15 @@ def add_sighting(state: State | None, seen: State,
     kept.sort(key=lambda s: (s["first_seen"], s["incident_id"]))
     state["sightings"] = kept[:MAX_LINKS]
     state["version"] += 1
-    return state, len(_establishments(state)) >= config.campaigns.min_establishments
+    campaign = len(_establishments(state)) >= config.campaigns.min_establishments
+    if campaign and "campaign_id" not in state:
+        # Named once, when it becomes a campaign: sightings arrive in any order (incidents
+        # open on different partitions), and one arriving later with an earlier first_seen
+        # must extend this campaign, not start another one under a new id.
+        first = state["sightings"][0]
+        state["campaign_id"] = stable_id("campaign", state["indicator"], first["first_seen"],
+                                         first["incident_id"])
+    return state, campaign
 
 
 def _establishments(state: State) -> dict[str, State]:
@@ -109,7 +117,8 @@ def campaign_incident(state: State) -> Incident:
     for s in sightings:
         techniques += [t for t in s["techniques"] if t not in techniques]
     return Incident(
-        id=stable_id("campaign", state["indicator"], first["first_seen"], first["incident_id"]),
+        id=state.get("campaign_id") or stable_id("campaign", state["indicator"],
+                                                 first["first_seen"], first["incident_id"]),
         scope=Scope.NATIONAL_CAMPAIGN,
         status=Status.OPEN,
         severity=Severity.CRITICAL if len(orgs) >= 10 else Severity.HIGH,
