@@ -13,7 +13,10 @@
 - Restart after a crash: records the spool holds but had not marked acknowledged may already
   be in Kafka (acknowledged just before the crash). Before sending anything, the shipper reads
   back this agent's records from ``events.raw`` after the last acknowledged offset and skips
-  those already there: SIGKILL does not duplicate events.
+  those already there: SIGKILL does not duplicate events. Positions are saved after the spool
+  append, so a kill between the two makes the first step after the restart spool that batch
+  again, under the same event ids: among the records spooled before the check, an id is sent
+  once (seen in a CI run: 40 duplicates of 8,000 after two SIGKILLs).
 """
 
 from __future__ import annotations
@@ -79,6 +82,10 @@ class Shipper:
         self._resend: deque[SpoolRecord] = deque()
         self._skip: set[str] | None = None  # event ids found in Kafka after a crash
         self._skip_upto = 0
+        # Ids handed to Kafka among the records spooled before the restart check: a crash
+        # between spooling a batch and saving the file position makes the first step after the
+        # restart read (and spool) that batch again, under the same ids.
+        self._handed_ids: set[str] = set()
         self.reconciled = spool.depth == 0
         self.sent = 0
         self.delivered = 0
@@ -158,10 +165,14 @@ class Shipper:
             handed += 1
         if handed < granted:
             for record in self.spool.read(granted - handed):
-                if self._skip and record.seq <= self._skip_upto and \
-                        record.event_id in self._skip:
-                    agent_metrics.ALREADY_DELIVERED.inc()
-                    continue
+                if record.seq <= self._skip_upto:
+                    if (self._skip and record.event_id in self._skip) or \
+                            record.event_id in self._handed_ids:
+                        agent_metrics.ALREADY_DELIVERED.inc()
+                        continue
+                    self._handed_ids.add(record.event_id)
+                elif self._handed_ids:
+                    self._handed_ids = set()  # past the records of before the restart
                 self.in_flight[record.seq] = record
                 heapq.heappush(self._heap, record.seq)
                 while not self._produce(record):
