@@ -96,25 +96,31 @@ def _set(target: dict[str, Any], key: str, value: Any) -> None:
         target[key] = value
 
 
-def _process(data: dict[str, Any]) -> dict[str, Any]:
-    """ECS ``process.*`` (and its parent) from Sysmon's or the Security log's names."""
+def _one_process(data: dict[str, Any], images: tuple[str, str], command_line: str,
+                 pids: tuple[str, ...]) -> dict[str, Any]:
+    """ECS fields of one process, from the first present of each Windows field name."""
     get = data.get
     process: dict[str, Any] = {}
-    image = get("Image") or get("NewProcessName")
+    image = get(images[0]) or get(images[1])
     if isinstance(image, str):
         _set(process, "executable", image)
         _set(process, "name", _basename(image))
-    _set(process, "command_line", get("CommandLine"))
-    _set(process, "pid", int_or_none(get("ProcessId") or get("NewProcessId")))
+    _set(process, "command_line", get(command_line))
+    pid = None
+    for name in pids:
+        pid = pid or get(name)
+    _set(process, "pid", int_or_none(pid))
+    return process
+
+
+def _process(data: dict[str, Any]) -> dict[str, Any]:
+    """ECS ``process.*`` (and its parent) from Sysmon's or the Security log's names."""
+    process = _one_process(data, ("Image", "NewProcessName"), "CommandLine",
+                           ("ProcessId", "NewProcessId"))
     if "Hashes" in data:
         _set(process, "hash", _hashes(data["Hashes"]) or None)
-    parent: dict[str, Any] = {}
-    image = get("ParentImage") or get("ParentProcessName")
-    if isinstance(image, str):
-        _set(parent, "executable", image)
-        _set(parent, "name", _basename(image))
-    _set(parent, "command_line", get("ParentCommandLine"))
-    _set(parent, "pid", int_or_none(get("ParentProcessId")))
+    parent = _one_process(data, ("ParentImage", "ParentProcessName"), "ParentCommandLine",
+                          ("ParentProcessId",))
     if parent:
         process["parent"] = parent
     return process
