@@ -10,7 +10,7 @@ The partitioner is Java's murmur2, the one aiokafka (so Faust) uses: the same ke
 the same partition as before the switch, so keyed state (tables co-partitioned with
 ``detections``, ``indicators``…) stays where it was on an existing deployment, and the
 incident ticks, still sent through Faust, land next to the detections of their establishment
-(checked against a broker: the same partition for 200 establishment keys out of 200).
+(``tests/integration/test_partitioning.py`` checks it against the broker).
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ class Verifier:
     """Checks records against the agents registry (public keys parsed once, then cached).
 
     Verification uses libsodium (PyNaCl), not OpenSSL (``cryptography``, which the agent
-    signs with): on these machines it verifies an Ed25519 signature in ~65 µs against ~145 µs,
+    signs with): it verifies about twice as fast (`python bench/signatures.py`),
     and verification is the processor's largest per-record cost. Both implement RFC 8032;
     libsodium is the stricter one (it also refuses non-canonical signatures and small-order
     keys), which costs honest agents nothing.
