@@ -15,14 +15,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from deploy.processes import PROCESSOR_READY, Service
-from deploy.topics import end_offsets, ensure_topics
+from deploy.local.pipeline import PROCESSOR_READY, Service
 from producers.simulator.run import registry_for, simulate
+from runtime.elasticsearch import install_templates, make_client
+from runtime.settings import Settings, default_home
+from runtime.topics import end_offsets, ensure_topics
 from schemas.topics import EVENTS_RAW
-from sinks.elasticsearch.client import install_templates, make_client
-from sinks.elasticsearch.evaluate import evaluate
-from sinks.elasticsearch.reconcile import dead_letters_for_offsets, event_id_counts
-from vigie.settings import Settings, default_home
+from soc.reconcile import dead_letters_for_offsets, event_id_counts
+from soc.truth import evaluate
 
 console = Console()
 

@@ -23,11 +23,11 @@ from processors import offsets
 from processors.classify import Classifier, PassThrough, SigmaClassifier
 from processors.outputs import Output, Outputs
 from processors.validate import Coordinates, Refused, Validator, dead_letter
+from runtime import metrics
+from runtime.registry import load_registry
+from runtime.settings import Settings, default_home
 from schemas.deadletter import Reason
-from schemas.registry import load_registry
 from schemas.topics import DETECTIONS, EVENTS_CLASSIFIED, EVENTS_DLQ, EVENTS_RAW, Topic
-from vigie import metrics
-from vigie.settings import Settings, default_home
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> faus
     verifier = None
     if settings.require_signatures:
         from processors.verify import Verifier
-        from schemas.agents import load_agents
+        from schemas.enrolment import load_agents
 
         verifier = Verifier(load_agents(settings.agents_registry))
     faust_home = default_home() / "faust"
@@ -93,7 +93,7 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> faus
     correlation_inputs = None
     correlations = getattr(classifier, "correlations", None)
     if correlations:
-        from processors.detection.correlation.agents import register as register_sigma
+        from processors.detection.correlation.stages import register as register_sigma
 
         correlation_inputs = register_sigma(app, correlations, deliver)
 
@@ -147,9 +147,9 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> faus
             await deliver(outputs)
             batch_seconds.observe(time.perf_counter() - began)
 
-    if settings.correlation_enabled:
-        from processors.incidents.agents import register
+    if settings.incidents_enabled:
         from processors.incidents.config import load_scoring
+        from processors.incidents.stages import register
 
         register(app, load_scoring(settings.scoring), deliver,
                  tick_seconds=settings.incident_tick_s)
@@ -173,7 +173,7 @@ def default_classifier(settings: Settings) -> Classifier:
 def run_processor(settings: Settings, classifier: Classifier | None = None) -> None:
     """Run a worker until SIGTERM/SIGINT (Faust's worker handles the graceful stop); SIGHUP
     reloads the Sigma rules."""
-    from deploy.topics import ensure_topics
+    from runtime.topics import ensure_topics
 
     ensure_topics(settings.kafka_bootstrap)
     metrics.serve_metrics("processor", settings.metrics_port)

@@ -23,9 +23,9 @@ from typing import Any
 import faust
 from confluent_kafka import KafkaError, Message, Producer
 
-from producers.kafka import producer_config
-from vigie import metrics
-from vigie.backoff import Backoff
+from runtime import metrics
+from runtime.backoff import Backoff
+from runtime.kafka import producer_config
 
 log = logging.getLogger(__name__)
 

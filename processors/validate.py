@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
-from schemas.deadletter import DeadLetter, Origin, Reason
+from schemas.deadletter import DeadLetter, KafkaCoordinates, Reason
 from schemas.event import SecurityEvent
 from schemas.identity import dead_letter_id
 from schemas.limits import MAX_JSON_DEPTH, MAX_RECORD_BYTES
@@ -132,7 +132,7 @@ def dead_letter(raw: bytes | None, where: Coordinates, refused: Refused,
         stage=STAGE,
         reason=refused.reason,
         detail=refused.detail[:8000],
-        origin=Origin(topic=where.topic, partition=where.partition, offset=where.offset,
+        origin=KafkaCoordinates(topic=where.topic, partition=where.partition, offset=where.offset,
                       key=key),
         establishment_id=refused.establishment_id,
         original_b64=base64.b64encode(original).decode("ascii"),

@@ -2,7 +2,7 @@
 
 Every record on ``events.raw`` carries the id of the agent that sent it and an Ed25519
 signature of the exact value bytes (Kafka headers ``vigie-agent`` / ``vigie-signature``,
-spelled in :mod:`schemas.agents`). The verifier checks, in this order:
+spelled in :mod:`schemas.enrolment`). The verifier checks, in this order:
 
 1. a known, active agent signed it (``unknown_agent`` otherwise: no header, unknown, revoked);
 2. the signature matches the bytes with that agent's key (``bad_signature``: tampered value,
@@ -23,8 +23,8 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
 from processors.validate import Refused
-from schemas.agents import HEADER_AGENT, HEADER_SIGNATURE, AgentEntry, AgentStatus
 from schemas.deadletter import Reason
+from schemas.enrolment import HEADER_AGENT, HEADER_SIGNATURE, AgentEntry, AgentStatus
 
 Headers = Iterable[tuple[str, bytes | str | None]] | Mapping[str, bytes | str | None] | None
 

@@ -35,7 +35,7 @@ class Reason(StrEnum):
     """A bug in Vigie, not in the record: kept so that it can be replayed once fixed."""
 
 
-class Origin(WireModel):
+class KafkaCoordinates(WireModel):
     """Where the refused record was read: its Kafka coordinates."""
 
     topic: Name
@@ -50,7 +50,7 @@ class DeadLetter(WireModel):
     stage: Keyword
     reason: Reason
     detail: Text
-    origin: Origin
+    origin: KafkaCoordinates
     establishment_id: Keyword | None = None
     original_b64: str
     """The bytes exactly as received, base64 (they may not even be text)."""

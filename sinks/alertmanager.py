@@ -19,10 +19,10 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Message
 
+from runtime import metrics
+from runtime.backoff import Backoff
 from schemas.alert import Alert, AlertStatus
 from schemas.topics import ALERTS
-from vigie import metrics
-from vigie.backoff import Backoff
 
 log = logging.getLogger(__name__)
 STAGE = "notifier"

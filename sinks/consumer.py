@@ -22,14 +22,14 @@ from elastic_transport import ConnectionError as EsConnectionError
 from elastic_transport import ConnectionTimeout
 from elasticsearch import ApiError, Elasticsearch
 
+from runtime import metrics
+from runtime.backoff import Backoff
 from schemas import indices
-from schemas.deadletter import DeadLetter, Origin, Reason
+from schemas.deadletter import DeadLetter, KafkaCoordinates, Reason
 from schemas.identity import dead_letter_id
 from sinks.elasticsearch.bulk import Doc
 from sinks.elasticsearch.upsert import write
 from sinks.routing import Unroutable, route
-from vigie import metrics
-from vigie.backoff import Backoff
 
 log = logging.getLogger(__name__)
 STAGE = "sink"
@@ -237,7 +237,7 @@ class Sink:
             stage=STAGE,
             reason=reason,
             detail=detail[:8000],
-            origin=Origin(topic=message.topic(), partition=message.partition(),
+            origin=KafkaCoordinates(topic=message.topic(), partition=message.partition(),
                           offset=message.offset(),
                           key=key.decode("utf-8", "backslashreplace")[:256] if key else None),
             original_b64=base64.b64encode(value).decode("ascii"),

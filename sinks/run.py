@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from deploy.topics import ensure_topics
+from runtime import metrics
+from runtime.elasticsearch import install_templates, make_client
+from runtime.settings import Settings
+from runtime.topics import ensure_topics
 from schemas.indices import TOPIC_TO_INDEX
 from sinks.consumer import Sink, SinkConfig, SinkStats
-from sinks.elasticsearch.client import install_templates, make_client
-from vigie import metrics
-from vigie.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from vigie import metrics
-from vigie.logs import setup_logging
-from vigie.settings import Settings, load_settings
+from runtime import metrics
+from runtime.logs import setup_logging
+from runtime.settings import Settings, load_settings
 
 app = typer.Typer(
     help="Vigie: national cybersurveillance pipeline for health establishments.\n\n"
@@ -118,7 +118,7 @@ def registry_generate(
 ):
     """Generate a synthetic registry of FINESS-like establishments over the 18 regions."""
     from producers.simulator.registry import generate_registry
-    from schemas.registry import write_registry
+    from runtime.registry import write_registry
 
     settings = _settings(config)
     path = out or settings.registry
@@ -239,8 +239,8 @@ def _incident_filter(region, establishment, severity, status, category, declarab
     from datetime import UTC, datetime
 
     from schemas.taxonomy import Severity
-    from sinks.elasticsearch.retention import parse_duration
-    from sinks.operator.incidents import IncidentFilter
+    from soc.incidents import IncidentFilter
+    from soc.retention import parse_duration
 
     when = None
     if since:
@@ -256,7 +256,7 @@ def _incident_filter(region, establishment, severity, status, category, declarab
 
 
 def _print_incidents(total: int, found: list, as_json: bool) -> None:  # type: ignore[type-arg]
-    from sinks.operator.render import print_table
+    from soc.render import print_table
 
     if as_json:
         for incident in found:
@@ -272,8 +272,8 @@ def incidents_list(region: RegionOpt = None, establishment: EstablishmentOpt = N
                    since: SinceOpt = None, scope: ScopeOpt = None, limit: LimitOpt = 50,
                    as_json: JsonOpt = False, config: ConfigOpt = None):
     """Incidents matching the filters, most recently active first."""
-    from sinks.elasticsearch.client import make_client
-    from sinks.operator.incidents import find_incidents
+    from runtime.elasticsearch import make_client
+    from soc.incidents import find_incidents
 
     f = _incident_filter(region, establishment, severity, status, category, declarable, since,
                          scope)
@@ -289,8 +289,8 @@ def incidents_search(text: Annotated[str, typer.Argument(help="Words, an id, a t
                      since: SinceOpt = None, scope: ScopeOpt = None, limit: LimitOpt = 50,
                      as_json: JsonOpt = False, config: ConfigOpt = None):
     """Full-text search (title, establishment, reasons, indicator, techniques) plus filters."""
-    from sinks.elasticsearch.client import make_client
-    from sinks.operator.incidents import find_incidents
+    from runtime.elasticsearch import make_client
+    from soc.incidents import find_incidents
 
     f = _incident_filter(region, establishment, severity, status, category, declarable, since,
                          scope)
@@ -301,9 +301,9 @@ def incidents_search(text: Annotated[str, typer.Argument(help="Words, an id, a t
 @incidents_app.command("show")
 def incidents_show(incident_id: str, as_json: JsonOpt = False, config: ConfigOpt = None):
     """One incident in full, with the establishment incidents a campaign links."""
-    from sinks.elasticsearch.client import make_client
-    from sinks.operator.incidents import AmbiguousId, get_incident, linked_incidents
-    from sinks.operator.render import incident_page
+    from runtime.elasticsearch import make_client
+    from soc.incidents import AmbiguousId, get_incident, linked_incidents
+    from soc.render import incident_page
 
     es = make_client(_settings(config))
     try:
@@ -328,8 +328,8 @@ def retention(
     config: ConfigOpt = None,
 ):
     """Delete whole monthly indices (events, detections, alerts) older than the limit."""
-    from sinks.elasticsearch.client import make_client
-    from sinks.elasticsearch.retention import apply_retention, parse_duration
+    from runtime.elasticsearch import make_client
+    from soc.retention import apply_retention, parse_duration
 
     try:
         limit = parse_duration(older_than)
@@ -354,8 +354,8 @@ def report(
     """The national report: incidents, malicious share, who reports, trends, with charts."""
     from datetime import date
 
-    from sinks.elasticsearch.client import make_client
-    from sinks.operator.report import national_report
+    from runtime.elasticsearch import make_client
+    from soc.report import national_report
 
     if format_ not in ("html", "json"):
         raise typer.BadParameter("--format is html or json")
@@ -364,7 +364,7 @@ def report(
     if format_ == "json":
         text = json.dumps(figures.to_dict(), indent=2, ensure_ascii=False)
     else:
-        from sinks.operator.report_html import render_html
+        from soc.report_html import render_html
 
         text = render_html(figures)
     if out is None:
@@ -427,7 +427,7 @@ def rules_check(
     as_json: Annotated[bool, typer.Option("--json", help="Full report as JSON")] = False,
 ):
     """How many rules load, how many are skipped and why."""
-    from processors.detection.cli import check_rules
+    from soc.hunt import check_rules
 
     setup_logging("WARNING")
     report = check_rules(dirs)
@@ -447,7 +447,7 @@ def detect(
     rules: RuleDirs = None,
 ):
     """Run the Sigma engine over event files; one JSON line per detection on stdout."""
-    from processors.detection.cli import detect as run_detect
+    from soc.hunt import detect as run_detect
 
     setup_logging("WARNING")
     count = run_detect(rules, files, sys.stdout)
@@ -480,15 +480,15 @@ def evaluate(
     config: ConfigOpt = None,
 ):
     """Precision and recall of the incidents in Elasticsearch against a simulation's truth."""
-    from sinks.elasticsearch.client import make_client
-    from sinks.elasticsearch.evaluate import evaluate as run_evaluate
+    from runtime.elasticsearch import make_client
+    from soc.truth import evaluate as run_evaluate
 
     settings = _settings(config)
     print(json.dumps(run_evaluate(make_client(settings), truth), indent=2))
 
 
 def main() -> None:
-    from vigie.errors import VigieError
+    from runtime.errors import VigieError
 
     try:
         app()

@@ -41,8 +41,8 @@ from bench.e2e.pipeline import (
 )
 from bench.e2e.workload import classified_documents, records, registry, rule_subset
 from processors.detection.loader import default_rule_dirs
-from sinks.elasticsearch.client import install_templates, make_client
-from vigie.settings import REPO_ROOT, default_home, load_settings
+from runtime.elasticsearch import install_templates, make_client
+from runtime.settings import REPO_ROOT, default_home, load_settings
 
 RESULTS = REPO_ROOT / "bench" / "results"
 

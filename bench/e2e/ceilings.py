@@ -24,7 +24,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from elasticsearch import Elasticsearch, helpers
 
 from bench.e2e.workload import Record
-from producers.kafka import make_producer, produce_blocking
+from runtime.kafka import make_producer, produce_blocking
 from schemas import indices
 from schemas.topics import EVENTS_RAW
 from sinks.elasticsearch.templates import template_body

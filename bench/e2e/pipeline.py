@@ -37,12 +37,12 @@ from bench.e2e.workload import Record, Registry
 from deploy.local.elasticsearch import Elasticsearch as LocalElasticsearch
 from deploy.local.kafka import Kafka as LocalKafka
 from deploy.local.layout import Layout
-from deploy.processes import Service
-from deploy.topics import end_offsets, start_group_at_end
-from producers.kafka import make_producer, produce_blocking
+from deploy.local.pipeline import Service
+from runtime.kafka import make_producer, produce_blocking
+from runtime.settings import REPO_ROOT
+from runtime.topics import end_offsets, start_group_at_end
 from schemas import indices
 from schemas.topics import EVENTS_RAW
-from vigie.settings import REPO_ROOT
 
 POLL_S = 0.25
 

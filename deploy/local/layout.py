@@ -20,7 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def state_dir() -> Path:
-    """``$VIGIE_HOME`` or ``<repo>/.vigie`` (same rule as ``vigie.settings.default_home``)."""
+    """``$VIGIE_HOME`` or ``<repo>/.vigie`` (same rule as ``runtime.settings.default_home``)."""
     return Path(os.environ.get("VIGIE_HOME", REPO_ROOT / ".vigie")).resolve()
 
 

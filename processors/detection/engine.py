@@ -3,7 +3,7 @@
 An event must not cost thousands of rule checks. Two indexes make that so:
 
 1. **Routing** — rules are indexed by the (channel, EventID) their log source and detection
-   allow (``logsource.route`` + ``Node.event_ids``); an event only meets its bucket's rules.
+   allow (``logsource.event_slots`` + ``Node.event_ids``); an event only meets its bucket's rules.
 2. **Literal prefilter** — in a bucket, each rule has *anchor groups*: sets of (field,
    literal) pairs, one of each set being in any matching event (one set per AND-ed
    selection that has literals; an OR of selections gives the product of theirs). One
@@ -47,7 +47,7 @@ from processors.detection.loader import (
     default_rule_dirs,
     load_rules,
 )
-from processors.detection.logsource import Route, Unroutable, event_key, route
+from processors.detection.logsource import EventSlot, UnsupportedLogSource, event_key, event_slots
 from processors.detection.model import Match, SkippedRule
 from processors.detection.view import EventView
 
@@ -257,8 +257,8 @@ class Engine:
             self.skipped.append(SkippedRule(path, reason, rule_id, rule.title))
 
         try:
-            routes = route(rule.logsource)
-        except Unroutable as error:
+            routes = event_slots(rule.logsource)
+        except UnsupportedLogSource as error:
             skip(f"unsupported log source: {error}")
             return
         for sigma_filter in filters:
@@ -289,16 +289,16 @@ class Engine:
                 self._by_key[(key.channel, key.event_id)].append(position)
 
     @staticmethod
-    def _keys(routes: frozenset[Route], event_ids: frozenset[int] | None) -> set[Route]:
+    def _keys(routes: frozenset[EventSlot], event_ids: frozenset[int] | None) -> set[EventSlot]:
         """Routes narrowed by the EventIDs the detection itself requires."""
         if event_ids is None:
             return set(routes)
-        keys: set[Route] = set()
+        keys: set[EventSlot] = set()
         for each in routes:
             if each.channel is None:
                 keys.add(each)
             elif each.event_id is None:
-                keys.update(Route(each.channel, event_id) for event_id in event_ids)
+                keys.update(EventSlot(each.channel, event_id) for event_id in event_ids)
             elif each.event_id in event_ids:
                 keys.add(each)
         return keys

@@ -5,7 +5,7 @@ Windows events that record it (Sysmon EventID 1, Security 4688). A ``service`` i
 its channel (pySigma's own ``windows_logsource_mapping``), every EventID — the engine narrows
 that with the EventIDs the rule's detection requires. A rule whose log source no Windows
 event carries (Linux, proxy, cloud, ETW-only categories) is not routable: the engine skips it
-with the reason from ``route``, rather than evaluating it on events it was not written for.
+with the reason from ``event_slots``, rather than evaluating it on events it was not written for.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ ANY_EVENT_ID = None
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
+class EventSlot:
     """Lower-cased channel and EventID (``None``: any EventID of that channel);
     channel ``None`` means any Windows channel (``product: windows`` alone)."""
 
@@ -79,7 +79,7 @@ class Route:
     event_id: int | None
 
 
-class Unroutable(ValueError):
+class UnsupportedLogSource(ValueError):
     """The log source is not produced by any Windows event source."""
 
 
@@ -90,8 +90,8 @@ def service_channels(service: str) -> list[str]:
     return [channels] if isinstance(channels, str) else list(channels)
 
 
-def route(logsource: SigmaLogSource) -> frozenset[Route]:
-    """The Windows events a rule applies to; ``Unroutable`` with the reason otherwise."""
+def event_slots(logsource: SigmaLogSource) -> frozenset[EventSlot]:
+    """The Windows events a rule applies to; ``UnsupportedLogSource`` with the reason otherwise."""
     product, category, service = logsource.product, logsource.category, logsource.service
     described = ", ".join(
         f"{key}={value}"
@@ -99,30 +99,31 @@ def route(logsource: SigmaLogSource) -> frozenset[Route]:
         if value
     )
     if product not in (None, "windows"):
-        raise Unroutable(f"not a Windows log source ({described})")
-    routes: set[Route] = set()
+        raise UnsupportedLogSource(f"not a Windows log source ({described})")
+    routes: set[EventSlot] = set()
     if category is not None:
         if category in ETW_ONLY:
-            raise Unroutable(f"Windows records {category} only through ETW ({described})")
+            raise UnsupportedLogSource(f"Windows records {category} only through ETW ({described})")
         events = CATEGORY_EVENTS.get(category)
         if events is None:
-            raise Unroutable(f"no Windows event records this category ({described})")
-        routes = {Route(channel.lower(), event_id) for channel, event_id in events}
+            raise UnsupportedLogSource(f"no Windows event records this category ({described})")
+        routes = {EventSlot(channel.lower(), event_id) for channel, event_id in events}
     if service is not None:
         channels = service_channels(service)
         if not channels:
-            raise Unroutable(f"unknown Windows service ({described})")
+            raise UnsupportedLogSource(f"unknown Windows service ({described})")
         lowered = {channel.lower() for channel in channels}
         if routes:  # both given: the category's events that are in the service's channel
             routes = {r for r in routes if r.channel in lowered}
             if not routes:
-                raise Unroutable(f"category and service do not meet ({described})")
+                raise UnsupportedLogSource(f"category and service do not meet ({described})")
         else:
-            routes = {Route(channel, ANY_EVENT_ID) for channel in lowered}
+            routes = {EventSlot(channel, ANY_EVENT_ID) for channel in lowered}
     if not routes:
         if product == "windows":
-            return frozenset({Route(None, ANY_EVENT_ID)})
-        raise Unroutable(f"log source names no product, category or service ({described})")
+            return frozenset({EventSlot(None, ANY_EVENT_ID)})
+        raise UnsupportedLogSource(
+            f"log source names no product, category or service ({described})")
     return frozenset(routes)
 
 

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from schemas.agents import (
+from schemas.enrolment import (
     AgentEntry,
     AgentsRegistryError,
     AgentStatus,
@@ -41,7 +41,7 @@ RegistryOpt = Annotated[Path | None, typer.Option(
 
 def _setup(config: Path | None) -> object:
     from producers.agent.config import ConfigError, load_config
-    from vigie.logs import setup_logging
+    from runtime.logs import setup_logging
 
     setup_logging("INFO")
     if config is None:
@@ -185,7 +185,7 @@ def status(config: ConfigOpt,
 def _registry_path(registry: Path | None) -> Path:
     if registry is not None:
         return registry
-    from vigie.settings import load_settings
+    from runtime.settings import load_settings
 
     return load_settings().agents_registry
 

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from producers.agent.pseudonymise import Kind
 from producers.agent.spool import FullPolicy
-from schemas.agents import AgentId
+from schemas.enrolment import AgentId
 from schemas.organization import Organization
 
 

@@ -1,4 +1,4 @@
-"""Agent-specific Prometheus metrics (the shared ones are in :mod:`vigie.metrics`)."""
+"""Agent-specific Prometheus metrics (the shared ones are in :mod:`runtime.metrics`)."""
 
 from __future__ import annotations
 

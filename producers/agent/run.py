@@ -48,8 +48,8 @@ from producers.agent.sources.evtx import WindowsFileSource
 from producers.agent.sources.jsonfile import json_source
 from producers.agent.sources.syslog import SyslogServer, SyslogSource
 from producers.agent.spool import Spool
+from runtime import metrics
 from schemas.topics import EVENTS_RAW
-from vigie import metrics
 
 log = logging.getLogger(__name__)
 

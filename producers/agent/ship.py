@@ -1,7 +1,7 @@
 """Shipping the spool to Kafka: idempotent producer, EPS cap, backpressure, clean stop.
 
 - Producer: the project's idempotent, ``acks=all``, lz4 configuration
-  (:func:`producers.kafka.producer_config`), key = establishment id, signature headers.
+  (:func:`runtime.kafka.producer_config`), key = establishment id, signature headers.
 - Order and acknowledgement: records are read from the spool in order; the spool is
   acknowledged up to the highest sequence number below which the broker confirmed everything.
   A failed delivery (e.g. the broker stayed away longer than ``message.timeout.ms``) is sent
@@ -33,9 +33,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from producers.agent import metrics as agent_metrics
 from producers.agent.spool import Spool, SpoolRecord
-from producers.kafka import producer_config
-from schemas.agents import HEADER_AGENT, HEADER_SIGNATURE
-from vigie import metrics
+from runtime import metrics
+from runtime.kafka import producer_config
+from schemas.enrolment import HEADER_AGENT, HEADER_SIGNATURE
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 The private key is a PKCS#8 PEM file readable by its owner only; it never leaves the
 hospital. The national registry holds the raw public key in base64 (see
-:mod:`schemas.agents`). Ed25519 because it is deterministic (no nonce to get wrong), fast
+:mod:`schemas.enrolment`). Ed25519 because it is deterministic (no nonce to get wrong), fast
 (~tens of microseconds per signature) and has 32-byte keys that fit in a registry line.
 """
 
@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from nacl.signing import SigningKey
 
-from schemas.agents import HEADER_AGENT, HEADER_SIGNATURE
+from schemas.enrolment import HEADER_AGENT, HEADER_SIGNATURE
 
 
 class AgentKeyError(Exception):

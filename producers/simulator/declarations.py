@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from deploy.topics import ensure_topics
-from producers.kafka import DeliveryReport, make_producer, produce_blocking
 from producers.simulator.registry import REGIONS
+from runtime.kafka import DeliveryReport, make_producer, produce_blocking
+from runtime.topics import ensure_topics
 from schemas.identity import stable_id
 from schemas.incident import Impacts, Incident, ReportedVia, Status
 from schemas.organization import EstablishmentType, Organization, Region

@@ -11,16 +11,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from deploy.topics import ensure_topics
-from producers.kafka import DeliveryReport, make_producer, produce_blocking
-from producers.simulator.agents import simulated_agents
+from producers.simulator.fleet import simulated_agents
 from producers.simulator.registry import DEFAULT_COUNT, generate_registry
 from producers.simulator.simulation import SimRecord, Simulation
-from schemas.agents import save_agents
+from runtime import metrics
+from runtime.kafka import DeliveryReport, make_producer, produce_blocking
+from runtime.registry import load_registry, write_registry
+from runtime.topics import ensure_topics
+from schemas.enrolment import save_agents
 from schemas.organization import Organization
-from schemas.registry import load_registry, write_registry
 from schemas.topics import EVENTS_RAW
-from vigie import metrics
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, TypedDict
 
 
-class Winlog(TypedDict, total=False):
+class RawWinlog(TypedDict, total=False):
     """The ``winlog`` object, keyed as Winlogbeat keys it."""
 
     channel: str
@@ -29,7 +29,7 @@ class Winlog(TypedDict, total=False):
 
 
 WindowsEvent = dict[str, Any]
-"""A plain nested dict: ``{"@timestamp": ..., "winlog": Winlog, "event": ..., "host": ...}``.
+"""A plain nested dict: ``{"@timestamp": ..., "winlog": RawWinlog, "event": ..., "host": ...}``.
 
 Kept a dict (not a class) so that the pipeline can validate it into ``SecurityEvent`` later
 and the engine can evaluate it without any conversion."""
@@ -144,7 +144,7 @@ def from_xml_json(record: Mapping[str, Any]) -> WindowsEvent:
     if channel is None or event_id is None:
         raise NotAWindowsRecord("System.Channel or System.EventID missing")
     provider = _attribute(system.get("Provider"), "Name")
-    winlog: Winlog = {
+    winlog: RawWinlog = {
         "channel": channel,
         "event_id": event_id,
         "provider_name": None if provider is None else str(provider),
@@ -174,7 +174,7 @@ def from_winlogbeat(document: Mapping[str, Any]) -> WindowsEvent:
         raise NotAWindowsRecord("winlog.channel or winlog.event_id missing")
     event_data = raw.get("event_data")
     user_data = raw.get("user_data")
-    winlog: Winlog = {
+    winlog: RawWinlog = {
         "channel": channel,
         "event_id": event_id,
         "provider_name": _as_keyword(raw.get("provider_name")),
@@ -202,7 +202,7 @@ def to_windows_event(document: Mapping[str, Any]) -> WindowsEvent:
     return from_xml_json(document)
 
 
-def _with_ecs(winlog: Winlog, timestamp: str | None) -> WindowsEvent:
+def _with_ecs(winlog: RawWinlog, timestamp: str | None) -> WindowsEvent:
     event: WindowsEvent = {"@timestamp": timestamp, "winlog": winlog}
     event["event"] = {"code": str(winlog["event_id"]), "provider": winlog.get("provider_name")}
     if winlog.get("computer_name"):

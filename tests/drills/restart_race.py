@@ -27,12 +27,12 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
-from deploy.processes import PROCESSOR_READY, Service
-from deploy.topics import end_offsets
+from deploy.local.pipeline import PROCESSOR_READY, Service
 from producers.simulator.run import registry_for, simulate
+from runtime.settings import Settings
+from runtime.topics import end_offsets
 from schemas.topics import EVENTS_CLASSIFIED, EVENTS_DLQ, EVENTS_RAW
 from tests.integration.fresh import FreshPipeline
-from vigie.settings import Settings
 
 
 @dataclass
@@ -117,7 +117,7 @@ def hunt(settings: Settings, log_dir: Path, events: int, seconds: float, seed: i
     """Produce ``events`` over ``seconds`` while the processor is hit; reconcile."""
     rng = random.Random(seed)
     pipeline = FreshPipeline(settings, log_dir, "race")
-    from deploy.topics import start_group_at_end
+    from runtime.topics import start_group_at_end
 
     start_group_at_end(settings.kafka_bootstrap, pipeline.app_id)
     before = _offsets(settings)

@@ -18,9 +18,9 @@ from deploy.local import stack as local_stack
 from deploy.local.elasticsearch import Elasticsearch as LocalElasticsearch
 from deploy.local.kafka import Kafka as LocalKafka
 from deploy.local.layout import Layout
+from deploy.local.pipeline import Service
 from deploy.local.service import Service as Server
-from deploy.processes import Service
-from sinks.elasticsearch.reconcile import dead_letters_for_offsets, event_id_counts
+from soc.reconcile import dead_letters_for_offsets, event_id_counts
 from tests.integration.support import Run
 
 SERVERS: dict[str, type[Server]] = {"kafka": LocalKafka, "elasticsearch": LocalElasticsearch}

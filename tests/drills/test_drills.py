@@ -23,14 +23,14 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch
 
-from deploy.topics import end_offsets
 from producers.simulator.run import SimulationReport, simulate
+from runtime.settings import Settings
+from runtime.topics import end_offsets
 from schemas.organization import Organization
 from schemas.topics import EVENTS_RAW
 from tests.drills.support import assert_exactly_once, restart_server, wait_reconciled
 from tests.integration.fresh import fresh_pipeline
 from tests.integration.support import Run
-from vigie.settings import Settings
 
 pytestmark = [
     pytest.mark.integration, pytest.mark.drill, pytest.mark.timeout(1500),

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch
 
-from deploy.processes import PROCESSOR_READY, Service
-from deploy.topics import ensure_topics, start_group_at_end
+from deploy.local.pipeline import PROCESSOR_READY, Service
 from producers.simulator.run import registry_for
+from runtime.elasticsearch import install_templates, make_client
+from runtime.settings import Settings, load_settings
+from runtime.topics import ensure_topics, start_group_at_end
 from schemas.organization import Organization
-from sinks.elasticsearch.client import install_templates, make_client
 from tests.integration.fresh import delete_leftovers
-from vigie.settings import Settings, load_settings
 
 
 @pytest.fixture(scope="session")

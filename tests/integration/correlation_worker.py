@@ -1,6 +1,6 @@
 """A Faust worker with only the Sigma correlation agent, for the integration tests.
 
-It runs ``processors.detection.correlation.agents.register`` on the real broker exactly as
+It runs ``processors.detection.correlation.stages.register`` on the real broker exactly as
 the processor does, without the rest of the processor (the test feeds
 ``vigie.correlation-inputs`` itself, which lets it kill the worker between two chosen
 signals). Usage: ``python -m tests.integration.correlation_worker APP_ID``.
@@ -12,11 +12,11 @@ import sys
 
 import faust
 
-from processors.detection.correlation.agents import register
 from processors.detection.correlation.model import CorrelationSet
+from processors.detection.correlation.stages import register
 from processors.detection.engine import Engine
 from processors.detection.loader import VIGIE_RULES
-from vigie.settings import load_settings
+from runtime.settings import load_settings
 
 
 def main(app_id: str) -> None:

@@ -1,7 +1,7 @@
 """A processor and a sink of their own, for tests that must not share consumer groups.
 
 Tests that kill processes or count what one processor did use fresh group ids that start at
-the current end of every topic (``deploy.topics.start_group_at_end``): they neither replay the
+the current end of every topic (``runtime.topics.start_group_at_end``): they neither replay the
 shared cluster's history nor take partitions away from another session's processor.
 """
 
@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from deploy.processes import PROCESSOR_READY, Service
-from deploy.topics import start_group_at_end
-from vigie.settings import Settings
+from deploy.local.pipeline import PROCESSOR_READY, Service
+from runtime.settings import Settings
+from runtime.topics import start_group_at_end
 
 
 def _free_port() -> int:

@@ -11,8 +11,8 @@ import uuid
 
 from elasticsearch import Elasticsearch
 
-from deploy.topics import start_group_at_end
-from producers.kafka import make_producer
+from runtime.kafka import make_producer
+from runtime.topics import start_group_at_end
 from sinks.consumer import Sink, SinkConfig, SinkStats
 
 

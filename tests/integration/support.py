@@ -9,13 +9,13 @@ from pathlib import Path
 
 from elasticsearch import Elasticsearch
 
-from deploy.processes import Service
-from deploy.topics import end_offsets
+from deploy.local.pipeline import Service
 from producers.simulator.run import SimulationReport, simulate
+from runtime.settings import Settings
+from runtime.topics import end_offsets
 from schemas.organization import Organization
 from schemas.topics import EVENTS_RAW
-from sinks.elasticsearch.reconcile import dead_letters_for_offsets, event_id_counts
-from vigie.settings import Settings
+from soc.reconcile import dead_letters_for_offsets, event_id_counts
 
 
 @dataclass

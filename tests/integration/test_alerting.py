@@ -25,16 +25,16 @@ import yaml
 from confluent_kafka import Consumer, TopicPartition
 from elasticsearch import Elasticsearch
 
-from deploy.processes import PROCESSOR_READY, Service
-from deploy.topics import end_offsets, start_group_at_end
+from deploy.local.pipeline import PROCESSOR_READY, Service
 from processors.incidents.config import DEFAULT_PATH
 from producers.simulator.run import simulate
+from runtime.settings import Settings
+from runtime.topics import end_offsets, start_group_at_end
 from schemas.organization import Organization
 from schemas.topics import ALERTS
-from sinks.elasticsearch.evaluate import evaluate
+from soc.truth import evaluate
 from tests.integration.fresh import delete_groups, delete_leftovers
 from tests.integration.incidents_support import incidents_in_es
-from vigie.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
@@ -215,7 +215,7 @@ def _collect(bootstrap: str, alerts_start: dict[int, int], ids: set[str],
 
 def _run_incident_ids(es: Elasticsearch, truth: Path) -> set[str]:
     """The establishment incidents holding this run's scenario events."""
-    from sinks.elasticsearch.evaluate import _event_of_detection, _incidents, read_truth
+    from soc.truth import _event_of_detection, _incidents, read_truth
 
     scenarios, _ = read_truth(truth)
     wanted = {e for s in scenarios for e in s["event_ids"]}

@@ -23,17 +23,17 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from deploy.topics import end_offsets, ensure_topics
 from processors.classify import SigmaClassifier
 from processors.detection.engine import Engine
 from processors.detection.loader import VIGIE_RULES
 from producers.simulator import events as ev
+from runtime.settings import Settings
+from runtime.topics import end_offsets, ensure_topics
 from schemas.detection import Detection
 from schemas.event import SecurityEvent
 from schemas.identity import event_id
 from schemas.organization import Organization
 from schemas.topics import CORRELATION_INPUTS, DETECTIONS
-from vigie.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
+from runtime.settings import Settings
 from schemas import indices
 from schemas.event import SecurityEvent
 from schemas.identity import dead_letter_id
@@ -24,10 +25,9 @@ from schemas.incident import Incident
 from schemas.organization import Organization
 from schemas.topics import EVENTS_CLASSIFIED, INCIDENTS
 from sinks.elasticsearch.bulk import Doc
-from sinks.elasticsearch.retention import apply_retention
 from sinks.elasticsearch.upsert import write_latest
+from soc.retention import apply_retention
 from tests.integration.sinking import fresh_group, produce, run_sink
-from vigie.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -256,7 +256,7 @@ def test_mapping_conflict_goes_to_the_dlq_and_the_sink_keeps_going(
 # ------------------------------------------------------------------------ operator queries
 def test_operator_filters_and_search(es: Elasticsearch, incident_ids: list[str]) -> None:
     from schemas.taxonomy import Severity
-    from sinks.operator.incidents import IncidentFilter, find_incidents, get_incident
+    from soc.incidents import IncidentFilter, find_incidents, get_incident
 
     critical = _incident([CORSE], severity="critical", declarable=True,
                          declarable_reasons=["care safety"], title="Ransomware on PACS")

@@ -21,14 +21,14 @@ from confluent_kafka import Consumer, TopicPartition
 from elasticsearch import Elasticsearch
 
 from deploy.local import stack as local_stack
-from deploy.processes import Service
-from deploy.topics import end_offsets
+from deploy.local.pipeline import Service
+from runtime.settings import Settings
+from runtime.topics import end_offsets
 from schemas import indices
 from schemas.organization import Organization
 from schemas.topics import EVENTS_CLASSIFIED
 from tests.drills.support import stop_server
 from tests.integration.support import Run, produce_run, wait_for_run
-from vigie.settings import Settings
 
 pytestmark = [
     pytest.mark.integration, pytest.mark.drill, pytest.mark.timeout(1800),

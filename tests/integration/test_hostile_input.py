@@ -33,17 +33,17 @@ from elasticsearch import Elasticsearch
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from deploy.topics import end_offsets
-from producers.simulator.agents import simulated_agents
+from producers.simulator.fleet import simulated_agents
 from producers.simulator.run import AGENT_SEED
 from producers.simulator.simulation import Simulation
+from runtime.settings import Settings
+from runtime.topics import end_offsets
 from schemas import indices
 from schemas.limits import MAX_JSON_DEPTH, MAX_RECORD_BYTES
 from schemas.organization import Organization
 from schemas.topics import EVENTS_RAW
-from sinks.elasticsearch.reconcile import dead_letters_for_offsets, event_id_counts
+from soc.reconcile import dead_letters_for_offsets, event_id_counts
 from tests.integration.fresh import fresh_pipeline
-from vigie.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

@@ -9,17 +9,17 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch
 
-from deploy.processes import Service
+from deploy.local.pipeline import Service
 from producers.simulator.simulation import Simulation
+from runtime.settings import Settings
 from schemas.organization import Organization
-from sinks.elasticsearch.evaluate import evaluate
+from soc.truth import evaluate
 from tests.integration.incidents_support import (
     campaigns_linking,
     expected_incidents,
     incidents_in_es,
 )
 from tests.integration.support import Run, produce_run, wait_for_run
-from vigie.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 SCENARIOS = ["brute_force", "malware", "phishing"]
@@ -110,7 +110,7 @@ def test_processor_killed_mid_run_converges_to_the_same_incidents(
     time.sleep(8)  # let it join the group, so the kill lands in the middle of real work
     run = produce_run(stack, national_registry, tmp_path, seed=int(time.time()) % 10**6 + 13,
                       events=20_000, malformed=20)
-    from sinks.elasticsearch.reconcile import event_id_counts
+    from soc.reconcile import event_id_counts
 
     deadline = time.monotonic() + 300
     while len(event_id_counts(es, run.report.valid_ids)) < 3000:

@@ -12,7 +12,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from processors.outputs import Outputs
-from vigie.settings import Settings
+from runtime.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch
 
-from deploy.processes import Service
+from deploy.local.pipeline import Service
+from runtime.settings import Settings
 from schemas.organization import Organization
-from sinks.elasticsearch.reconcile import event_id_counts
+from soc.reconcile import event_id_counts
 from tests.integration.support import Run, produce_run, wait_for_run
-from vigie.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

@@ -18,11 +18,11 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from producers.simulator.declarations import declarations, produce_declarations
+from runtime.settings import Settings
 from schemas import indices
 from schemas.organization import Organization
 from schemas.topics import INCIDENTS
 from tests.integration.sinking import fresh_group, run_sink
-from vigie.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

@@ -11,16 +11,16 @@ from confluent_kafka import Producer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from elasticsearch import Elasticsearch
 
-from deploy.processes import Service
-from deploy.topics import end_offsets
+from deploy.local.pipeline import Service
 from producers.agent.sign import Signer
-from producers.simulator.agents import agent_id_for, simulated_agents
+from producers.simulator.fleet import agent_id_for, simulated_agents
 from producers.simulator.run import AGENT_SEED
 from producers.simulator.simulation import Simulation
+from runtime.settings import Settings
+from runtime.topics import end_offsets
 from schemas.organization import Organization
 from schemas.topics import EVENTS_RAW
-from sinks.elasticsearch.reconcile import dead_letters_for_offsets, event_id_counts
-from vigie.settings import Settings
+from soc.reconcile import dead_letters_for_offsets, event_id_counts
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

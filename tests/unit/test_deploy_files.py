@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from vigie.settings import Settings
+from runtime.settings import Settings
 
 COMPOSE = Path(__file__).resolve().parents[2] / "deploy" / "compose" / "compose.yaml"
 

@@ -13,10 +13,10 @@ from producers.simulator.registry import generate_registry
 from schemas import indices
 from schemas.organization import EstablishmentType, is_health_establishment
 from schemas.taxonomy import Severity
-from sinks.elasticsearch.retention import MonthlyIndex, parse_duration, parse_index, plan
-from sinks.operator.incidents import IncidentFilter, build_query, severities_at_least
-from sinks.operator.report import MonthCount, NationalReport, _months
-from sinks.operator.report_html import render_html
+from soc.incidents import IncidentFilter, build_query, severities_at_least
+from soc.report import MonthCount, NationalReport, _months
+from soc.report_html import render_html
+from soc.retention import MonthlyIndex, parse_duration, parse_index, plan
 
 
 # ------------------------------------------------------------------------ retention

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from runtime.registry import RegistryError, load_registry, write_registry
 from schemas import indices, topics
 from schemas.export import WIRE_MODELS, export_json_schemas
 from schemas.organization import Organization
-from schemas.registry import RegistryError, load_registry, write_registry
 
 
 def test_contract_names() -> None:

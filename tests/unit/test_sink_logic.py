@@ -7,12 +7,12 @@ import random
 
 import pytest
 
+from runtime.backoff import Backoff
 from schemas import indices
 from schemas.organization import Region
 from sinks.elasticsearch.bulk import Doc, _body
 from sinks.elasticsearch.templates import template_body
 from sinks.routing import Unroutable, route
-from vigie.backoff import Backoff
 
 
 def test_events_go_to_the_month_of_their_own_timestamp() -> None:

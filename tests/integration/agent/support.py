@@ -15,7 +15,7 @@ import yaml
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from producers.agent.sign import generate_key
-from schemas.agents import HEADER_AGENT
+from schemas.enrolment import HEADER_AGENT
 from schemas.organization import Organization
 from schemas.topics import EVENTS_RAW
 

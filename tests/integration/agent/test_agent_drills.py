@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from deploy.topics import end_offsets
 from producers.agent.sources.authlog import authlog_source
 from producers.agent.sources.base import Context
+from runtime.settings import Settings
+from runtime.topics import end_offsets
 from schemas.organization import Organization
 from schemas.topics import EVENTS_RAW
-from vigie.settings import Settings
 
 from .support import AgentProcess, read_back, status, stop_kafka, write_config
 

@@ -14,8 +14,9 @@ from processors.verify import Verifier
 from producers.agent.pipeline import Finisher
 from producers.agent.pseudonymise import Kind, Pseudonymiser
 from producers.agent.sign import Signer, generate_key, load_key, public_key_b64
-from producers.simulator.agents import simulated_agents
-from schemas.agents import (
+from producers.simulator.fleet import simulated_agents
+from schemas.deadletter import Reason
+from schemas.enrolment import (
     HEADER_AGENT,
     HEADER_SIGNATURE,
     AgentEntry,
@@ -23,7 +24,6 @@ from schemas.agents import (
     load_agents,
     save_agents,
 )
-from schemas.deadletter import Reason
 from schemas.event import SecurityEvent
 from schemas.organization import Organization
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from processors.detection import Engine, load_rules
-from processors.detection.cli import check_rules, detect
 from producers.windows import from_xml_json, read_events
 from producers.windows.readers import RecordError
+from soc.hunt import check_rules, detect
 
 REGRESSION = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "sigma" / "regression"
 WMI_SAMPLE = REGRESSION / "rules/windows/builtin/wmi/win_wmi_activity_nteventlogfile_cleareventlog"

@@ -6,7 +6,7 @@ import pytest
 from sigma.rule import SigmaLogSource
 
 from processors.detection import DEFAULT_FIELDMAP, Engine
-from processors.detection.logsource import Route, Unroutable, route
+from processors.detection.logsource import EventSlot, UnsupportedLogSource, event_slots
 
 from .conftest import SYSMON, make_event, make_rule
 
@@ -16,18 +16,19 @@ SYSMON_L = SYSMON.lower()
 @pytest.mark.parametrize(
     ("category", "expected"),
     [
-        ("process_creation", {Route(SYSMON_L, 1), Route("security", 4688)}),
-        ("file_event", {Route(SYSMON_L, 11)}),
-        ("registry_set", {Route(SYSMON_L, 13)}),
-        ("registry_event", {Route(SYSMON_L, 12), Route(SYSMON_L, 13), Route(SYSMON_L, 14)}),
-        ("image_load", {Route(SYSMON_L, 7)}),
-        ("process_access", {Route(SYSMON_L, 10)}),
-        ("network_connection", {Route(SYSMON_L, 3)}),
-        ("dns_query", {Route(SYSMON_L, 22)}),
+        ("process_creation", {EventSlot(SYSMON_L, 1), EventSlot("security", 4688)}),
+        ("file_event", {EventSlot(SYSMON_L, 11)}),
+        ("registry_set", {EventSlot(SYSMON_L, 13)}),
+        ("registry_event",
+         {EventSlot(SYSMON_L, 12), EventSlot(SYSMON_L, 13), EventSlot(SYSMON_L, 14)}),
+        ("image_load", {EventSlot(SYSMON_L, 7)}),
+        ("process_access", {EventSlot(SYSMON_L, 10)}),
+        ("network_connection", {EventSlot(SYSMON_L, 3)}),
+        ("dns_query", {EventSlot(SYSMON_L, 22)}),
     ],
 )
-def test_categories(category: str, expected: set[Route]) -> None:
-    assert route(SigmaLogSource(product="windows", category=category)) == expected
+def test_categories(category: str, expected: set[EventSlot]) -> None:
+    assert event_slots(SigmaLogSource(product="windows", category=category)) == expected
 
 
 @pytest.mark.parametrize(
@@ -40,7 +41,8 @@ def test_categories(category: str, expected: set[Route]) -> None:
     ],
 )
 def test_services_route_to_their_channel(service: str, channel: str) -> None:
-    assert route(SigmaLogSource(product="windows", service=service)) == {Route(channel, None)}
+    slots = event_slots(SigmaLogSource(product="windows", service=service))
+    assert slots == {EventSlot(channel, None)}
 
 
 @pytest.mark.parametrize(
@@ -53,8 +55,8 @@ def test_services_route_to_their_channel(service: str, channel: str) -> None:
     ],
 )
 def test_unroutable_log_sources_say_why(logsource: SigmaLogSource) -> None:
-    with pytest.raises(Unroutable, match=r"\w"):
-        route(logsource)
+    with pytest.raises(UnsupportedLogSource, match=r"\w"):
+        event_slots(logsource)
 
 
 def test_rule_only_meets_events_of_its_log_source() -> None:

@@ -27,10 +27,10 @@ from processors.incidents.campaigns import (
 )
 from processors.incidents.config import ScoringConfig
 from processors.incidents.lifecycle import correlate, prune, resolve_stale, to_incident
+from runtime import metrics
 from schemas.detection import Detection
 from schemas.incident import Incident
 from schemas.topics import ALERTS, DETECTIONS, INCIDENT_TICKS, INCIDENTS, INDICATORS
-from vigie import metrics
 
 log = logging.getLogger(__name__)
 

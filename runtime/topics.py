@@ -11,8 +11,8 @@ import logging
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from runtime.errors import ServiceUnavailable
 from schemas.topics import ALL_TOPICS, Topic
-from vigie.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 

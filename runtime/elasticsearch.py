@@ -6,9 +6,9 @@ import logging
 
 from elasticsearch import Elasticsearch
 
+from runtime.settings import Settings
 from schemas.indices import ALL_FAMILIES
 from sinks.elasticsearch.templates import template_body
-from vigie.settings import Settings
 
 log = logging.getLogger(__name__)
 

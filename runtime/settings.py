@@ -59,7 +59,7 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Sigma rule folders (default: the SigmaHQ folders under ../shared/data/sigma)",
     )
-    correlation_enabled: bool = Field(True, description="Correlate detections into incidents")
+    incidents_enabled: bool = Field(True, description="Correlate detections into incidents")
     scoring: Path | None = Field(
         None, description="Incident scoring file (default: processors/incidents/scoring.yaml)")
     incident_tick_s: float = Field(

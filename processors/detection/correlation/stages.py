@@ -31,9 +31,9 @@ from pydantic import ValidationError
 from processors.detection.correlation.evaluate import DEFAULT_LATENESS_S, Correlator, Outcome
 from processors.detection.correlation.model import CorrelationSet
 from processors.detection.correlation.signals import as_signal, to_detection
+from runtime import metrics
 from schemas.detection import Detection
 from schemas.topics import CORRELATION_INPUTS, DETECTIONS
-from vigie import metrics
 
 log = logging.getLogger(__name__)
 

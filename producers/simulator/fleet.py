@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from producers.agent.sign import Signer
-from schemas.agents import AgentEntry
+from schemas.enrolment import AgentEntry
 from schemas.organization import Organization
 
 #: Fixed enrolment date, so a regenerated registry is byte-identical.

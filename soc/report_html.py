@@ -17,7 +17,7 @@ matplotlib.use("Agg")  # before pyplot: servers and CI have no display
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
-from sinks.operator.report import NationalReport
+from soc.report import NationalReport
 
 MALICIOUS = "#c0392b"
 OTHER = "#2c7fb8"

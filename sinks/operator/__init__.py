@@ -1,1 +1,0 @@
-"""What operators read back from Elasticsearch: incident queries, the national report."""
