@@ -38,8 +38,12 @@ stack-status: install
 demo: stack-up
 	$(VIGIE) demo
 
+# The house plan is checked here: style (ruff), types (mypy, every ignore verified) and the
+# layers of the README's architecture section (import-linter, contracts in pyproject.toml).
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 test-unit: install
 	$(PY) -m pytest -q tests/unit

@@ -49,10 +49,10 @@ sys.path.insert(0, str(ROOT))
 from producers.agent.pipeline import Finisher  # noqa: E402
 from producers.agent.pseudonymise import Pseudonymiser  # noqa: E402
 from producers.agent.ship import Shipper  # noqa: E402
-from producers.agent.sign import Signer  # noqa: E402
 from producers.agent.sources.base import Context  # noqa: E402
 from producers.agent.sources.evtx import WindowsFileSource  # noqa: E402
 from producers.agent.spool import Spool  # noqa: E402
+from producers.signing import Signer  # noqa: E402
 from schemas.organization import Organization  # noqa: E402
 
 SAMPLES = sorted((ROOT.parent / "shared" / "data" / "sigma" / "regression").rglob("*.evtx"))

@@ -17,10 +17,11 @@ from rich.table import Table
 
 from deploy.local.pipeline import PROCESSOR_READY, Service
 from producers.simulator.run import registry_for, simulate
-from runtime.elasticsearch import install_templates, make_client
+from runtime.elasticsearch import make_client
 from runtime.settings import Settings, default_home
 from runtime.topics import end_offsets, ensure_topics
 from schemas.topics import EVENTS_RAW
+from sinks.elasticsearch.templates import install_templates
 from soc.reconcile import dead_letters_for_offsets, event_id_counts
 from soc.truth import evaluate
 

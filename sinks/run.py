@@ -6,11 +6,12 @@ import logging
 from collections.abc import Callable
 
 from runtime import metrics
-from runtime.elasticsearch import install_templates, make_client
+from runtime.elasticsearch import make_client
 from runtime.settings import Settings
 from runtime.topics import ensure_topics
 from schemas.indices import TOPIC_TO_INDEX
 from sinks.consumer import Sink, SinkConfig, SinkStats
+from sinks.elasticsearch.templates import install_templates
 
 log = logging.getLogger(__name__)
 

@@ -41,8 +41,9 @@ from bench.e2e.pipeline import (
 )
 from bench.e2e.workload import classified_documents, records, registry, rule_subset
 from processors.detection.loader import default_rule_dirs
-from runtime.elasticsearch import install_templates, make_client
+from runtime.elasticsearch import make_client
 from runtime.settings import REPO_ROOT, default_home, load_settings
+from sinks.elasticsearch.templates import install_templates
 
 RESULTS = REPO_ROOT / "bench" / "results"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from processors.classify import PassThrough
 from processors.validate import Validator
-from producers.agent.sign import Signer
+from producers.signing import Signer
 from producers.simulator.fleet import simulated_agents
 from producers.simulator.run import AGENT_SEED, registry_for
 from producers.simulator.simulation import Simulation

@@ -69,7 +69,7 @@ def run(config: ConfigOpt,
     order when the link is back; positions in files survive restarts.
     """
     from producers.agent.run import run_agent
-    from producers.agent.sign import AgentKeyError
+    from producers.signing import AgentKeyError
 
     cfg = _setup(config)
     try:
@@ -99,8 +99,8 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Files: .evtx, .json
     from producers.agent.pipeline import Finisher
     from producers.agent.run import dry_run_docs, make_pseudonymiser
     from producers.agent.run import ingest as do_ingest
-    from producers.agent.sign import Signer, load_key
     from producers.agent.sources.base import Context
+    from producers.signing import Signer, load_key
 
     cfg = _setup(config)
     if dry_run:
@@ -151,7 +151,7 @@ def enroll(out: Annotated[Path, typer.Option(help="Where to write the new privat
     key); they add it with `vigie agents add`. Keep the key file safe: losing it means
     enrolling again.
     """
-    from producers.agent.sign import AgentKeyError, generate_key, public_key_b64
+    from producers.signing import AgentKeyError, generate_key, public_key_b64
 
     try:
         key = generate_key(out)

@@ -21,7 +21,7 @@ from pydantic_core import to_json
 
 from producers.agent import metrics as agent_metrics
 from producers.agent.pseudonymise import Pseudonymiser
-from producers.agent.sign import Signer
+from producers.signing import Signer
 from schemas.event import SecurityEvent
 from schemas.organization import Organization
 

@@ -40,7 +40,6 @@ from producers.agent.pseudonymise import (
     generate_pseudonym_key,
 )
 from producers.agent.ship import Shipper
-from producers.agent.sign import Signer, load_key
 from producers.agent.sources.authlog import authlog_source
 from producers.agent.sources.base import Context, Source
 from producers.agent.sources.cef import cef_source
@@ -48,6 +47,7 @@ from producers.agent.sources.evtx import WindowsFileSource
 from producers.agent.sources.jsonfile import json_source
 from producers.agent.sources.syslog import SyslogServer, SyslogSource
 from producers.agent.spool import Spool
+from producers.signing import Signer, load_key
 from runtime import metrics
 from schemas.topics import EVENTS_RAW
 

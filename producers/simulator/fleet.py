@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from producers.agent.sign import Signer
+from producers.signing import Signer
 from schemas.enrolment import AgentEntry
 from schemas.organization import Organization
 

@@ -10,11 +10,16 @@ distribution and on a full cluster.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from elasticsearch import Elasticsearch
+
 from schemas import indices
-from schemas.indices import IndexFamily
+from schemas.indices import ALL_FAMILIES, IndexFamily
 from schemas.organization import Region
+
+log = logging.getLogger(__name__)
 
 KW: dict[str, Any] = {"type": "keyword", "ignore_above": 1024}
 TEXT_KW: dict[str, Any] = {"type": "text", "fields": {"keyword": {"type": "keyword",
@@ -160,3 +165,13 @@ def template_body(family: IndexFamily, replicas: int = 0) -> dict[str, Any]:
         },
         "_meta": {"managed_by": "vigie", "schema_version": 1},
     }
+
+
+def install_templates(es: Elasticsearch, replicas: int = 0) -> list[str]:
+    """Create or update every index template (idempotent: a PUT replaces the template)."""
+    names = []
+    for family in ALL_FAMILIES:
+        es.indices.put_index_template(name=family.alias, **template_body(family, replicas))
+        names.append(family.alias)
+    log.info("index templates installed: %s", ", ".join(names))
+    return names

@@ -11,10 +11,11 @@ from elasticsearch import Elasticsearch
 
 from deploy.local.pipeline import PROCESSOR_READY, Service
 from producers.simulator.run import registry_for
-from runtime.elasticsearch import install_templates, make_client
+from runtime.elasticsearch import make_client
 from runtime.settings import Settings, load_settings
 from runtime.topics import ensure_topics, start_group_at_end
 from schemas.organization import Organization
+from sinks.elasticsearch.templates import install_templates
 from tests.integration.fresh import delete_leftovers
 
 

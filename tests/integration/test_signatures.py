@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from elasticsearch import Elasticsearch
 
 from deploy.local.pipeline import Service
-from producers.agent.sign import Signer
+from producers.signing import Signer
 from producers.simulator.fleet import agent_id_for, simulated_agents
 from producers.simulator.run import AGENT_SEED
 from producers.simulator.simulation import Simulation

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from producers.agent.sign import generate_key
+from producers.signing import generate_key
 from schemas.enrolment import HEADER_AGENT
 from schemas.organization import Organization
 from schemas.topics import EVENTS_RAW

@@ -6,8 +6,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from producers.agent.pipeline import Finisher
-from producers.agent.sign import Signer
 from producers.agent.sources.base import Context
+from producers.signing import Signer
 from schemas.organization import Organization
 
 ORG = Organization(id="750712184", name="CHU Test", type="university_hospital",

@@ -85,7 +85,7 @@ def test_direct_json_is_the_schema_s_event(ctx: Context, key) -> None:  # type: 
     compact JSON of the document, they validate, to the very event the schema's own
     canonical dump gives, and the in-agent check agrees."""
     from producers.agent.pseudonymise import Pseudonymiser
-    from producers.agent.sign import Signer
+    from producers.signing import Signer
 
     from .conftest import ORG
 
@@ -106,7 +106,7 @@ def test_direct_json_is_the_schema_s_event(ctx: Context, key) -> None:  # type: 
 
 
 def test_misfit_is_caught_by_the_default_check(key) -> None:  # type: ignore[no-untyped-def]
-    from producers.agent.sign import Signer
+    from producers.signing import Signer
 
     from .conftest import ORG
 
@@ -166,7 +166,7 @@ def test_evtx_source_positions(tmp_path: Path, ctx: Context) -> None:
 
 
 def test_misfit_is_counted_and_still_sent(key) -> None:  # type: ignore[no-untyped-def]
-    from producers.agent.sign import Signer
+    from producers.signing import Signer
 
     from .conftest import ORG
 

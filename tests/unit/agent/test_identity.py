@@ -13,7 +13,7 @@ from processors.validate import Refused
 from processors.verify import Verifier
 from producers.agent.pipeline import Finisher
 from producers.agent.pseudonymise import Kind, Pseudonymiser
-from producers.agent.sign import Signer, generate_key, load_key, public_key_b64
+from producers.signing import Signer, generate_key, load_key, public_key_b64
 from producers.simulator.fleet import simulated_agents
 from schemas.deadletter import Reason
 from schemas.enrolment import (
