@@ -6,6 +6,7 @@ from elasticsearch import Elasticsearch
 
 from runtime.settings import Settings
 
+
 def make_client(settings: Settings, request_timeout: float = 30.0) -> Elasticsearch:
     auth = None
     if settings.es_username and settings.es_password:
