@@ -1,5 +1,12 @@
 """Builders of simulated events, as the JSON agents put on ``events.raw``.
 
+Windows events are made the way agents make them: a raw record (``winlog`` with the channel,
+provider, event id and EventData a real Security or Sysmon record has), then the agents' own
+Windows → ECS mapping (:mod:`producers.windows.ecs`); only the event id and the agent identity
+are the simulator's. So the demo, the benchmarks and the detection tests see what agents ship
+(``tests/unit/test_windows_ecs.py`` holds the two to it). Other sources (mail gateway, sshd,
+firewall) have their ECS fields written here.
+
 The simulator writes wire JSON directly rather than building pydantic objects: it is a load
 generator and must outrun the pipeline it measures. Unit tests check that every record built
 here validates as a ``SecurityEvent``.
@@ -8,9 +15,18 @@ here validates as a ``SecurityEvent``.
 from __future__ import annotations
 
 import random
+import zlib
 from datetime import datetime
 from typing import Any
 
+from producers.windows.ecs import (
+    SECURITY_CHANNEL,
+    SECURITY_PROVIDER,
+    SYSMON_CHANNEL,
+    SYSMON_PROVIDER,
+    ecs_document,
+)
+from producers.windows.normalize import RawWinlog, WindowsEvent
 from schemas.organization import Organization
 
 Doc = dict[str, Any]
@@ -32,12 +48,17 @@ def iso(when: datetime) -> str:
     return when.isoformat().replace("+00:00", "Z")
 
 
+def _agent(org: Organization) -> Doc:
+    return {"id": f"sim-{org.id}", "type": "vigie-simulator", "version": "1"}
+
+
 def base(org: Organization, when: datetime, event_id: str, **event: Any) -> Doc:
+    """A non-Windows event (mail gateway, sshd, firewall), its ECS fields written here."""
     return {
         "@timestamp": iso(when),
         "event": {"id": event_id, **event},
         "organization": org.model_dump(mode="json"),
-        "agent": {"id": f"sim-{org.id}", "type": "vigie-simulator", "version": "1"},
+        "agent": _agent(org),
     }
 
 
@@ -53,10 +74,33 @@ def staff_user(rng: random.Random) -> str:
     return f"{rng.choice(_STAFF)}.{chr(97 + rng.randrange(26))}"
 
 
-def windows_logon(org: Organization, when: datetime, event_id: str, *, success: bool,
-                  host: str, user: str, source_ip: str, logon_type: int, record: int) -> Doc:
+def windows_record(when: datetime, *, channel: str, provider: str, code: int, host: str,
+                   record: int, data: dict[str, Any]) -> WindowsEvent:
+    """A raw Windows record as Winlogbeat ships it (``@timestamp`` and ``winlog``), the
+    EventData named as the real event names them: what an agent reads, before any mapping."""
+    winlog: RawWinlog = {"channel": channel, "event_id": code, "provider_name": provider,
+                         "computer_name": host, "record_id": record, "event_data": data}
+    return {"@timestamp": iso(when), "winlog": winlog}
+
+
+def shipped(org: Organization, record: WindowsEvent, event_id: str) -> Doc:
+    """What an agent of ``org`` puts on ``events.raw`` for ``record``: the agents' own
+    Windows → ECS mapping, with the simulator's event id and identity."""
+    doc = ecs_document(record, event_id=event_id)
+    doc["organization"] = org.model_dump(mode="json")
+    doc["agent"] = _agent(org)
+    return doc
+
+
+def _pid(host: str, image: str) -> int:
+    """A process id for ``image`` on ``host``, stable so that a child names its parent's id
+    (Windows ids are multiples of 4)."""
+    return 4 * (100 + zlib.crc32(f"{host}|{image}".lower().encode()) % 16_000)
+
+
+def logon_record(when: datetime, *, success: bool, host: str, user: str, source_ip: str,
+                 logon_type: int, record: int) -> WindowsEvent:
     """Security 4624 (success) or 4625 (failure), with the fields Sigma and ECS both use."""
-    code = 4624 if success else 4625
     data: dict[str, Any] = {
         "TargetUserName": user,
         "TargetDomainName": "HOPITAL",
@@ -69,75 +113,63 @@ def windows_logon(org: Organization, when: datetime, event_id: str, *, success: 
     }
     if not success:
         data.update({"Status": "0xc000006d", "SubStatus": "0xc000006a", "FailureReason": "%%2313"})
-    doc = base(org, when, event_id, kind="event", category=["authentication"],
-               type=["start"], action="logged-in" if success else "logon-failed",
-               outcome="success" if success else "failure", code=str(code),
-               provider="Microsoft-Windows-Security-Auditing", module="windows")
-    doc |= {
-        "host": {"name": host},
-        "user": {"name": user, "domain": "HOPITAL"},
-        "source": {"ip": source_ip},
-        "winlog": {"channel": "Security", "event_id": code, "record_id": record,
-                   "provider_name": "Microsoft-Windows-Security-Auditing",
-                   "computer_name": host, "event_data": data},
+    return windows_record(when, channel=SECURITY_CHANNEL, provider=SECURITY_PROVIDER,
+                          code=4624 if success else 4625, host=host, record=record, data=data)
+
+
+def process_record(when: datetime, *, host: str, user: str, image: str, command_line: str,
+                   parent_image: str, record: int, sha256: str | None = None) -> WindowsEvent:
+    """Sysmon event 1 (process creation), the main input of Sigma's process rules."""
+    data: dict[str, Any] = {
+        "ProcessId": str(_pid(host, image)),
+        "Image": image,
+        "OriginalFileName": image.rsplit("\\", 1)[-1].upper(),
+        "CommandLine": command_line,
+        "CurrentDirectory": "C:\\Windows\\system32\\",
+        "User": f"HOPITAL\\{user}",
+        "IntegrityLevel": "Medium",
+        "ParentProcessId": str(_pid(host, parent_image)),
+        "ParentImage": parent_image,
+        "ParentCommandLine": parent_image,
     }
-    return doc
+    if sha256:
+        data["Hashes"] = f"SHA256={sha256.upper()}"
+    return windows_record(when, channel=SYSMON_CHANNEL, provider=SYSMON_PROVIDER, code=1,
+                          host=host, record=record, data=data)
+
+
+def file_create_record(when: datetime, *, host: str, user: str, image: str, target: str,
+                       record: int) -> WindowsEvent:
+    """Sysmon event 11 (file created; ``User`` is reported since Sysmon 15). It carries no
+    hash: Sysmon hashes the files a process runs (event 1), not the files it writes."""
+    data = {"ProcessId": str(_pid(host, image)), "Image": image, "TargetFilename": target,
+            "User": f"HOPITAL\\{user}"}
+    return windows_record(when, channel=SYSMON_CHANNEL, provider=SYSMON_PROVIDER, code=11,
+                          host=host, record=record, data=data)
+
+
+def windows_logon(org: Organization, when: datetime, event_id: str, *, success: bool,
+                  host: str, user: str, source_ip: str, logon_type: int, record: int) -> Doc:
+    """A logon (:func:`logon_record`) as shipped."""
+    return shipped(org, logon_record(when, success=success, host=host, user=user,
+                                     source_ip=source_ip, logon_type=logon_type, record=record),
+                   event_id)
 
 
 def sysmon_process(org: Organization, when: datetime, event_id: str, *, host: str, user: str,
                    image: str, command_line: str, parent_image: str, record: int,
                    sha256: str | None = None) -> Doc:
-    """Sysmon event 1 (process creation), the main input of Sigma's process rules."""
-    name = image.rsplit("\\", 1)[-1]
-    data: dict[str, Any] = {
-        "Image": image,
-        "CommandLine": command_line,
-        "ParentImage": parent_image,
-        "ParentCommandLine": parent_image,
-        "User": f"HOPITAL\\{user}",
-        "OriginalFileName": name.upper(),
-        "IntegrityLevel": "Medium",
-        "CurrentDirectory": "C:\\Windows\\system32\\",
-    }
-    process: Doc = {"name": name, "executable": image, "command_line": command_line,
-                    "parent": {"executable": parent_image,
-                               "name": parent_image.rsplit("\\", 1)[-1]}}
-    if sha256:
-        data["Hashes"] = f"SHA256={sha256.upper()}"
-        process["hash"] = {"sha256": sha256}
-    doc = base(org, when, event_id, category=["process"], type=["start"],
-               action="Process Create (rule: ProcessCreate)", code="1",
-               provider="Microsoft-Windows-Sysmon", module="sysmon")
-    doc |= {
-        "host": {"name": host},
-        "user": {"name": user, "domain": "HOPITAL"},
-        "process": process,
-        "winlog": {"channel": "Microsoft-Windows-Sysmon/Operational", "event_id": 1,
-                   "record_id": record, "provider_name": "Microsoft-Windows-Sysmon",
-                   "computer_name": host, "event_data": data},
-    }
-    return doc
+    """A process creation (:func:`process_record`) as shipped."""
+    return shipped(org, process_record(when, host=host, user=user, image=image,
+                                       command_line=command_line, parent_image=parent_image,
+                                       record=record, sha256=sha256), event_id)
 
 
 def sysmon_file_create(org: Organization, when: datetime, event_id: str, *, host: str,
-                       user: str, image: str, target: str, record: int, sha256: str) -> Doc:
-    """Sysmon event 11 (file created; ``User`` is reported since Sysmon 15)."""
-    doc = base(org, when, event_id, category=["file"], type=["creation"],
-               action="File created (rule: FileCreate)", code="11",
-               provider="Microsoft-Windows-Sysmon", module="sysmon")
-    doc |= {
-        "host": {"name": host},
-        "user": {"name": user, "domain": "HOPITAL"},
-        "file": {"path": target, "name": target.rsplit("\\", 1)[-1],
-                 "hash": {"sha256": sha256}},
-        "process": {"executable": image},
-        "winlog": {"channel": "Microsoft-Windows-Sysmon/Operational", "event_id": 11,
-                   "record_id": record, "provider_name": "Microsoft-Windows-Sysmon",
-                   "computer_name": host,
-                   "event_data": {"Image": image, "TargetFilename": target,
-                                  "User": f"HOPITAL\\{user}"}},
-    }
-    return doc
+                       user: str, image: str, target: str, record: int) -> Doc:
+    """A file creation (:func:`file_create_record`) as shipped."""
+    return shipped(org, file_create_record(when, host=host, user=user, image=image,
+                                           target=target, record=record), event_id)
 
 
 def email_received(org: Organization, when: datetime, event_id: str, *, sender: str,

@@ -10,7 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TextIO
 
+from confluent_kafka import KafkaError, Message, Producer
+
+from producers.signing import Signer
 from producers.simulator.fleet import simulated_agents
 from producers.simulator.registry import DEFAULT_COUNT, generate_registry
 from producers.simulator.simulation import SimRecord, Simulation
@@ -116,9 +120,9 @@ def simulate(
     return report
 
 
-def _produce(producer, record: SimRecord, report: SimulationReport, truth_out,  # type: ignore[no-untyped-def]
-             signers: dict | None = None) -> None:
-    def on_delivery(err, msg, record: SimRecord = record) -> None:  # type: ignore[no-untyped-def]
+def _produce(producer: Producer, record: SimRecord, report: SimulationReport,
+             truth_out: TextIO | None, signers: dict[str, Signer] | None = None) -> None:
+    def on_delivery(err: KafkaError | None, msg: Message, record: SimRecord = record) -> None:
         report.delivery.on_delivery(err, msg)
         if err is None and record.event_id is None and truth_out is not None:
             truth_out.write(json.dumps({

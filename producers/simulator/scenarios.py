@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from producers.simulator import events as ev
@@ -20,6 +21,15 @@ from schemas.identity import event_id
 from schemas.organization import Organization
 
 Builder = Callable[[datetime], dict[str, Any]]
+Step = Callable[[datetime, str], dict[str, Any]]
+"""An event builder waiting for its time and its event id."""
+
+
+def _with_id(step: Step, eid: str) -> Builder:
+    """``step`` with its event id bound: planned ids are known before times are."""
+    def build(when: datetime) -> dict[str, Any]:
+        return step(when, eid)
+    return build
 
 
 @dataclass
@@ -88,25 +98,21 @@ def malware(rng: random.Random, orgs: list[Organization], seed: int,
     dropped = r"C:\Users\Public\svch0st.exe"
     n = 0
     for h, host in enumerate(hosts):
-        steps: list[Callable[[datetime, str], Any]] = [
-            lambda when, eid, host=host, h=h: ev.sysmon_file_create(
-                org, when, eid, host=host, user="dupont.a",
-                image=r"C:\Windows\System32\WindowsPowerShell"
-                r"\v1.0\powershell.exe", target=dropped, record=800_000 + h * 10, sha256=sha),
-            lambda when, eid, host=host, h=h: ev.sysmon_process(
-                org, when, eid, host=host, user="dupont.a", image=dropped,
-                command_line=f"{dropped} -q", parent_image=r"C:\Windows\explorer.exe",
-                record=800_001 + h * 10, sha256=sha),
-            lambda when, eid, host=host, h=h: ev.sysmon_process(
-                org, when, eid, host=host, user="dupont.a",
-                image=r"C:\Windows\System32\vssadmin.exe",
-                command_line="vssadmin.exe delete shadows /all /quiet", parent_image=dropped,
-                record=800_002 + h * 10),
+        steps: list[Step] = [
+            partial(ev.sysmon_file_create, org, host=host, user="dupont.a",
+                    image=r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe",
+                    target=dropped, record=800_000 + h * 10),
+            partial(ev.sysmon_process, org, host=host, user="dupont.a", image=dropped,
+                    command_line=f"{dropped} -q", parent_image=r"C:\Windows\explorer.exe",
+                    record=800_001 + h * 10, sha256=sha),
+            partial(ev.sysmon_process, org, host=host, user="dupont.a",
+                    image=r"C:\Windows\System32\vssadmin.exe",
+                    command_line="vssadmin.exe delete shadows /all /quiet", parent_image=dropped,
+                    record=800_002 + h * 10),
         ]
         for step in steps:
             eid = event_id(org.id, inst.instance, n)
-            inst.planned.append(
-                Planned(start + n * 0.002, lambda when, s=step, e=eid: s(when, e), eid))
+            inst.planned.append(Planned(start + n * 0.002, _with_id(step, eid), eid))
             n += 1
     return inst
 
@@ -124,25 +130,21 @@ def phishing(rng: random.Random, orgs: list[Organization], seed: int,
         inst.hosts.append(host)
         recipient = f"{ev.staff_user(rng)}@{org.id}.sante.fr"
 
-        def mail(when: datetime, eid: str, org: Organization = org, to: str = recipient) -> Any:
-            return ev.email_received(org, when, eid, sender=sender, recipient=to,
-                                     subject="Votre remboursement en attente",
-                                     url_domain=domain, attachment_sha256=sha)
-
-        def macro(when: datetime, eid: str, org: Organization = org, host: str = host,
-                  k: int = k) -> Any:
-            return ev.sysmon_process(
-                org, when, eid, host=host, user="martin.b",
-                image=r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe",
-                command_line="powershell.exe -nop -w hidden -enc SQBFAFgAIAAoAE4AZQB3AC0ATwBi"
-                "AGoAZQBjAHQAIABOAGUAdAAuAFcAZQBiAEMAbABpAGUAbgB0ACkA",
-                parent_image=r"C:\Program Files\Microsoft Office\root\Office16\WINWORD.EXE",
-                record=700_000 + k)
-
-        for step in (mail, macro):
+        mail = partial(ev.email_received, org, sender=sender, recipient=recipient,
+                       subject="Votre remboursement en attente", url_domain=domain,
+                       attachment_sha256=sha)
+        macro = partial(
+            ev.sysmon_process, org, host=host, user="martin.b",
+            image=r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe",
+            command_line="powershell.exe -nop -w hidden -enc SQBFAFgAIAAoAE4AZQB3AC0ATwBi"
+            "AGoAZQBjAHQAIABOAGUAdAAuAFcAZQBiAEMAbABpAGUAbgB0ACkA",
+            parent_image=r"C:\Program Files\Microsoft Office\root\Office16\WINWORD.EXE",
+            record=700_000 + k)
+        steps: list[Step] = [mail, macro]
+        for step in steps:
             eid = event_id(org.id, inst.instance, n)
             inst.planned.append(Planned(start + k * 0.01 + (n % 2) * 0.004,
-                                        lambda when, s=step, e=eid: s(when, e), eid))
+                                        _with_id(step, eid), eid))
             n += 1
     return inst
 

@@ -2,6 +2,8 @@
 
 ``read_events(path)`` picks the reader by file type; each reader yields
 ``(record_index, WindowsEvent)`` so that a detection can always point back at the record.
+:mod:`producers.windows.ecs` maps a ``WindowsEvent`` to its wire document; the agent and the
+simulator both ship through it, so simulated Windows events are what agents ship.
 """
 
 from producers.windows.normalize import WindowsEvent, from_winlogbeat, from_xml_json

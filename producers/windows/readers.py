@@ -129,6 +129,8 @@ def read_evtx(
         except RuntimeError as error:  # a corrupt chunk: report it, stop this file
             _report(path, index, f"evtx parse error: {error}", on_error)
             return
+        if record is None:  # typed as possible by the package, never seen: an end too
+            return
         try:
             # pydantic-core's parser: the same values as ``json.loads`` from this well-formed
             # output, at half the cost (and record keys are interned across records).

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 
-from producers.agent.parse.common import Doc, ip_or_none, port_or_none, put
+from producers.agent.parse.common import Doc, put
+from producers.ecs_values import ip_or_none, port_or_none
 
 _SSHD = [
     (re.compile(r"^Failed (?P<method>\S+) for (?:invalid user )?(?P<user>\S*) from "

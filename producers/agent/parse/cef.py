@@ -13,7 +13,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from producers.agent.parse.common import Doc, clip, int_or_none, ip_or_none, port_or_none, put
+from producers.agent.parse.common import Doc, clip, put
+from producers.ecs_values import int_or_none, ip_or_none, port_or_none
 
 _NEXT_KEY = re.compile(r"(?<!\\) (?=[A-Za-z0-9_.\[\]-]+=)")
 _SEVERITY_WORDS = {"unknown": 0, "low": 3, "medium": 5, "high": 8, "very-high": 10,

@@ -15,7 +15,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 
-from producers.agent.parse.common import Doc, clip, int_or_none, put
+from producers.agent.parse.common import Doc, clip, put
+from producers.ecs_values import int_or_none
 
 SEVERITIES = ("emergency", "alert", "critical", "error", "warning", "notice",
               "informational", "debug")

@@ -16,11 +16,12 @@ from producers.agent.parse.common import Doc
 from producers.agent.parse.windows import windows_doc
 from producers.agent.sources.base import Context
 from producers.agent.sources.evtx import WindowsFileSource
-from producers.agent.sources.lines import LineFileSource, LineParseError
+from producers.agent.sources.lines import LineFileSource, LineParseError, LineParser
 from producers.windows.normalize import NotAWindowsRecord, to_windows_event
 
 
-def jsonl_parser(ctx: Context, path: Path):  # type: ignore[no-untyped-def]
+def jsonl_parser(ctx: Context, path: Path) -> LineParser:
+    """The parser of one followed JSON Lines file: a Winlogbeat or XML-JSON record a line."""
     def parse(line: bytes, eid: str) -> Doc:
         try:
             value = json.loads(line)
