@@ -59,7 +59,8 @@ class KafkaConnection(BaseModel):
     national processes also read ``VIGIE_KAFKA__<FIELD>`` environment variables.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Errors must not echo what was given: it may hold a password.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     bootstrap: str = Field("localhost:9092", min_length=1,
                            description="Kafka bootstrap servers, host:port[,host:port...]")

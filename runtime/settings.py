@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     """Settings shared by every Vigie process."""
 
     model_config = SettingsConfigDict(env_prefix=PREFIX, env_nested_delimiter="__",
-                                      extra="forbid")
+                                      extra="forbid", hide_input_in_errors=True)
 
     home: Path = Field(DEFAULT_HOME, description="Local state: registry, stack data, Faust "
                        "tables, demo logs")
