@@ -187,6 +187,8 @@ def _describe(error: ValidationError, source: str) -> str:
     """The errors of ``error``, one per line, without the offending values (secrets)."""
     lines = []
     for item in error.errors():
+        if item["type"] == "default_factory_not_called":
+            continue  # a default derived from a field that is itself in error: said already
         where = ".".join(str(part) for part in item["loc"]) or "settings"
         if item["type"] == "extra_forbidden":
             lines.append(f"{where}: unknown setting")

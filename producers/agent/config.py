@@ -95,6 +95,9 @@ class SpoolConfig(_Strict):
 
 
 class AgentConfig(_Strict):
+    # Errors must not echo what was given: the Kafka block may hold a password.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
     establishment: Organization
     agent_id: AgentId
     key_path: Path

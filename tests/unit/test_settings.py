@@ -156,3 +156,4 @@ def test_passwords_are_hidden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(SettingsError) as refused:
         load_settings(config)
     assert "sasl_mechanism" in str(refused.value) and PASSWORD not in str(refused.value)
+    assert "registry" not in str(refused.value)  # only the real mistake is reported

@@ -123,3 +123,14 @@ def test_the_old_free_form_librdkafka_settings_are_refused(tmp_path: Path) -> No
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match=r"security\.protocol"):
         load_config(path)
+
+
+def test_a_refused_kafka_block_does_not_echo_its_password(tmp_path: Path) -> None:
+    path = _tls_agent_config(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["kafka"] = {"bootstrap": "vigie.example.org:9094", "security_protocol": "SASL_SSL",
+                     "sasl_password": "agent-s3cret"}  # no mechanism nor user: refused
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match="sasl_mechanism") as refused:
+        load_config(path)
+    assert "agent-s3cret" not in str(refused.value)
