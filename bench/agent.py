@@ -39,7 +39,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from evtx import PyEvtxParser
 
@@ -53,6 +53,7 @@ from producers.agent.sources.base import Context  # noqa: E402
 from producers.agent.sources.evtx import WindowsFileSource  # noqa: E402
 from producers.agent.spool import Spool  # noqa: E402
 from producers.signing import Signer  # noqa: E402
+from runtime.kafka import KafkaConnection  # noqa: E402
 from schemas.organization import Organization  # noqa: E402
 
 SAMPLES = sorted((ROOT.parent / "shared" / "data" / "sigma" / "regression").rglob("*.evtx"))
@@ -99,13 +100,13 @@ def raw_parse(events: int, paths: list[Path]) -> dict[str, float]:
             "per_core_eps": done / (cpu1 - cpu0), "wall_eps": done / (wall1 - wall0)}
 
 
-def agent_path(events: int, bootstrap: str, spool_dir: Path,
+def agent_path(events: int, kafka: KafkaConnection, spool_dir: Path,
                paths: list[Path]) -> dict[str, float]:
     ctx = Context(ORG.id, "bench-agent")
     finisher = Finisher(ORG, Signer("bench-agent", Ed25519PrivateKey.generate()),
                         Pseudonymiser(b"k" * 32))
     spool = Spool(spool_dir, fsync=True)
-    shipper = Shipper(spool, bootstrap=bootstrap, topic=TOPIC, agent_id="bench-agent")
+    shipper = Shipper(spool, kafka=kafka, topic=TOPIC, agent_id="bench-agent")
     read = 0
     wall0, cpu0 = clocks()
     while read < events:
@@ -124,7 +125,8 @@ def agent_path(events: int, bootstrap: str, spool_dir: Path,
             "per_core_eps": read / (cpu1 - cpu0), "wall_eps": read / (wall1 - wall0)}
 
 
-def stages(events: int, bootstrap: str, spool_dir: Path, paths: list[Path]) -> dict[str, float]:
+def stages(events: int, kafka: KafkaConnection, spool_dir: Path,
+           paths: list[Path]) -> dict[str, float]:
     """Per-record CPU cost of each agent step (µs), to show where the time goes. Each step
     runs alone over all the records, so the figures add up to about the agent's own."""
     ctx = Context(ORG.id, "bench-agent")
@@ -147,7 +149,7 @@ def stages(events: int, bootstrap: str, spool_dir: Path, paths: list[Path]) -> d
     records = [(finisher.key, eid, signer.signature(value), value) for eid, value in values]
     cpu4 = time.process_time()
     spool = Spool(spool_dir, fsync=True)
-    shipper = Shipper(spool, bootstrap=bootstrap, topic=TOPIC, agent_id="bench-agent")
+    shipper = Shipper(spool, kafka=kafka, topic=TOPIC, agent_id="bench-agent")
     shipper.pump(0)  # connected before the clock starts, as in a running agent
     cpu5 = time.process_time()
     for start in range(0, len(records), 2000):
@@ -166,17 +168,17 @@ def stages(events: int, bootstrap: str, spool_dir: Path, paths: list[Path]) -> d
             "spool_ship_us": 1e6 * (cpu6 - cpu5) / n}
 
 
-def compare(events: int, repeat: int, bootstrap: str, paths: list[Path]) -> dict[str, Any]:
+def compare(events: int, repeat: int, kafka: KafkaConnection, paths: list[Path]) -> dict[str, Any]:
     """Raw parse and agent runs interleaved, one ratio per repeat (the machine is shared)."""
     runs = []
     for _ in range(repeat):
         raw = raw_parse(events, paths)
         with tempfile.TemporaryDirectory() as tmp:
-            agent = agent_path(events, bootstrap, Path(tmp), paths)
+            agent = agent_path(events, kafka, Path(tmp), paths)
         runs.append({"raw_evtx_parse": raw, "agent_to_kafka": agent,
                      "ratio_per_core": agent["per_core_eps"] / raw["per_core_eps"]})
     with tempfile.TemporaryDirectory() as tmp:
-        by_stage = stages(events // 2, bootstrap, Path(tmp), paths)
+        by_stage = stages(events // 2, kafka, Path(tmp), paths)
     ratios = [run["ratio_per_core"] for run in runs]
     median = sorted(runs, key=lambda run: run["ratio_per_core"])[len(runs) // 2]
     return {
@@ -197,14 +199,15 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--bootstrap", default="localhost:9092")
     args = parser.parse_args()
-    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    kafka = KafkaConnection(bootstrap=args.bootstrap)
+    admin = kafka.admin()
     admin.create_topics([NewTopic(TOPIC, 1, 1)])[TOPIC].result()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             combined = Path(tmp) / "regression-chunks.evtx"
             chunks = multi_record_evtx(combined, SAMPLES)
             inputs = {"per_file": SAMPLES, "multi_record": [combined]}
-            by_input = {name: compare(args.events, args.repeat, args.bootstrap, paths)
+            by_input = {name: compare(args.events, args.repeat, kafka, paths)
                         for name, paths in inputs.items()}
     finally:
         admin.delete_topics([TOPIC])[TOPIC].result()

@@ -18,7 +18,7 @@ from rich.table import Table
 from deploy.local.pipeline import PROCESSOR_READY, Service
 from producers.simulator.run import registry_for, simulate
 from runtime.elasticsearch import make_client
-from runtime.settings import Settings, default_home
+from runtime.settings import Settings
 from runtime.topics import end_offsets, ensure_topics
 from schemas.topics import EVENTS_RAW
 from sinks.elasticsearch.templates import install_templates
@@ -54,10 +54,10 @@ def run_demo(settings: Settings, *, events: int, malformed: int, seed: int | Non
     stack.up()
     seed = seed if seed is not None else int(time.time())
     registry = registry_for(settings.registry)
-    ensure_topics(settings.kafka_bootstrap)
+    ensure_topics(settings.kafka)
     es = make_client(settings)
     install_templates(es)
-    log_dir = default_home() / "demo"
+    log_dir = settings.home / "demo"
     extra = ["--config", str(config)] if config else []
     services = [Service("processor", ["process", *extra], log_dir).start(),
                 Service("sink", ["sink", *extra], log_dir).start()]
@@ -70,16 +70,16 @@ def run_demo(settings: Settings, *, events: int, malformed: int, seed: int | Non
         return False
     ok = False
     try:
-        before = end_offsets(settings.kafka_bootstrap, EVENTS_RAW.name)
+        before = end_offsets(settings.kafka, EVENTS_RAW.name)
         with _progress() as progress:
             task = progress.add_task("simulator → events.raw", total=events)
             report = simulate(
-                bootstrap=settings.kafka_bootstrap, registry=registry, seed=seed,
+                kafka=settings.kafka, registry=registry, seed=seed,
                 events=events, duration=None, rate=None,
                 scenarios=["brute_force", "malware", "phishing"], malformed=malformed,
                 truth=log_dir / f"truth-{seed}.jsonl",
                 progress=lambda n, _total: progress.update(task, completed=n))
-        after = end_offsets(settings.kafka_bootstrap, EVENTS_RAW.name)
+        after = end_offsets(settings.kafka, EVENTS_RAW.name)
         ranges = {p: (before.get(p, 0), hi) for p, hi in after.items()}
         expected = report.valid + sum(report.malformed.values())
         deadline = time.monotonic() + timeout

@@ -20,12 +20,13 @@ import faust
 from pydantic_core import from_json
 
 from processors import offsets
+from processors.brokers import broker_credentials, broker_urls
 from processors.classify import Classifier, PassThrough, SigmaClassifier
 from processors.outputs import Output, Outputs
 from processors.validate import Coordinates, Refused, Validator, dead_letter
 from runtime import metrics
 from runtime.registry import load_registry
-from runtime.settings import Settings, default_home
+from runtime.settings import Settings
 from schemas.deadletter import Reason
 from schemas.topics import DETECTIONS, EVENTS_CLASSIFIED, EVENTS_DLQ, EVENTS_RAW, Topic
 
@@ -46,11 +47,12 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> faus
         from schemas.enrolment import load_agents
 
         verifier = Verifier(load_agents(settings.agents_registry))
-    faust_home = default_home() / "faust"
+    faust_home = settings.home / "faust"
     faust_home.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     app = faust.App(
         settings.processor_app_id,
-        broker=f"kafka://{settings.kafka_bootstrap}",
+        broker=broker_urls(settings.kafka),
+        broker_credentials=broker_credentials(settings.kafka),
         value_serializer="raw",
         key_serializer="raw",
         web_enabled=False,
@@ -80,7 +82,7 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> faus
     batch_seconds = metrics.BATCH_SECONDS.labels("processor")
 
     # Outputs leave through librdkafka, acknowledged before their inputs count as done.
-    outputs_producer = Outputs(settings.kafka_bootstrap)
+    outputs_producer = Outputs(settings.kafka)
     deliver = outputs_producer.deliver
 
     @app.on_before_shutdown.connect
@@ -175,7 +177,7 @@ def run_processor(settings: Settings, classifier: Classifier | None = None) -> N
     reloads the Sigma rules."""
     from runtime.topics import ensure_topics
 
-    ensure_topics(settings.kafka_bootstrap)
+    ensure_topics(settings.kafka)
     metrics.serve_metrics("processor", settings.metrics_port)
     classifier = classifier or default_classifier(settings)
     if isinstance(classifier, SigmaClassifier):
@@ -186,7 +188,7 @@ def run_processor(settings: Settings, classifier: Classifier | None = None) -> N
     # Faust creates its tables' changelog topics lazily, and until its consumer's metadata
     # sees them every table write fails (PartitionsMismatch: "0 partitions"): on a fresh
     # deployment the first incidents would be lost. Create them before the worker starts.
-    ensure_topics(settings.kafka_bootstrap, tuple(
+    ensure_topics(settings.kafka, tuple(
         Topic(table.changelog_topic.get_topic_name(), table.partitions or EVENTS_RAW.partitions,
               {"cleanup.policy": "compact"}, f"changelog of Faust table {table.name}")
         for table in app.tables.values()))

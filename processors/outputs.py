@@ -21,11 +21,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import faust
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, Message
 
 from runtime import metrics
 from runtime.backoff import Backoff
-from runtime.kafka import producer_config
+from runtime.kafka import KafkaConnection
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,9 @@ def _name(topic: faust.TopicT | str) -> str:
 class Outputs:
     """One idempotent producer for the worker; ``deliver`` is the only way out."""
 
-    def __init__(self, bootstrap: str, **overrides: Any) -> None:
-        self.producer = Producer(producer_config(
-            bootstrap, **{"partitioner": "murmur2_random", "linger.ms": 5,
-                          "message.max.bytes": 8 * 1024 * 1024, **overrides}))
+    def __init__(self, kafka: KafkaConnection, **overrides: Any) -> None:
+        self.producer = kafka.producer(**{"partitioner": "murmur2_random", "linger.ms": 5,
+                                          "message.max.bytes": 8 * 1024 * 1024, **overrides})
 
     async def deliver(self, outputs: Sequence[Output]) -> None:
         """Send every output and wait for the broker's acks; re-send what failed.

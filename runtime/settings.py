@@ -1,17 +1,26 @@
-"""Configuration: defaults, then a YAML file, then ``VIGIE_*`` environment variables.
+"""Configuration: defaults, then a YAML file, then ``VIGIE_*`` environment variables, then
+explicit overrides (command-line options).
 
 A hospital IT team or a SOC deploys the same binary in many places; what differs lives in
 one file (``--config`` or ``VIGIE_CONFIG``) and can be overridden per process by environment
 (containers, systemd units). Every setting is documented here and in the README.
+
+Mistakes are refused, not ignored: an unknown key in the file, or an unknown ``VIGIE_*``
+variable (a renamed setting an operator still sets), stops the process with a message naming
+it. This module is the only reader of the environment for Vigie's settings; nothing here writes
+it. Passwords are ``SecretStr``: they never show in a ``repr``, a log or an error message, and
+are read (``get_secret_value()``) only where a client is built.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,30 +28,61 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from runtime.errors import VigieError
+from runtime.kafka import KafkaConnection
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+#: Where local state lives (registry, stack data, agent spool, Faust tables) unless VIGIE_HOME.
+DEFAULT_HOME = REPO_ROOT / ".vigie"
 
-def default_home() -> Path:
-    """Where local state lives (registry, stack data, agent spool): ``.vigie/`` in the repo."""
-    return Path(os.environ.get("VIGIE_HOME", REPO_ROOT / ".vigie"))
+PREFIX = "VIGIE_"
+
+#: ``VIGIE_*`` variables that are not national settings, and who reads them. Anything else
+#: with the prefix that is not a setting is an error.
+OWNED_ELSEWHERE: dict[str, str] = {
+    "VIGIE_CONFIG": "the settings file itself (this module)",
+    "VIGIE_CACHE": "deploy/local (downloads), deploy.local.settings.StackSettings",
+    "VIGIE_KAFKA_HEAP": "deploy/local (local Kafka's JVM heap), StackSettings",
+    "VIGIE_ES_HEAP": "deploy/local (local Elasticsearch's JVM heap), StackSettings",
+    "VIGIE_STACK": "deploy/local (marker of the local servers' processes)",
+    "VIGIE_STACK_DRILL": "tests (opt-in stack drills)",
+}
+
+
+#: Settings that were renamed: their old variable gets a precise pointer to the new one.
+RENAMED: dict[str, str] = {
+    "VIGIE_KAFKA_BOOTSTRAP": "VIGIE_KAFKA__BOOTSTRAP",
+    "VIGIE_CORRELATION_ENABLED": "VIGIE_INCIDENTS_ENABLED",
+}
+
+
+class SettingsError(VigieError):
+    """The settings file or the environment holds something that is not a valid setting."""
 
 
 class Settings(BaseSettings):
     """Settings shared by every Vigie process."""
 
-    model_config = SettingsConfigDict(env_prefix="VIGIE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=PREFIX, env_nested_delimiter="__",
+                                      extra="forbid", hide_input_in_errors=True)
 
-    kafka_bootstrap: str = Field("localhost:9092", description="Kafka bootstrap servers")
+    home: Path = Field(DEFAULT_HOME, description="Local state: registry, stack data, Faust "
+                       "tables, demo logs")
+    kafka: KafkaConnection = Field(default_factory=KafkaConnection,
+                                   description="Kafka brokers and how to authenticate to them")
     es_url: str = Field("http://localhost:9200", description="Elasticsearch URL")
     es_username: str | None = Field(None, description="Elasticsearch user (full clusters)")
-    es_password: str | None = Field(None, description="Elasticsearch password")
+    es_password: SecretStr | None = Field(None, description="Elasticsearch password")
     es_ca_certs: Path | None = Field(None, description="CA bundle to verify Elasticsearch TLS")
     registry: Path = Field(
-        default_factory=lambda: default_home() / "registry" / "establishments.jsonl",
+        default_factory=lambda data: data.get("home", DEFAULT_HOME) / "registry"
+        / "establishments.jsonl",
         description="National registry of establishments (JSON lines)",
     )
     agents_registry: Path = Field(
-        default_factory=lambda: default_home() / "registry" / "agents.jsonl",
+        default_factory=lambda data: data.get("home", DEFAULT_HOME) / "registry"
+        / "agents.jsonl",
         description="Registry of enrolled agents and their public keys (JSON lines or YAML)",
     )
     require_signatures: bool = Field(
@@ -73,6 +113,12 @@ class Settings(BaseSettings):
     sink_batch_max_bytes: int = Field(8 * 1024 * 1024, description="Bulk batch bound, bytes")
     sink_batch_max_wait_s: float = Field(1.0, description="Flush a partial batch after this")
 
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, home: Path) -> Path:
+        """A relative VIGIE_HOME means the same folder whatever a child process's cwd."""
+        return home.expanduser().resolve()
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -82,15 +128,91 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = os.environ.get("VIGIE_CONFIG")
+        """Highest priority first: overrides, environment, the YAML file (defaults last)."""
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings, _KnownVariablesOnly(settings_cls), env_settings]
+        config_file = settings_cls.model_config.get("yaml_file") or os.environ.get(
+            "VIGIE_CONFIG")
         if config_file:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
         return tuple(sources)
 
 
+def setting_variables(settings_cls: type[BaseModel] = Settings) -> set[str]:
+    """Every environment variable that names a setting (nested ones with ``__``)."""
+    names: set[str] = set()
+    for name, info in settings_cls.model_fields.items():
+        variable = f"{PREFIX}{name.upper()}"
+        names.add(variable)
+        nested = info.annotation
+        if isinstance(nested, type) and issubclass(nested, BaseModel):
+            names.update(f"{variable}__{sub.upper()}" for sub in nested.model_fields)
+    return names
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """``VIGIE_*`` variables of ``environ`` that are neither settings nor owned elsewhere,
+    each with the closest setting name when there is one."""
+    known = setting_variables() | set(OWNED_ELSEWHERE)
+    found = []
+    for variable in sorted(environ):
+        upper = variable.upper()
+        if not upper.startswith(PREFIX) or upper in known:
+            continue
+        if upper in RENAMED:
+            found.append(f"{variable} (renamed {RENAMED[upper]})")
+        else:
+            close = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.75)
+            found.append(f"{variable} (did you mean {close[0]}?)" if close else variable)
+    return found
+
+
+class _KnownVariablesOnly(PydanticBaseSettingsSource):
+    """Contributes nothing; refuses unknown ``VIGIE_*`` environment variables, which pydantic
+    would otherwise ignore (an operator setting a renamed setting must be told)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        unknown = unknown_variables(os.environ)
+        if unknown:
+            raise SettingsError(
+                f"unknown Vigie setting(s) in the environment: {', '.join(unknown)}; "
+                "the settings are listed in README.md (Configuration)")
+        return {}
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    """The errors of ``error``, one per line, without the offending values (secrets)."""
+    lines = []
+    for item in error.errors():
+        if item["type"] == "default_factory_not_called":
+            continue  # a default derived from a field that is itself in error: said already
+        where = ".".join(str(part) for part in item["loc"]) or "settings"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"{where}: unknown setting")
+        else:
+            lines.append(f"{where}: {item['msg']}")
+    return f"invalid settings ({source}):\n  " + "\n  ".join(lines)
+
+
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
-    """Settings from ``config`` (or ``VIGIE_CONFIG``), environment, then explicit overrides."""
+    """Settings from the defaults, ``config`` (else ``VIGIE_CONFIG``), the environment, then
+    the non-None ``overrides``. Reads the environment, never writes it."""
+    settings_cls: type[Settings] = Settings
     if config is not None:
-        os.environ["VIGIE_CONFIG"] = str(config)
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        # The file goes in through the class's configuration: a subclass per file, so that
+        # nothing global (the environment) has to carry it.
+        settings_cls = type("Settings", (Settings,), {
+            "model_config": SettingsConfigDict(**{**Settings.model_config,
+                                                  "yaml_file": str(config)}),
+            "__module__": __name__,
+            "__doc__": Settings.__doc__,
+        })
+    config_file = config or os.environ.get("VIGIE_CONFIG")
+    source = f"{config_file} and the environment" if config_file else "the environment"
+    try:
+        return settings_cls(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc, source)) from None

@@ -8,26 +8,27 @@ from __future__ import annotations
 
 import logging
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka.admin import NewTopic
 
 from runtime.errors import ServiceUnavailable
+from runtime.kafka import KafkaConnection
 from schemas.topics import ALL_TOPICS, Topic
 
 log = logging.getLogger(__name__)
 
 
 def ensure_topics(
-    bootstrap: str, topics: tuple[Topic, ...] = ALL_TOPICS, replication: int = 1
+    kafka: KafkaConnection, topics: tuple[Topic, ...] = ALL_TOPICS, replication: int = 1
 ) -> list[str]:
     """Create the missing topics; returns the names created."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = kafka.admin()
     try:
         existing = set(admin.list_topics(timeout=15).topics)
     except KafkaException as exc:
         raise ServiceUnavailable(
-            f"Kafka does not answer at {bootstrap} ({exc.args[0].str()}); "
-            "is it running? (`vigie stack status`, or VIGIE_KAFKA_BOOTSTRAP)") from None
+            f"Kafka does not answer at {kafka.bootstrap} ({exc.args[0].str()}); "
+            "is it running? (`vigie stack status`, or VIGIE_KAFKA__BOOTSTRAP)") from None
     wanted = [
         NewTopic(t.name, num_partitions=t.partitions, replication_factor=replication,
                  config=dict(t.config))
@@ -49,12 +50,9 @@ def ensure_topics(
     return created
 
 
-def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+def end_offsets(kafka: KafkaConnection, topic: str) -> dict[int, int]:
     """High watermark of each partition of ``topic``: where the next record will land."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "vigie-watermarks",
-                         "enable.auto.commit": False})
+    consumer = kafka.consumer("vigie-watermarks")
     try:
         partitions = consumer.list_topics(topic, timeout=15).topics[topic].partitions
         return {
@@ -65,7 +63,8 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         consumer.close()
 
 
-def start_group_at_end(bootstrap: str, group: str, topics: list[str] | None = None) -> None:
+def start_group_at_end(kafka: KafkaConnection, group: str,
+                       topics: list[str] | None = None) -> None:
     """Commit, for a new consumer ``group``, the current end offset of ``topics`` (default:
     every pipeline topic), so that its first members start exactly there.
 
@@ -74,13 +73,10 @@ def start_group_at_end(bootstrap: str, group: str, topics: list[str] | None = No
     ``latest`` would skip whatever is produced before the group's first fetch. Offsets may be
     committed for a group that has no member yet; members that join later resume from them.
     """
-    from confluent_kafka import Consumer, TopicPartition
-
     names = topics if topics is not None else [t.name for t in ALL_TOPICS]
     offsets = [TopicPartition(name, p, hi) for name in names
-               for p, hi in end_offsets(bootstrap, name).items()]
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                         "enable.auto.commit": False})
+               for p, hi in end_offsets(kafka, name).items()]
+    consumer = kafka.consumer(group)
     try:
         consumer.commit(offsets=offsets, asynchronous=False)
     finally:

@@ -21,6 +21,7 @@ from confluent_kafka import Consumer, KafkaException, Message
 
 from runtime import metrics
 from runtime.backoff import Backoff
+from runtime.kafka import KafkaConnection
 from schemas.alert import Alert, AlertStatus
 from schemas.topics import ALERTS
 
@@ -45,7 +46,7 @@ def to_alertmanager(alert: Alert, now: datetime | None = None) -> dict[str, Any]
 
 @dataclass
 class Notifier:
-    bootstrap: str
+    kafka: KafkaConnection
     alertmanager_url: str
     group: str = "vigie-notifier"
     batch: int = 100
@@ -68,8 +69,7 @@ class Notifier:
     def run(self, idle_exit_s: float | None = None) -> int:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.group,
-                             "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        consumer = self.kafka.consumer(self.group, **{"auto.offset.reset": "earliest"})
         consumer.subscribe([ALERTS.name])
         last = time.monotonic()
         try:

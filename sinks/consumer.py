@@ -24,6 +24,8 @@ from elasticsearch import ApiError, Elasticsearch
 
 from runtime import metrics
 from runtime.backoff import Backoff
+from runtime.kafka import KafkaConnection
+from runtime.settings import Settings
 from schemas import indices
 from schemas.deadletter import DeadLetter, KafkaCoordinates, Reason
 from schemas.identity import dead_letter_id
@@ -40,14 +42,31 @@ class _Abandoned(Exception):
     (it will be re-read), instead of retrying until the supervisor's SIGKILL."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class SinkConfig:
-    bootstrap: str
+    """What one sink reads and how it batches; the values come from :class:`Settings`
+    (:meth:`from_settings`), whose defaults are the only ones."""
+
+    kafka: KafkaConnection
     group: str
     topics: list[str]
-    max_docs: int = 2000
-    max_bytes: int = 8 * 1024 * 1024
-    max_wait_s: float = 1.0
+    max_docs: int
+    max_bytes: int
+    max_wait_s: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings, topics: list[str], *, group: str | None = None,
+                      max_docs: int | None = None, max_wait_s: float | None = None) -> SinkConfig:
+        """The sink of ``settings`` on ``topics``; tests and benchmarks may narrow the group,
+        batch size or wait."""
+        return cls(
+            kafka=settings.kafka,
+            group=group or settings.sink_group,
+            topics=topics,
+            max_docs=max_docs if max_docs is not None else settings.sink_batch_max_docs,
+            max_bytes=settings.sink_batch_max_bytes,
+            max_wait_s=max_wait_s if max_wait_s is not None else settings.sink_batch_max_wait_s,
+        )
 
 
 @dataclass
@@ -78,10 +97,7 @@ class Sink:
         self._stopping = False
         self._batch: list[Message] = []
         self._batch_bytes = 0
-        self._consumer = Consumer({
-            "bootstrap.servers": config.bootstrap,
-            "group.id": config.group,
-            "enable.auto.commit": False,
+        self._consumer = config.kafka.consumer(config.group, **{
             "auto.offset.reset": "earliest",
             "max.poll.interval.ms": 600_000,
             "fetch.max.bytes": 64 * 1024 * 1024,

@@ -19,21 +19,11 @@ log = logging.getLogger(__name__)
 def run_sink(settings: Settings, topics: list[str] | None = None,
              idle_exit_s: float | None = None,
              progress: Callable[[SinkStats], None] | None = None) -> SinkStats:
-    ensure_topics(settings.kafka_bootstrap)
+    ensure_topics(settings.kafka)
     es = make_client(settings)
     install_templates(es)
     metrics.serve_metrics("sink", settings.metrics_port)
-    sink = Sink(
-        SinkConfig(
-            bootstrap=settings.kafka_bootstrap,
-            group=settings.sink_group,
-            topics=topics or list(TOPIC_TO_INDEX),
-            max_docs=settings.sink_batch_max_docs,
-            max_bytes=settings.sink_batch_max_bytes,
-            max_wait_s=settings.sink_batch_max_wait_s,
-        ),
-        es,
-    )
+    sink = Sink(SinkConfig.from_settings(settings, topics or list(TOPIC_TO_INDEX)), es)
     sink.install_signal_handlers()
     stats = sink.run(idle_exit_s=idle_exit_s, progress=progress)
     log.info("sink stopped: %d read, %d indexed, %d dead-lettered", stats.read, stats.indexed,

@@ -150,7 +150,7 @@ def simulate(
     names = [] if scenarios.strip() == "none" else [s.strip() for s in scenarios.split(",")]
     if events is None and duration is None:
         events = 10_000
-    report = run(bootstrap=settings.kafka_bootstrap,
+    report = run(kafka=settings.kafka,
                  registry=registry_for(settings.registry, establishments), seed=seed,
                  events=events, duration=duration, rate=rate, scenarios=names,
                  malformed=malformed, truth=truth,
@@ -386,7 +386,7 @@ def simulate_declarations(
 
     settings = _settings(config)
     year_ = declarations(registry_for(settings.registry), year, seed)
-    result = produce_declarations(settings.kafka_bootstrap, year_.incidents)
+    result = produce_declarations(settings.kafka, year_.incidents)
     print(json.dumps({"year": year, "seed": seed, **dict(summary(year_.incidents)),
                       "delivered": result.delivery.delivered,
                       "failed": result.delivery.failed}))
@@ -468,7 +468,7 @@ def notify(
 
     settings = _settings(config)
     metrics.serve_metrics("notifier", settings.metrics_port)
-    posted = Notifier(settings.kafka_bootstrap, alertmanager,
+    posted = Notifier(settings.kafka, alertmanager,
                       group=settings.notifier_group).run(idle_exit_s=idle_exit)
     console.print(f"{posted} alerts posted")
 

@@ -42,7 +42,7 @@ from bench.e2e.pipeline import (
 from bench.e2e.workload import classified_documents, records, registry, rule_subset
 from processors.detection.loader import default_rule_dirs
 from runtime.elasticsearch import make_client
-from runtime.settings import REPO_ROOT, default_home, load_settings
+from runtime.settings import REPO_ROOT, load_settings
 from sinks.elasticsearch.templates import install_templates
 
 RESULTS = REPO_ROOT / "bench" / "results"
@@ -96,7 +96,7 @@ def main() -> None:
     settings = load_settings()
     es = make_client(settings, request_timeout=120)
     install_templates(es)
-    home = default_home() / "bench"
+    home = settings.home / "bench"
     tag = time.strftime("%Y%m%d%H%M%S")
     seed = int(time.time()) % 10**6
     result: dict[str, Any] = {
@@ -110,7 +110,7 @@ def main() -> None:
     base_registry = registry(home, 3036)
     batch = records(base_registry, seed, events)
     docs = classified_documents(base_registry, batch)
-    raw = ceilings.measure(settings.kafka_bootstrap, es, batch, docs, repeats, tag, say)
+    raw = ceilings.measure(settings.kafka, es, batch, docs, repeats, tag, say)
     result["ceilings"] = {
         "kafka_produce": spread(raw["kafka_produce_eps"]),
         "kafka_consume": spread(raw["kafka_consume_eps"]),
@@ -130,7 +130,7 @@ def main() -> None:
         reg = registry(home, config.establishments)
         rule_dir = None if config.rules == "all" else rule_subset(home, int(config.rules),
                                                                    all_dirs)
-        pipe = Pipeline(config, reg, rule_dir, settings.kafka_bootstrap,
+        pipe = Pipeline(config, reg, rule_dir, settings.kafka,
                         home / "runs" / f"{tag}-{index}", f"{tag}-{index}")
         point: dict[str, Any] = {"name": config.name, "workers": config.workers,
                                  "establishments": config.establishments,

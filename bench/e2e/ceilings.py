@@ -19,12 +19,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 from elasticsearch import Elasticsearch, helpers
 
 from bench.e2e.workload import Record
-from runtime.kafka import make_producer, produce_blocking
+from runtime.kafka import KafkaConnection, produce_blocking
 from schemas import indices
 from schemas.topics import EVENTS_RAW
 from sinks.elasticsearch.templates import template_body
@@ -32,9 +31,9 @@ from sinks.elasticsearch.templates import template_body
 BATCH_SIZES = (500, 2000, 5000)
 
 
-def kafka_produce(bootstrap: str, topic: str, batch: list[Record]) -> float:
+def kafka_produce(kafka: KafkaConnection, topic: str, batch: list[Record]) -> float:
     """Records per second acknowledged by the broker."""
-    producer = make_producer(bootstrap, **{"message.max.bytes": 4 * 1024 * 1024})
+    producer = kafka.producer(**{"message.max.bytes": 4 * 1024 * 1024})
     failed: list[str] = []
 
     def on_delivery(err: Any, _msg: Any) -> None:
@@ -54,12 +53,10 @@ def kafka_produce(bootstrap: str, topic: str, batch: list[Record]) -> float:
     return len(batch) / seconds
 
 
-def kafka_consume(bootstrap: str, topic: str, total: int, group: str) -> float:
+def kafka_consume(kafka: KafkaConnection, topic: str, total: int, group: str) -> float:
     """Records per second read by a fresh consumer group from the start of ``topic``."""
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
-        "auto.offset.reset": "earliest", "fetch.max.bytes": 64 * 1024 * 1024,
-    })
+    consumer = kafka.consumer(group, **{"auto.offset.reset": "earliest",
+                                        "fetch.max.bytes": 64 * 1024 * 1024})
     consumer.subscribe([topic])
     read = 0
     began: float | None = None
@@ -101,22 +98,22 @@ def es_bulk(es: Elasticsearch, index: str, docs: list[tuple[str, str, str]],
         es.indices.delete(index=index, ignore_unavailable=True)
 
 
-def measure(bootstrap: str, es: Elasticsearch, batch: list[Record],
+def measure(kafka: KafkaConnection, es: Elasticsearch, batch: list[Record],
             docs: list[tuple[str, str, str]], repeats: int, tag: str,
             say: Callable[[str], None]) -> dict[str, Any]:
     """All three ceilings, ``repeats`` times each; returns the raw samples."""
     topic = f"bench.scratch-{tag}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = kafka.admin()
     admin.create_topics([NewTopic(topic, EVENTS_RAW.partitions, 1,
                                   config={"max.message.bytes": str(2 * 1024 * 1024)})]
                         )[topic].result()
     out: dict[str, Any] = {"records": len(batch)}
     try:
-        out["kafka_produce_eps"] = [kafka_produce(bootstrap, topic, batch)
+        out["kafka_produce_eps"] = [kafka_produce(kafka, topic, batch)
                                     for _ in range(repeats)]
         say(f"  kafka produce: {[round(x) for x in out['kafka_produce_eps']]} rec/s")
         out["kafka_consume_eps"] = [
-            kafka_consume(bootstrap, topic, len(batch), f"bench-ceiling-{tag}-{i}")
+            kafka_consume(kafka, topic, len(batch), f"bench-ceiling-{tag}-{i}")
             for i in range(repeats)]
         say(f"  kafka consume: {[round(x) for x in out['kafka_consume_eps']]} rec/s")
     finally:

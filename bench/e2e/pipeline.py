@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from confluent_kafka.admin import AdminClient
 from elasticsearch import Elasticsearch
 
 from bench.e2e.workload import Record, Registry
@@ -38,7 +37,7 @@ from deploy.local.elasticsearch import Elasticsearch as LocalElasticsearch
 from deploy.local.kafka import Kafka as LocalKafka
 from deploy.local.layout import Layout
 from deploy.local.pipeline import Service
-from runtime.kafka import make_producer, produce_blocking
+from runtime.kafka import KafkaConnection, produce_blocking
 from runtime.settings import REPO_ROOT
 from runtime.topics import end_offsets, start_group_at_end
 from schemas import indices
@@ -70,7 +69,7 @@ class Pipeline:
     config: Config
     registry: Registry
     rule_dir: Path | None
-    bootstrap: str
+    kafka: KafkaConnection
     work: Path
     tag: str
     processors: list[Service] = field(default_factory=list)
@@ -95,8 +94,8 @@ class Pipeline:
         return env
 
     def start(self) -> None:
-        start_group_at_end(self.bootstrap, self.app_id)
-        start_group_at_end(self.bootstrap, self.app_id + "-sink")
+        start_group_at_end(self.kafka, self.app_id)
+        start_group_at_end(self.kafka, self.app_id + "-sink")
         for i in range(self.config.workers):
             env = {**self.env(), "VIGIE_METRICS_PORT": str(free_port())}
             self.processors.append(
@@ -128,7 +127,7 @@ class Pipeline:
 
     def cleanup(self) -> None:
         """Delete the run's consumer groups and Faust's changelog topics and table files."""
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        admin = self.kafka.admin()
         changelogs = [t for t in admin.list_topics(timeout=15).topics
                       if t.startswith(self.app_id + "-")]
         if changelogs:
@@ -141,10 +140,10 @@ class Pipeline:
 
     def changelog_records(self) -> dict[str, int]:
         """Records written to each Faust table's changelog: the size of the state."""
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        admin = self.kafka.admin()
         names = [t for t in admin.list_topics(timeout=15).topics
                  if t.startswith(self.app_id + "-") and t.endswith("-changelog")]
-        return {n.removeprefix(self.app_id + "-"): sum(end_offsets(self.bootstrap, n).values())
+        return {n.removeprefix(self.app_id + "-"): sum(end_offsets(self.kafka, n).values())
                 for n in names}
 
 
@@ -166,11 +165,11 @@ def searchable(es: Elasticsearch, ids: list[str]) -> set[str]:
     return found
 
 
-def produce(bootstrap: str, batch: list[Record]) -> float:
+def produce(kafka: KafkaConnection, batch: list[Record]) -> float:
     """Produce ``batch`` to ``events.raw`` as fast as the broker takes it; returns the
     wall-clock start time."""
     began = time.time()
-    _produce_stamped(bootstrap, batch, None, 0, {})
+    _produce_stamped(kafka, batch, None, 0, {})
     return began
 
 
@@ -195,12 +194,12 @@ def drain(pipe: Pipeline, es: Elasticsearch, batch: list[Record],
     """Produce ``batch`` as fast as Kafka takes it; time until the last records of every
     partition are searchable. Partitions are processed in order end to end (the processor
     keys outputs like its input), so the tail being searchable means the run is."""
-    before = sum(end_offsets(pipe.bootstrap, EVENTS_RAW.name).values())
+    before = sum(end_offsets(pipe.kafka, EVENTS_RAW.name).values())
     pids = {**{s.name: s.proc.pid for s in pipe.services if s.proc}, **stack_pids(),
             "bench (producer, polling)": os.getpid()}
     cpu_before = cpu_seconds(pids)
     machine_before = sum(psutil.cpu_times()[:3])  # user, nice, system: all processes
-    began = produce(pipe.bootstrap, batch)
+    began = produce(pipe.kafka, batch)
     produced_s = time.time() - began
     tail = [rec.event_id for rec in batch[-600:]]
     deadline = time.monotonic() + timeout
@@ -216,7 +215,7 @@ def drain(pipe: Pipeline, es: Elasticsearch, batch: list[Record],
     machine = (sum(psutil.cpu_times()[:3]) - machine_before) / seconds
     cores = {name: round((cpu_after[name] - cpu_before[name]) / seconds, 2)
              for name in cpu_after if name in cpu_before}
-    after = sum(end_offsets(pipe.bootstrap, EVENTS_RAW.name).values())
+    after = sum(end_offsets(pipe.kafka, EVENTS_RAW.name).values())
     missing = len(batch) - len(searchable(es, [rec.event_id for rec in batch]))
     return {"events": len(batch), "seconds": round(seconds, 2),
             "eps": len(batch) / seconds, "produce_seconds": round(produced_s, 2),
@@ -255,14 +254,14 @@ def paced(pipe: Pipeline, es: Elasticsearch, batch: list[Record], rate: float,
     stamps = Stamps()
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    before = sum(end_offsets(pipe.bootstrap, EVENTS_RAW.name).values())
+    before = sum(end_offsets(pipe.kafka, EVENTS_RAW.name).values())
     began = time.time()
-    _produce_stamped(pipe.bootstrap, batch, rate, stamp_every, stamps)
+    _produce_stamped(pipe.kafka, batch, rate, stamp_every, stamps)
     produced_s = time.time() - began
     done.set()
     watcher.join(timeout)
     pipe.check_alive()
-    after = sum(end_offsets(pipe.bootstrap, EVENTS_RAW.name).values())
+    after = sum(end_offsets(pipe.kafka, EVENTS_RAW.name).values())
     latencies = sorted(seen[i] - stamps[i] for i in seen)
     return {"rate": round(rate), "events": len(batch),
             "achieved_rate": round(len(batch) / produced_s),
@@ -272,14 +271,14 @@ def paced(pipe: Pipeline, es: Elasticsearch, batch: list[Record], rate: float,
             "foreign_records": after - before - len(batch)}
 
 
-def _produce_stamped(bootstrap: str, batch: list[Record], rate: float | None,
+def _produce_stamped(kafka: KafkaConnection, batch: list[Record], rate: float | None,
                      stamp_every: int, stamps: dict[str, float]) -> None:
     """Produce ``batch`` (paced at ``rate``/s if given), noting in ``stamps`` the wall-clock
     production time of every ``stamp_every``-th record; raise if anything is undelivered."""
     overrides: dict[str, Any] = {"message.max.bytes": 4 * 1024 * 1024}
     if rate:
         overrides["linger.ms"] = 5  # paced: do not add 20 ms of batching to every latency
-    producer = make_producer(bootstrap, **overrides)
+    producer = kafka.producer(**overrides)
     failed: list[str] = []
 
     def on_delivery(err: Any, _msg: Any) -> None:

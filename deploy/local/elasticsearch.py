@@ -23,6 +23,7 @@ from deploy.local.errors import StackError
 from deploy.local.fetch import Progress, es_zip, extract_zip
 from deploy.local.java import find_jdk
 from deploy.local.service import Launch, Service
+from deploy.local.settings import StackSettings
 from deploy.local.versions import ES_MIN_JAVA, ES_VERSION
 
 HTTP_PORT = 9200
@@ -39,7 +40,7 @@ _TEMPLATES = Path(__file__).parent
 
 def _heap() -> str:
     """JVM heap: 2 GiB; ``VIGIE_ES_HEAP`` overrides (e.g. 4g for benchmarks)."""
-    return os.environ.get("VIGIE_ES_HEAP", "2g")
+    return StackSettings().es_heap
 
 
 def ensure_user() -> pwd.struct_passwd:

@@ -20,6 +20,7 @@ from deploy.local.errors import StackError
 from deploy.local.fetch import Progress, kafka_classpath
 from deploy.local.java import find_jdk
 from deploy.local.service import Launch, Service
+from deploy.local.settings import StackSettings
 from deploy.local.versions import KAFKA_MIN_JAVA, KAFKA_VERSION
 
 BROKER_PORT = 9092
@@ -31,7 +32,7 @@ _TEMPLATES = Path(__file__).parent
 
 def _heap() -> str:
     """JVM heap: 1 GiB is plenty for a single dev broker; ``VIGIE_KAFKA_HEAP`` overrides."""
-    return os.environ.get("VIGIE_KAFKA_HEAP", "1g")
+    return StackSettings().kafka_heap
 
 
 def new_cluster_id() -> str:
@@ -128,11 +129,11 @@ class Kafka(Service):
         ours = self.cluster_id()
         if ours is None or not procs.port_in_use(BROKER_PORT):
             return False
-        from confluent_kafka.admin import AdminClient  # heavy import, only when needed
+        from runtime.kafka import KafkaConnection  # heavy import, only when needed
 
         try:
-            admin = AdminClient({"bootstrap.servers": BOOTSTRAP, "log_level": 0,
-                                 "socket.timeout.ms": 3000})
+            admin = KafkaConnection(bootstrap=BOOTSTRAP).admin(
+                **{"log_level": 0, "socket.timeout.ms": 3000})
             metadata = admin.list_topics(timeout=3)
         except Exception:  # any failure just means "not answering yet"
             return False

@@ -10,23 +10,23 @@ Two places, on purpose:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploy.local.settings import StackSettings
 from deploy.local.versions import ES_VERSION, KAFKA_VERSION
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from runtime.settings import load_settings
 
 
 def state_dir() -> Path:
-    """``$VIGIE_HOME`` or ``<repo>/.vigie`` (same rule as ``runtime.settings.default_home``)."""
-    return Path(os.environ.get("VIGIE_HOME", REPO_ROOT / ".vigie")).resolve()
+    """The ``home`` setting (``$VIGIE_HOME``, default ``<repo>/.vigie``): the same folder
+    every Vigie process uses."""
+    return load_settings().home
 
 
 def cache_dir() -> Path:
     """``$VIGIE_CACHE`` or ``~/.cache/vigie``: downloads, reused across checkouts."""
-    return Path(os.environ.get("VIGIE_CACHE", Path.home() / ".cache" / "vigie")).resolve()
+    return StackSettings().cache.expanduser().resolve()
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ incident wrongly for weeks.
 from __future__ import annotations
 
 import fnmatch
-import os
 from functools import cached_property
 from pathlib import Path
 
@@ -78,7 +77,7 @@ class ScoringConfig(_Strict):
 
 
 def load_scoring(path: Path | None = None) -> ScoringConfig:
-    """The scoring file at ``path``, ``VIGIE_SCORING``, or the one shipped with Vigie."""
-    chosen = path or Path(os.environ.get("VIGIE_SCORING", DEFAULT_PATH))
+    """The scoring file at ``path`` (the ``scoring`` setting), or the one shipped with Vigie."""
+    chosen = path or DEFAULT_PATH
     with chosen.open(encoding="utf-8") as handle:
         return ScoringConfig.model_validate(yaml.safe_load(handle))

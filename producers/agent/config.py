@@ -6,8 +6,8 @@ Example (all keys documented in ``docs/agent.md``)::
                     region: ile-de-france}
     agent_id: chu-exemple-01
     key_path: /etc/vigie/agent.key
-    kafka_bootstrap: vigie.example.org:9093
-    kafka: {security.protocol: SSL, ssl.ca.location: /etc/vigie/ca.pem}
+    kafka: {bootstrap: "vigie.example.org:9093", security_protocol: SSL,
+            ssl_cafile: /etc/vigie/ca.pem, ssl_certfile: agent.pem, ssl_keyfile: agent.key}
     state_dir: /var/lib/vigie-agent
     eps: 2000
     pseudonymise: {key_path: /etc/vigie/pseudonym.key}
@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from producers.agent.pseudonymise import Kind
 from producers.agent.spool import FullPolicy
+from runtime.kafka import KafkaConnection
 from schemas.enrolment import AgentId
 from schemas.organization import Organization
 
@@ -94,12 +95,14 @@ class SpoolConfig(_Strict):
 
 
 class AgentConfig(_Strict):
+    # Errors must not echo what was given: the Kafka block may hold a password.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
     establishment: Organization
     agent_id: AgentId
     key_path: Path
-    kafka_bootstrap: str = "localhost:9092"
-    kafka: dict[str, Any] = Field(default_factory=dict,
-                                  description="Extra librdkafka settings (TLS, SASL)")
+    kafka: KafkaConnection = Field(default_factory=KafkaConnection,
+                                   description="Brokers and TLS/SASL, for every Kafka client")
     state_dir: Path = Path("/var/lib/vigie-agent")
     eps: float = Field(0, ge=0, description="Events per second cap; 0: unlimited")
     max_in_flight: int = Field(50_000, ge=100)
@@ -157,6 +160,9 @@ def load_config(path: Path) -> AgentConfig:
         new = rebase(getattr(config, attr))
         if new is not None:
             updates[attr] = new
+    kafka = config.kafka.rebased(base)
+    if kafka is not config.kafka:
+        updates["kafka"] = kafka
     if updates:
         config = config.model_copy(update=updates)
     if config.pseudonymise.key_path is not None and not config.pseudonymise.key_path.is_absolute():

@@ -101,10 +101,9 @@ class Agent:
         self.spool = Spool(config.spool_dir, max_bytes=config.spool.max_bytes,
                            policy=config.spool.full_policy,
                            segment_bytes=config.spool.segment_bytes, fsync=config.spool.fsync)
-        self.shipper = Shipper(self.spool, bootstrap=config.kafka_bootstrap,
+        self.shipper = Shipper(self.spool, kafka=config.kafka,
                                topic=EVENTS_RAW.name, agent_id=config.agent_id, eps=config.eps,
-                               max_in_flight=config.max_in_flight,
-                               producer_overrides=config.kafka)
+                               max_in_flight=config.max_in_flight)
         self.sources = build_sources(config, self.ctx, self.positions)
         self.read = 0
         self.keep_positions = True

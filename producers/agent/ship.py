@@ -1,7 +1,9 @@
 """Shipping the spool to Kafka: idempotent producer, EPS cap, backpressure, clean stop.
 
 - Producer: the project's idempotent, ``acks=all``, lz4 configuration
-  (:func:`runtime.kafka.producer_config`), key = establishment id, signature headers.
+  (:meth:`runtime.kafka.KafkaConnection.producer`), key = establishment id, signature headers.
+  It and the restart check's consumer are both built from the agent's one
+  :class:`~runtime.kafka.KafkaConnection`, so TLS/SASL apply to every client.
 - Order and acknowledgement: records are read from the spool in order; the spool is
   acknowledged up to the highest sequence number below which the broker confirmed everything.
   A failed delivery (e.g. the broker stayed away longer than ``message.timeout.ms``) is sent
@@ -29,12 +31,12 @@ import time
 from collections import deque
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from producers.agent import metrics as agent_metrics
 from producers.agent.spool import Spool, SpoolRecord
 from runtime import metrics
-from runtime.kafka import producer_config
+from runtime.kafka import KafkaConnection
 from schemas.enrolment import HEADER_AGENT, HEADER_SIGNATURE
 
 log = logging.getLogger(__name__)
@@ -61,22 +63,23 @@ class TokenBucket:
 
 
 class Shipper:
-    def __init__(self, spool: Spool, *, bootstrap: str, topic: str, agent_id: str,
+    def __init__(self, spool: Spool, *, kafka: KafkaConnection, topic: str, agent_id: str,
                  eps: float = 0, max_in_flight: int = 50_000,
                  producer_overrides: dict[str, Any] | None = None) -> None:
+        """``producer_overrides``: librdkafka tuning of the producer (timeouts, logging);
+        the connection itself (address, TLS, SASL) comes from ``kafka`` only."""
         self.spool = spool
         self.topic = topic
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.agent_id = agent_id
         self._agent_header = agent_id.encode()
         self.bucket = TokenBucket(eps)
         self.max_in_flight = max_in_flight
         self.overrides = dict(producer_overrides or {})
-        config = producer_config(bootstrap, **{"message.max.bytes": 4 * 1024 * 1024,
-                                               "linger.ms": 50, **self.overrides})
-        config["error_cb"] = self._on_error
         self._error_logged = 0.0
-        self.producer = Producer(config)
+        self.producer = kafka.producer(**{"message.max.bytes": 4 * 1024 * 1024,
+                                          "linger.ms": 50, **self.overrides,
+                                          "error_cb": self._on_error})
         self.in_flight: dict[int, SpoolRecord] = {}
         self._heap: list[int] = []
         self._resend: deque[SpoolRecord] = deque()
@@ -214,8 +217,7 @@ class Shipper:
                      len(found))
 
     def _ids_in_kafka(self) -> set[str]:
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "vigie-agent-check",
-                             "enable.auto.commit": False, "enable.partition.eof": True})
+        consumer = self.kafka.consumer("vigie-agent-check", **{"enable.partition.eof": True})
         try:
             meta = consumer.list_topics(self.topic, timeout=10)
             topic = meta.topics.get(self.topic)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from producers.simulator.registry import REGIONS
-from runtime.kafka import DeliveryReport, make_producer, produce_blocking
+from runtime.kafka import DeliveryReport, KafkaConnection, produce_blocking
 from runtime.topics import ensure_topics
 from schemas.identity import stable_id
 from schemas.incident import Impacts, Incident, ReportedVia, Status
@@ -205,10 +205,10 @@ class ProduceReport:
     ids: list[str]
 
 
-def produce_declarations(bootstrap: str, incidents: list[Incident]) -> ProduceReport:
+def produce_declarations(kafka: KafkaConnection, incidents: list[Incident]) -> ProduceReport:
     """Produce to ``incidents`` keyed by incident id, and wait for every acknowledgement."""
-    ensure_topics(bootstrap)
-    producer = make_producer(bootstrap)
+    ensure_topics(kafka)
+    producer = kafka.producer()
     delivery = DeliveryReport()
     for incident in incidents:
         produce_blocking(producer, INCIDENTS.name, incident.id.encode(),

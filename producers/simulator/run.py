@@ -19,7 +19,7 @@ from producers.simulator.fleet import simulated_agents
 from producers.simulator.registry import DEFAULT_COUNT, generate_registry
 from producers.simulator.simulation import SimRecord, Simulation
 from runtime import metrics
-from runtime.kafka import DeliveryReport, make_producer, produce_blocking
+from runtime.kafka import DeliveryReport, KafkaConnection, produce_blocking
 from runtime.registry import load_registry, write_registry
 from runtime.topics import ensure_topics
 from schemas.enrolment import save_agents
@@ -62,7 +62,7 @@ AGENT_SEED = 0
 
 def simulate(
     *,
-    bootstrap: str,
+    kafka: KafkaConnection,
     registry: list[Organization],
     seed: int,
     events: int | None,
@@ -87,10 +87,10 @@ def simulate(
         start = datetime.now(UTC) - span
     sim = Simulation(registry, seed=seed, total=total, start=start, span=span,
                      scenarios=scenarios, malformed=malformed)
-    ensure_topics(bootstrap)
+    ensure_topics(kafka)
     report = SimulationReport()
     report.delivery.keep_positions = False
-    producer = make_producer(bootstrap, **{"message.max.bytes": 4 * 1024 * 1024})
+    producer = kafka.producer(**{"message.max.bytes": 4 * 1024 * 1024})
     signers = simulated_agents(registry, AGENT_SEED)[1]
     truth_out = truth.open("w", encoding="utf-8") if truth else None
     produced_counter = metrics.EVENTS_OUT.labels("simulator", EVENTS_RAW.name)

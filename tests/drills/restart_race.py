@@ -25,10 +25,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 
 from deploy.local.pipeline import PROCESSOR_READY, Service
 from producers.simulator.run import registry_for, simulate
+from runtime.kafka import KafkaConnection
 from runtime.settings import Settings
 from runtime.topics import end_offsets
 from schemas.topics import EVENTS_CLASSIFIED, EVENTS_DLQ, EVENTS_RAW
@@ -45,10 +46,9 @@ class Outcome:
     hits: list[str] = field(default_factory=list)
 
 
-def _read(bootstrap: str, topic: str, start: dict[int, int], end: dict[int, int]):
+def _read(kafka: KafkaConnection, topic: str, start: dict[int, int], end: dict[int, int]):
     """Every record of ``topic`` between two sets of offsets."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "vigie-race-reader",
-                         "enable.auto.commit": False})
+    consumer = kafka.consumer("vigie-race-reader")
     todo = {p: hi for p, hi in end.items() if hi > start.get(p, 0)}
     consumer.assign([TopicPartition(topic, p, start.get(p, 0)) for p in todo])
     try:
@@ -73,19 +73,19 @@ def _event_id(value: bytes) -> str | None:
 def reconcile(settings: Settings, before: dict[str, dict[int, int]],
               after: dict[str, dict[int, int]]) -> Outcome:
     """Raw records without an output (by event id, or by coordinates for dead letters)."""
-    bootstrap = settings.kafka_bootstrap
+    kafka = settings.kafka
     answered_ids: set[str] = set()
-    for message in _read(bootstrap, EVENTS_CLASSIFIED.name, before["classified"],
+    for message in _read(kafka, EVENTS_CLASSIFIED.name, before["classified"],
                          after["classified"]):
         if (event_id := _event_id(message.value())) is not None:
             answered_ids.add(event_id)
     dead: set[tuple[int, int]] = set()
-    for message in _read(bootstrap, EVENTS_DLQ.name, before["dlq"], after["dlq"]):
+    for message in _read(kafka, EVENTS_DLQ.name, before["dlq"], after["dlq"]):
         source = json.loads(message.value()).get("origin", {})
         if source.get("topic") == EVENTS_RAW.name:
             dead.add((int(source["partition"]), int(source["offset"])))
     outcome = Outcome()
-    for message in _read(bootstrap, EVENTS_RAW.name, before["raw"], after["raw"]):
+    for message in _read(kafka, EVENTS_RAW.name, before["raw"], after["raw"]):
         outcome.raw += 1
         event_id = _event_id(message.value())
         if event_id in answered_ids or (message.partition(), message.offset()) in dead:
@@ -97,8 +97,7 @@ def reconcile(settings: Settings, before: dict[str, dict[int, int]],
 
 def _committed(settings: Settings, group: str, target: dict[int, int]) -> dict[int, int]:
     """The group's committed offsets on ``events.raw``, for the partitions of ``target``."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": group,
-                         "enable.auto.commit": False})
+    consumer = settings.kafka.consumer(group)
     try:
         found = consumer.committed([TopicPartition(EVENTS_RAW.name, p) for p in target],
                                    timeout=15)
@@ -108,9 +107,9 @@ def _committed(settings: Settings, group: str, target: dict[int, int]) -> dict[i
 
 
 def _offsets(settings: Settings) -> dict[str, dict[int, int]]:
-    return {"raw": end_offsets(settings.kafka_bootstrap, EVENTS_RAW.name),
-            "classified": end_offsets(settings.kafka_bootstrap, EVENTS_CLASSIFIED.name),
-            "dlq": end_offsets(settings.kafka_bootstrap, EVENTS_DLQ.name)}
+    return {"raw": end_offsets(settings.kafka, EVENTS_RAW.name),
+            "classified": end_offsets(settings.kafka, EVENTS_CLASSIFIED.name),
+            "dlq": end_offsets(settings.kafka, EVENTS_DLQ.name)}
 
 
 def hunt(settings: Settings, log_dir: Path, events: int, seconds: float, seed: int) -> Outcome:
@@ -119,7 +118,7 @@ def hunt(settings: Settings, log_dir: Path, events: int, seconds: float, seed: i
     pipeline = FreshPipeline(settings, log_dir, "race")
     from runtime.topics import start_group_at_end
 
-    start_group_at_end(settings.kafka_bootstrap, pipeline.app_id)
+    start_group_at_end(settings.kafka, pipeline.app_id)
     before = _offsets(settings)
     first = pipeline.restart("processor")
     assert first.wait_for_log(PROCESSOR_READY), first.tail(40)
@@ -128,7 +127,7 @@ def hunt(settings: Settings, log_dir: Path, events: int, seconds: float, seed: i
 
     def produce() -> None:
         try:
-            simulate(bootstrap=settings.kafka_bootstrap, registry=registry_for(settings.registry),
+            simulate(kafka=settings.kafka, registry=registry_for(settings.registry),
                      seed=seed, events=events, duration=seconds, rate=None,
                      scenarios=["brute_force", "malware"], malformed=events // 500, truth=None)
         finally:
@@ -157,7 +156,7 @@ def hunt(settings: Settings, log_dir: Path, events: int, seconds: float, seed: i
         if extra is not None:
             extra.stop()
         # Let the last worker catch up: its group commits the end of every partition.
-        target = end_offsets(settings.kafka_bootstrap, EVENTS_RAW.name)
+        target = end_offsets(settings.kafka, EVENTS_RAW.name)
         deadline = time.monotonic() + 600
         while _committed(settings, pipeline.app_id, target) != target:
             assert time.monotonic() < deadline, "the processor never caught up"

@@ -49,14 +49,14 @@ def test_kill_and_restart_everything_mid_run_loses_and_duplicates_nothing(
         tmp_path: Path) -> None:
     with fresh_pipeline(stack, tmp_path, "drill") as pipeline:
         time.sleep(10)  # the processor compiles its rules and joins before the run starts
-        before = end_offsets(stack.kafka_bootstrap, EVENTS_RAW.name)
+        before = end_offsets(stack.kafka, EVENTS_RAW.name)
         produced = {"n": 0}
         result: dict[str, SimulationReport | BaseException] = {}
 
         def produce() -> None:
             try:
                 result["report"] = simulate(
-                    bootstrap=stack.kafka_bootstrap, registry=national_registry,
+                    kafka=stack.kafka, registry=national_registry,
                     seed=int(time.time()) % 10**6 + 31, events=EVENTS, duration=PRODUCE_S,
                     rate=None, scenarios=["brute_force", "malware", "phishing"],
                     malformed=MALFORMED, truth=tmp_path / "truth.jsonl",
@@ -87,7 +87,7 @@ def test_kill_and_restart_everything_mid_run_loses_and_duplicates_nothing(
         report = result["report"]
         if isinstance(report, BaseException):
             raise report
-        after = end_offsets(stack.kafka_bootstrap, EVENTS_RAW.name)
+        after = end_offsets(stack.kafka, EVENTS_RAW.name)
 
         # The producer lost nothing, even while Kafka restarted under it.
         assert report.produced == EVENTS

@@ -29,7 +29,7 @@ def stack(settings: Settings) -> Settings:
     from deploy.local import stack as local
 
     local.up()
-    ensure_topics(settings.kafka_bootstrap)
+    ensure_topics(settings.kafka)
     return settings
 
 
@@ -62,7 +62,7 @@ def services(stack: Settings, tmp_path: Path,
     monkeypatch.setenv("VIGIE_SINK_GROUP", f"{name}-sink")
     monkeypatch.setenv("APP_DATADIR", str(tmp_path / "faust-data"))
     for group in (name, f"{name}-sink"):
-        start_group_at_end(stack.kafka_bootstrap, group)
+        start_group_at_end(stack.kafka, group)
     started = {
         "processor": Service("processor", ["process"], tmp_path).start(),
         "sink": Service("sink", ["sink"], tmp_path).start(),
@@ -72,4 +72,4 @@ def services(stack: Settings, tmp_path: Path,
     yield started
     for service in started.values():
         service.stop()
-    delete_leftovers(stack.kafka_bootstrap, name)
+    delete_leftovers(stack.kafka, name)

@@ -12,6 +12,7 @@ import sys
 
 import faust
 
+from processors.brokers import broker_credentials, broker_urls
 from processors.detection.correlation.model import CorrelationSet
 from processors.detection.correlation.stages import register
 from processors.detection.engine import Engine
@@ -21,7 +22,8 @@ from runtime.settings import load_settings
 
 def main(app_id: str) -> None:
     settings = load_settings()
-    app = faust.App(app_id, broker=f"kafka://{settings.kafka_bootstrap}",
+    app = faust.App(app_id, broker=broker_urls(settings.kafka),
+                    broker_credentials=broker_credentials(settings.kafka),
                     value_serializer="raw", key_serializer="raw", web_enabled=False,
                     topic_disable_leader=True, producer_acks=-1,
                     consumer_auto_offset_reset="latest", broker_commit_interval=1.0)

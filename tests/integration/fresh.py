@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from deploy.local.pipeline import PROCESSOR_READY, Service
+from runtime.kafka import KafkaConnection
 from runtime.settings import Settings
 from runtime.topics import start_group_at_end
 
@@ -45,8 +46,8 @@ class FreshPipeline:
         }
 
     def start(self) -> dict[str, Service]:
-        start_group_at_end(self.settings.kafka_bootstrap, self.app_id)
-        start_group_at_end(self.settings.kafka_bootstrap, f"{self.app_id}-sink")
+        start_group_at_end(self.settings.kafka, self.app_id)
+        start_group_at_end(self.settings.kafka, f"{self.app_id}-sink")
         for name in ("processor", "sink"):
             self.restart(name)
         # See conftest.services: start runs on a ready processor (known Faust start-up issue).
@@ -66,28 +67,24 @@ class FreshPipeline:
         for service in self.services.values():
             service.stop()
         shutil.rmtree(self.log_dir / "faust-data", ignore_errors=True)
-        delete_leftovers(self.settings.kafka_bootstrap, self.app_id)
+        delete_leftovers(self.settings.kafka, self.app_id)
 
 
-def delete_groups(bootstrap: str, groups: list[str]) -> None:
+def delete_groups(kafka: KafkaConnection, groups: list[str]) -> None:
     """Consumer groups a test made (best effort)."""
     import contextlib
 
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = kafka.admin()
     for future in admin.delete_consumer_groups(groups, request_timeout=15).values():
         with contextlib.suppress(Exception):
             future.result()
 
 
-def delete_leftovers(bootstrap: str, app_id: str) -> None:
+def delete_leftovers(kafka: KafkaConnection, app_id: str) -> None:
     """The groups and Faust changelog topics of a fresh pipeline (best effort)."""
     import contextlib
 
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = kafka.admin()
     topics = [t for t in admin.list_topics(timeout=15).topics if t.startswith(app_id + "-")]
     futures = list(admin.delete_topics(topics).values()) if topics else []
     futures += admin.delete_consumer_groups([app_id, f"{app_id}-sink"],

@@ -11,22 +11,23 @@ import uuid
 
 from elasticsearch import Elasticsearch
 
-from runtime.kafka import make_producer
+from runtime.kafka import KafkaConnection
+from runtime.settings import Settings
 from runtime.topics import start_group_at_end
 from sinks.consumer import Sink, SinkConfig, SinkStats
 
 
-def fresh_group(bootstrap: str, topics: list[str]) -> str:
+def fresh_group(kafka: KafkaConnection, topics: list[str]) -> str:
     """A new consumer group that starts at the current end of ``topics``."""
     group = f"vigie-sink-test-{uuid.uuid4().hex[:12]}"
-    start_group_at_end(bootstrap, group, topics)
+    start_group_at_end(kafka, group, topics)
     return group
 
 
-def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> list[
+def produce(kafka: KafkaConnection, topic: str, records: list[tuple[bytes, bytes]]) -> list[
         tuple[int, int]]:
     """Produce (key, value) records in order; returns their (partition, offset)."""
-    producer = make_producer(bootstrap)
+    producer = kafka.producer()
     positions: list[tuple[int, int]] = []
     errors: list[str] = []
 
@@ -43,9 +44,9 @@ def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> l
     return positions
 
 
-def run_sink(bootstrap: str, es: Elasticsearch, topics: list[str], group: str, *,
-             idle_s: float = 8.0, max_docs: int = 2000) -> SinkStats:
+def run_sink(settings: Settings, es: Elasticsearch, topics: list[str], group: str, *,
+             idle_s: float = 8.0, max_docs: int | None = None) -> SinkStats:
     """The sink until nothing new arrived for ``idle_s`` seconds; then it flushes and commits."""
-    sink = Sink(SinkConfig(bootstrap=bootstrap, group=group, topics=topics, max_docs=max_docs,
-                           max_wait_s=0.5), es)
+    sink = Sink(SinkConfig.from_settings(settings, topics, group=group, max_docs=max_docs,
+                                         max_wait_s=0.5), es)
     return sink.run(idle_exit_s=idle_s)

@@ -29,14 +29,14 @@ class Run:
 
 def produce_run(settings: Settings, registry: list[Organization], tmp_path: Path, *,
                 seed: int, events: int, malformed: int) -> Run:
-    before = end_offsets(settings.kafka_bootstrap, EVENTS_RAW.name)
+    before = end_offsets(settings.kafka, EVENTS_RAW.name)
     truth_path = tmp_path / "truth.jsonl"
-    report = simulate(bootstrap=settings.kafka_bootstrap, registry=registry, seed=seed,
+    report = simulate(kafka=settings.kafka, registry=registry, seed=seed,
                       events=events, duration=None, rate=None,
                       scenarios=["brute_force", "malware", "phishing"], malformed=malformed,
                       truth=truth_path)
     assert report.delivery.failed == 0, report.delivery.errors
-    after = end_offsets(settings.kafka_bootstrap, EVENTS_RAW.name)
+    after = end_offsets(settings.kafka, EVENTS_RAW.name)
     ranges = {p: (before.get(p, 0), hi) for p, hi in after.items()}
     truth = [json.loads(line) for line in truth_path.read_text().splitlines()]
     return Run(report, ranges, truth)

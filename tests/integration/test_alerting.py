@@ -22,12 +22,13 @@ from typing import Any
 
 import pytest
 import yaml
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 from elasticsearch import Elasticsearch
 
 from deploy.local.pipeline import PROCESSOR_READY, Service
 from processors.incidents.config import DEFAULT_PATH
 from producers.simulator.run import simulate
+from runtime.kafka import KafkaConnection
 from runtime.settings import Settings
 from runtime.topics import end_offsets, start_group_at_end
 from schemas.organization import Organization
@@ -97,10 +98,9 @@ def alertmanager(webhook: tuple[str, list], tmp_path: Path) -> Iterator[str]:
     proc.wait(10)
 
 
-def _published_alerts(bootstrap: str, start: dict[int, int]) -> list[dict[str, Any]]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "vigie-test-reader",
-                         "enable.auto.commit": False})
-    end = end_offsets(bootstrap, ALERTS.name)
+def _published_alerts(kafka: KafkaConnection, start: dict[int, int]) -> list[dict[str, Any]]:
+    consumer = kafka.consumer("vigie-test-reader")
+    end = end_offsets(kafka, ALERTS.name)
     consumer.assign([TopicPartition(ALERTS.name, p, o) for p, o in start.items()])
     out, remaining = [], {p: end[p] - o for p, o in start.items() if end[p] > o}
     while remaining:
@@ -131,8 +131,8 @@ def test_pages_arrive_once_per_step_and_resolve(
            "VIGIE_NOTIFIER_GROUP": f"{name}-notifier",
            "APP_DATADIR": str(tmp_path / "faust-data")}
     for group in (name, f"{name}-sink", f"{name}-notifier"):
-        start_group_at_end(stack.kafka_bootstrap, group)
-    alerts_start = end_offsets(stack.kafka_bootstrap, ALERTS.name)
+        start_group_at_end(stack.kafka, group)
+    alerts_start = end_offsets(stack.kafka, ALERTS.name)
     services = {
         "processor": Service("processor", ["process"], tmp_path, env).start(),
         "sink": Service("sink", ["sink"], tmp_path, env).start(),
@@ -142,7 +142,7 @@ def test_pages_arrive_once_per_step_and_resolve(
     try:
         assert services["processor"].wait_for_log(PROCESSOR_READY), services["processor"].tail()
         truth = tmp_path / "truth.jsonl"
-        simulate(bootstrap=stack.kafka_bootstrap, registry=national_registry,
+        simulate(kafka=stack.kafka, registry=national_registry,
                  seed=int(time.time()) % 10**6 + 21, events=2000, duration=20, rate=100,
                  scenarios=["brute_force", "malware", "phishing"], malformed=0, truth=truth)
         # Wait for this run's establishment incidents to be resolved in Elasticsearch.
@@ -163,7 +163,7 @@ def test_pages_arrive_once_per_step_and_resolve(
         # them (the notifier and Alertmanager's group_interval trail the incidents).
         deadline = time.monotonic() + 180
         while True:
-            steps, delivered, labels_of = _collect(stack.kafka_bootstrap, alerts_start, ids,
+            steps, delivered, labels_of = _collect(stack.kafka, alerts_start, ids,
                                                    webhook[1])
             settled = steps and all(v[-1:] == ["resolved"] for v in steps.values()) and (
                 set(delivered) == set(steps)
@@ -174,8 +174,8 @@ def test_pages_arrive_once_per_step_and_resolve(
     finally:
         for service in services.values():
             service.stop()
-        delete_leftovers(stack.kafka_bootstrap, name)
-        delete_groups(stack.kafka_bootstrap, [f"{name}-notifier"])
+        delete_leftovers(stack.kafka, name)
+        delete_groups(stack.kafka, [f"{name}-notifier"])
 
     assert steps, "the run's incidents paged nobody"
     # Vigie publishes each (incident, rule, severity) step once, then its resolve once.
@@ -193,11 +193,11 @@ def test_pages_arrive_once_per_step_and_resolve(
     assert any(k[1] == "VigieCareSafetyAtRisk" for k in delivered), "brute force on the EHR"
 
 
-def _collect(bootstrap: str, alerts_start: dict[int, int], ids: set[str],
+def _collect(kafka: KafkaConnection, alerts_start: dict[int, int], ids: set[str],
              notifications: list[dict[str, Any]]) -> tuple[dict, dict, dict]:
     """(published steps → statuses, delivered steps → statuses, delivered labels)."""
     steps: dict[tuple[str, str, str], list[str]] = defaultdict(list)
-    for alert in _published_alerts(bootstrap, alerts_start):
+    for alert in _published_alerts(kafka, alerts_start):
         if alert["incident_id"] in ids:
             key = (alert["incident_id"], alert["rule"], alert["severity"])
             steps[key].append(alert["status"])

@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import TopicPartition
 
 from processors.classify import SigmaClassifier
 from processors.detection.engine import Engine
 from processors.detection.loader import VIGIE_RULES
 from producers.simulator import events as ev
+from runtime.kafka import KafkaConnection
 from runtime.settings import Settings
 from runtime.topics import end_offsets, ensure_topics
 from schemas.detection import Detection
@@ -81,19 +82,18 @@ def signals_of(classifier: SigmaClassifier, docs: list[dict[str, Any]]) -> list[
     return out
 
 
-def send(bootstrap: str, org: Organization, signals: list[Detection]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+def send(kafka: KafkaConnection, org: Organization, signals: list[Detection]) -> None:
+    producer = kafka.producer()
     for item in signals:
         producer.produce(CORRELATION_INPUTS.name, key=org.id.encode(), value=item.to_json_bytes())
     assert producer.flush(30) == 0
 
 
-def read_detections(bootstrap: str, start: dict[int, int], org: Organization,
+def read_detections(kafka: KafkaConnection, start: dict[int, int], org: Organization,
                     until: set[str], timeout: float = 90) -> dict[str, list[str]]:
     """Correlation detection ids per rule id, for ``org``, once ``until`` rules showed up
     (and a few seconds more, for any late duplicate)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4()}",
-                         "enable.auto.commit": False})
+    consumer = kafka.consumer(f"test-{uuid.uuid4()}")
     consumer.assign([TopicPartition(DETECTIONS.name, p, o) for p, o in start.items()])
     found: dict[str, list[str]] = defaultdict(list)
     deadline = time.monotonic() + timeout
@@ -115,8 +115,8 @@ def read_detections(bootstrap: str, start: dict[int, int], org: Organization,
 
 def test_each_correlation_type_fires_once_across_a_sigkill(
         stack: Settings, national_registry: list[Organization], tmp_path: Path) -> None:
-    bootstrap = stack.kafka_bootstrap
-    ensure_topics(bootstrap)
+    kafka = stack.kafka
+    ensure_topics(kafka)
     classifier = SigmaClassifier(Engine.from_paths([VIGIE_RULES]))
     org = national_registry[0]
     run = uuid.uuid4().hex[:8]
@@ -156,16 +156,16 @@ def test_each_correlation_type_fires_once_across_a_sigkill(
     ])
     assert len(before_kill) == 19 and len(after_kill) == 18
 
-    start = end_offsets(bootstrap, DETECTIONS.name)
+    start = end_offsets(kafka, DETECTIONS.name)
     worker = Worker(f"vigie-correlation-test-{run}", tmp_path / "worker.log").start()
     try:
-        send(bootstrap, org, before_kill)
+        send(kafka, org, before_kill)
         time.sleep(8)  # processed, state changelogged, offsets committed
         worker.signal(signal.SIGKILL)  # inside every window
         worker.start()
-        send(bootstrap, org, after_kill)
+        send(kafka, org, after_kill)
         wanted = {BRUTE_FORCE, SPRAY, BRUTE_THEN_LOGON, RANSOMWARE_PRELUDE}
-        found = read_detections(bootstrap, start, org, wanted)
+        found = read_detections(kafka, start, org, wanted)
     finally:
         worker.signal(signal.SIGTERM)
     assert set(found) == wanted, found

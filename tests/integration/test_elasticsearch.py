@@ -210,16 +210,16 @@ def test_sink_upserts_incidents_from_kafka_in_any_order(
         stack: Settings, es: Elasticsearch, incident_ids: list[str]) -> None:
     key = _hex()
     incident_ids.append(key)
-    group = fresh_group(stack.kafka_bootstrap, [INCIDENTS.name])
+    group = fresh_group(stack.kafka, [INCIDENTS.name])
     records = [(key.encode(), _incident([CORSE], version=v, id=key).to_json_bytes())
                for v in (2, 5, 3, 1, 4)]
-    produce(stack.kafka_bootstrap, INCIDENTS.name, records)
-    stats = run_sink(stack.kafka_bootstrap, es, [INCIDENTS.name], group, max_docs=2)
+    produce(stack.kafka, INCIDENTS.name, records)
+    stats = run_sink(stack, es, [INCIDENTS.name], group, max_docs=2)
     assert stats.read == 5 and stats.batches >= 3
     assert _version(es, key) == 5
-    produce(stack.kafka_bootstrap, INCIDENTS.name,
+    produce(stack.kafka, INCIDENTS.name,
             [(key.encode(), _incident([CORSE], version=3, id=key).to_json_bytes())])
-    run_sink(stack.kafka_bootstrap, es, [INCIDENTS.name], group)
+    run_sink(stack, es, [INCIDENTS.name], group)
     assert _version(es, key) == 5
 
 
@@ -231,14 +231,14 @@ def test_mapping_conflict_goes_to_the_dlq_and_the_sink_keeps_going(
     good, after = _event(when), _event(when)
     bad = json.loads(_event(when).to_json_bytes())
     bad["source"] = {"ip": "not-an-ip"}  # valid JSON, wrong type for an `ip` field
-    group = fresh_group(stack.kafka_bootstrap, [EVENTS_CLASSIFIED.name])
+    group = fresh_group(stack.kafka, [EVENTS_CLASSIFIED.name])
     key = BRETAGNE.id.encode()
-    positions = produce(stack.kafka_bootstrap, EVENTS_CLASSIFIED.name, [
+    positions = produce(stack.kafka, EVENTS_CLASSIFIED.name, [
         (key, good.to_json_bytes()), (key, json.dumps(bad).encode()),
         (key, after.to_json_bytes())])
     letter_id = dead_letter_id(EVENTS_CLASSIFIED.name, *positions[1])
     try:
-        stats = run_sink(stack.kafka_bootstrap, es, [EVENTS_CLASSIFIED.name], group)
+        stats = run_sink(stack, es, [EVENTS_CLASSIFIED.name], group)
         # indexed counts every write acknowledged, the dead letter included.
         assert (stats.read, stats.indexed, stats.dead_lettered) == (3, 3, 1)
         es.indices.refresh(index=f"{index},{indices.DLQ.alias}")
@@ -292,11 +292,11 @@ def test_alerts_are_indexed_monthly_under_their_own_id(stack: Settings,
         "incident_id": _hex(), "status": "firing", "severity": "high",
         "summary": "test alert", "labels": {"region": "corse"}}))
     index = indices.ALERTS.index_for(when)
-    group = fresh_group(stack.kafka_bootstrap, [ALERTS.name])
+    group = fresh_group(stack.kafka, [ALERTS.name])
     try:
         record = (alert.incident_id.encode(), alert.to_json_bytes())
-        produce(stack.kafka_bootstrap, ALERTS.name, [record, record])  # a duplicate delivery
-        run_sink(stack.kafka_bootstrap, es, [ALERTS.name], group)
+        produce(stack.kafka, ALERTS.name, [record, record])  # a duplicate delivery
+        run_sink(stack, es, [ALERTS.name], group)
         es.indices.refresh(index=index)
         assert index == "vigie-alerts-2001.03"
         assert es.get(index=index, id=alert.id)["_source"]["summary"] == "test alert"

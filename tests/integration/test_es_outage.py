@@ -17,11 +17,12 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 from elasticsearch import Elasticsearch
 
 from deploy.local import stack as local_stack
 from deploy.local.pipeline import Service
+from runtime.kafka import KafkaConnection
 from runtime.settings import Settings
 from runtime.topics import end_offsets
 from schemas import indices
@@ -42,12 +43,11 @@ MALFORMED = 100
 OUTAGE_S = 30
 
 
-def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+def committed(kafka: KafkaConnection, group: str, topic: str) -> dict[int, int]:
     """The group's committed offsets (read without joining the group: no rebalance)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                         "enable.auto.commit": False})
+    consumer = kafka.consumer(group)
     try:
-        wanted = [TopicPartition(topic, p) for p in end_offsets(bootstrap, topic)]
+        wanted = [TopicPartition(topic, p) for p in end_offsets(kafka, topic)]
         return {tp.partition: tp.offset for tp in consumer.committed(wanted, timeout=15)}
     finally:
         consumer.close()
@@ -79,12 +79,12 @@ def test_elasticsearch_down_30s_mid_run_loses_and_duplicates_nothing(
         time.sleep(5)  # a batch acknowledged just before the stop may still commit
         # The services fixture's own sink group (set in the environment).
         topic, group = EVENTS_CLASSIFIED.name, Settings().sink_group
-        frozen = committed(stack.kafka_bootstrap, group, topic)
+        frozen = committed(stack.kafka, group, topic)
         time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))
         assert services["sink"].alive, f"the sink died with Elasticsearch:\n" \
                                        f"{services['sink'].tail(40)}"
         # Nothing acknowledged, nothing committed: the sink paused instead of skipping.
-        assert committed(stack.kafka_bootstrap, group, topic) == frozen
+        assert committed(stack.kafka, group, topic) == frozen
     finally:
         local_stack.up(timeout=300)  # always: the stack is shared
     outage = time.monotonic() - down_at

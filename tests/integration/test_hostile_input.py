@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer
 from elasticsearch import Elasticsearch
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -167,8 +166,7 @@ def _run(stack: Settings, es: Elasticsearch, registry: list[Organization],
     sentinel = valid.pop()
 
     with fresh_pipeline(stack, tmp_path, "hostile") as pipeline:
-        producer = Producer({"bootstrap.servers": stack.kafka_bootstrap, "acks": "all",
-                             "enable.idempotence": True, "message.max.bytes": 4 * 1024 * 1024})
+        producer = stack.kafka.producer(**{"message.max.bytes": 4 * 1024 * 1024})
         positions: dict[int, tuple[int, int]] = {}
         failed: list[str] = []
 
@@ -182,7 +180,7 @@ def _run(stack: Settings, es: Elasticsearch, registry: list[Organization],
                              on_delivery=done)
             producer.poll(0)
 
-        before = end_offsets(stack.kafka_bootstrap, EVENTS_RAW.name)
+        before = end_offsets(stack.kafka, EVENTS_RAW.name)
         for i, ((kind, value, signed, _), good) in enumerate(zip(batch, valid, strict=True)):
             send(2 * i + 1, good.key, good.value,
                  signers[good.key.decode()].headers(good.value))
@@ -192,7 +190,7 @@ def _run(stack: Settings, es: Elasticsearch, registry: list[Organization],
                 headers = signers[org_id].headers(signed_bytes)
             send(2 * i, org_id.encode(), value, headers)
         assert producer.flush(60) == 0 and not failed, failed
-        after = end_offsets(stack.kafka_bootstrap, EVENTS_RAW.name)
+        after = end_offsets(stack.kafka, EVENTS_RAW.name)
         ranges = {p: (before.get(p, 0), hi) for p, hi in after.items()}
 
         letters = _wait(es, ranges, {positions[2 * i] for i in range(HOSTILE)},

@@ -92,7 +92,7 @@ def test_benign_only_run_opens_no_incident(
     from producers.simulator.run import simulate
 
     truth = tmp_path / "truth.jsonl"
-    report = simulate(bootstrap=stack.kafka_bootstrap, registry=national_registry,
+    report = simulate(kafka=stack.kafka, registry=national_registry,
                       seed=int(time.time()) % 10**6 + 7, events=6000, duration=None, rate=None,
                       scenarios=[], malformed=0, truth=truth)
     run = Run(report, {}, [])

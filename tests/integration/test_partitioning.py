@@ -9,7 +9,7 @@ import time
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 
 from processors.outputs import Outputs
 from runtime.settings import Settings
@@ -19,11 +19,11 @@ pytestmark = pytest.mark.integration
 
 def test_outputs_and_faust_partition_keys_alike(stack: Settings) -> None:
     topic = f"vigie-partitioning-{int(time.time() * 1000)}"
-    admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap})
+    admin = stack.kafka.admin()
     admin.create_topics([NewTopic(topic, 6, 1)])[topic].result(30)
     try:
         time.sleep(1)
-        producer: Producer = Outputs(stack.kafka_bootstrap).producer
+        producer: Producer = Outputs(stack.kafka).producer
         landed: dict[bytes, int] = {}
         keys = [f"{n:09d}".encode() for n in range(0, 3_000_000_000, 9_999_991)][:300]
         for key in keys:

@@ -43,10 +43,10 @@ def test_report_on_the_calibrated_year_matches_the_article(
         stack: Settings, es: Elasticsearch, national_registry: list[Organization],
         tmp_path: Path) -> None:
     year = declarations(national_registry, YEAR, SEED)
-    group = fresh_group(stack.kafka_bootstrap, [INCIDENTS.name])
-    produced = produce_declarations(stack.kafka_bootstrap, year.incidents)
+    group = fresh_group(stack.kafka, [INCIDENTS.name])
+    produced = produce_declarations(stack.kafka, year.incidents)
     assert produced.delivery.delivered == len(year.incidents) == 346
-    run_sink(stack.kafka_bootstrap, es, [INCIDENTS.name], group)
+    run_sink(stack, es, [INCIDENTS.name], group)
     es.indices.refresh(index=indices.INCIDENTS.alias)
     held = es.count(index=indices.INCIDENTS.alias, query={"terms": {"id": produced.ids}})
     assert held["count"] == len(produced.ids)

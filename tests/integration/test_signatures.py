@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from elasticsearch import Elasticsearch
 
@@ -55,15 +54,15 @@ def test_forged_records_are_refused_and_a_valid_one_passes(
         (org_b, stolen_bytes, signers[org_a].headers(stolen_bytes), "wrong_establishment"),
         (org_a, value_a, None, "unknown_agent"),
     ]
-    before = end_offsets(stack.kafka_bootstrap, EVENTS_RAW.name)
-    producer = Producer({"bootstrap.servers": stack.kafka_bootstrap, "acks": "all"})
+    before = end_offsets(stack.kafka, EVENTS_RAW.name)
+    producer = stack.kafka.producer()
     positions: list[tuple[int, int]] = []
     for key, value, headers, _ in cases:
         producer.produce(EVENTS_RAW.name, key=key.encode(), value=value, headers=headers,
                          on_delivery=lambda err, msg: positions.append(
                              (msg.partition(), msg.offset())))
         producer.flush(30)
-    ranges = {p: (lo, end_offsets(stack.kafka_bootstrap, EVENTS_RAW.name)[p])
+    ranges = {p: (lo, end_offsets(stack.kafka, EVENTS_RAW.name)[p])
               for p, lo in before.items()}
     expected = {pos: case[3] for pos, case in zip(positions, cases, strict=True) if case[3]}
     deadline = time.monotonic() + 120

@@ -15,8 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 from elasticsearch import Elasticsearch
 
 from deploy.local import fetch, stack
@@ -25,8 +24,12 @@ from deploy.local.java import find_jdk
 from deploy.local.kafka import Kafka
 from deploy.local.layout import Layout
 from deploy.local.service import Service
+from runtime.kafka import KafkaConnection
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+#: The local stack's broker, as every Vigie client reaches it.
+LOCAL = KafkaConnection(bootstrap=stack.KAFKA_BOOTSTRAP)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +42,7 @@ def running() -> list[stack.ServiceStatus]:
 def topic(running: list[stack.ServiceStatus]) -> Iterator[str]:
     """A fresh 2-partition topic, deleted afterwards so the broker stays tidy."""
     name = f"test-stack-{uuid.uuid4().hex[:10]}"
-    admin = AdminClient({"bootstrap.servers": stack.KAFKA_BOOTSTRAP})
+    admin = LOCAL.admin()
     admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])[name].result(30)
     yield name
     admin.delete_topics([name])[name].result(30)
@@ -65,16 +68,13 @@ def test_status_reports_both_running(running: list[stack.ServiceStatus]) -> None
 
 
 def test_confluent_kafka_round_trip(topic: str) -> None:
-    producer = Producer({"bootstrap.servers": stack.KAFKA_BOOTSTRAP, "acks": "all",
-                         "enable.idempotence": True})
+    producer = LOCAL.producer()  # idempotent, acks=all
     sent = [f"confluent-{i}".encode() for i in range(20)]
     for i, value in enumerate(sent):
         producer.produce(topic, value=value, key=str(i % 4).encode())
     assert producer.flush(30) == 0
 
-    consumer = Consumer({"bootstrap.servers": stack.KAFKA_BOOTSTRAP,
-                         "group.id": f"g-{topic}", "auto.offset.reset": "earliest",
-                         "enable.auto.commit": False})
+    consumer = LOCAL.consumer(f"g-{topic}", **{"auto.offset.reset": "earliest"})
     consumer.subscribe([topic])
     received: list[bytes] = []
     deadline = time.monotonic() + 60
@@ -96,7 +96,7 @@ def test_aiokafka_round_trip(topic: str) -> None:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     async def scenario() -> tuple[list[bytes], int | None]:
-        producer = AIOKafkaProducer(bootstrap_servers=stack.KAFKA_BOOTSTRAP, acks="all",
+        producer = AIOKafkaProducer(**LOCAL.aiokafka_kwargs(), acks="all",
                                     enable_idempotence=True)
         await producer.start()
         try:
@@ -105,7 +105,7 @@ def test_aiokafka_round_trip(topic: str) -> None:
         finally:
             await producer.stop()
         # Faust's exactly-once mode uses transactional producers.
-        tx = AIOKafkaProducer(bootstrap_servers=stack.KAFKA_BOOTSTRAP,
+        tx = AIOKafkaProducer(**LOCAL.aiokafka_kwargs(),
                               transactional_id=f"tx-{topic}")
         await tx.start()
         try:
@@ -114,7 +114,7 @@ def test_aiokafka_round_trip(topic: str) -> None:
         finally:
             await tx.stop()
 
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=stack.KAFKA_BOOTSTRAP,
+        consumer = AIOKafkaConsumer(topic, **LOCAL.aiokafka_kwargs(),
                                     group_id=f"g-{topic}", auto_offset_reset="earliest",
                                     enable_auto_commit=False, isolation_level="read_committed")
         await consumer.start()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from runtime.settings import Settings
+from runtime.settings import setting_variables
 
 COMPOSE = Path(__file__).resolve().parents[2] / "deploy" / "compose" / "compose.yaml"
 
@@ -24,7 +24,7 @@ def test_compose_runs_the_whole_pipeline() -> None:
 
 def test_compose_only_sets_settings_that_exist() -> None:
     services = yaml.safe_load(COMPOSE.read_text())["services"]
-    known = {f"VIGIE_{name.upper()}" for name in Settings.model_fields}
+    known = setting_variables()
     for name in ("processor", "sink", "registry"):
         for variable in services[name].get("environment", {}):
             assert variable in known, f"{name}: {variable} is not a Vigie setting"

@@ -12,22 +12,23 @@ from collections import Counter
 from pathlib import Path
 
 import yaml
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 
 from producers.signing import generate_key
+from runtime.kafka import KafkaConnection
 from schemas.enrolment import HEADER_AGENT
 from schemas.organization import Organization
 from schemas.topics import EVENTS_RAW
 
 
-def write_config(tmp_path: Path, org: Organization, agent_id: str, bootstrap: str,
+def write_config(tmp_path: Path, org: Organization, agent_id: str, kafka: KafkaConnection,
                  sources: list[dict], **extra: object) -> Path:
     key = tmp_path / "agent.key"
     if not key.exists():
         generate_key(key)
     config = {
         "establishment": org.model_dump(mode="json"), "agent_id": agent_id,
-        "key_path": str(key), "kafka_bootstrap": bootstrap,
+        "key_path": str(key), "kafka": {"bootstrap": kafka.bootstrap},  # local stack: plaintext
         "state_dir": str(tmp_path / "state"), "sources": sources,
         "metrics_port": 0, **extra,
     }
@@ -79,11 +80,10 @@ def status(state_dir: Path) -> dict:
         return {}
 
 
-def read_back(bootstrap: str, start: dict[int, int], agent_id: str,
+def read_back(kafka: KafkaConnection, start: dict[int, int], agent_id: str,
               timeout: float = 60) -> Counter[str]:
     """event.id → how many times it is in events.raw after ``start``, for ``agent_id``."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "vigie-agent-test",
-                         "enable.auto.commit": False, "enable.partition.eof": True})
+    consumer = kafka.consumer("vigie-agent-test", **{"enable.partition.eof": True})
     counts: Counter[str] = Counter()
     try:
         ends = {p: consumer.get_watermark_offsets(TopicPartition(EVENTS_RAW.name, p),

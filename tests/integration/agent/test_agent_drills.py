@@ -60,10 +60,10 @@ def test_broker_restart_mid_send_exactly_once(stack: Settings,
     agent_id = f"it-broker-{int(time.time())}"
     log = tmp_path / "auth.log"
     log.write_bytes(auth_lines(0, 20_000))
-    config = write_config(tmp_path, org, agent_id, stack.kafka_bootstrap,
+    config = write_config(tmp_path, org, agent_id, stack.kafka,
                           [{"type": "authlog", "name": "auth", "path": str(log)}], eps=1500,
                           spool={"fsync": True})
-    start = end_offsets(stack.kafka_bootstrap, EVENTS_RAW.name)
+    start = end_offsets(stack.kafka, EVENTS_RAW.name)
     agent = AgentProcess(config, tmp_path / "agent.out").start()
     state = tmp_path / "state"
     try:
@@ -81,7 +81,7 @@ def test_broker_restart_mid_send_exactly_once(stack: Settings,
     finally:
         code = agent.stop()
     assert code == 0, agent.tail()
-    counts = read_back(stack.kafka_bootstrap, start, agent_id)
+    counts = read_back(stack.kafka, start, agent_id)
     wanted = expected_ids(log, org, agent_id)
     assert len(wanted) == 20_000
     assert set(counts) == wanted, f"missing {len(wanted - set(counts))}"
@@ -96,9 +96,9 @@ def test_sigkill_while_following_no_loss_no_repeat(stack: Settings,
     agent_id = f"it-kill-{int(time.time())}"
     log = tmp_path / "auth.log"
     log.write_bytes(b"")
-    config = write_config(tmp_path, org, agent_id, stack.kafka_bootstrap,
+    config = write_config(tmp_path, org, agent_id, stack.kafka,
                           [{"type": "authlog", "name": "auth", "path": str(log)}])
-    start = end_offsets(stack.kafka_bootstrap, EVENTS_RAW.name)
+    start = end_offsets(stack.kafka, EVENTS_RAW.name)
     total, done = 8000, threading.Event()
 
     def writer() -> None:  # a service logging 800 lines/s for 10 s, in small bursts
@@ -135,7 +135,7 @@ def test_sigkill_while_following_no_loss_no_repeat(stack: Settings,
     finally:
         code = agent.stop()
     assert code == 0, agent.tail()
-    counts = read_back(stack.kafka_bootstrap, start, agent_id)
+    counts = read_back(stack.kafka, start, agent_id)
     wanted = expected_ids(log, org, agent_id)
     assert len(wanted) == total
     assert set(counts) == wanted, f"missing {len(wanted - set(counts))}"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from producers.agent.ship import Shipper
 from producers.agent.spool import Spool
+from runtime.kafka import KafkaConnection
 
 
 def _records(ids: list[str]) -> list[tuple[bytes, str, bytes, bytes]]:
@@ -18,7 +19,8 @@ def test_a_batch_spooled_again_after_a_restart_is_handed_to_kafka_once(tmp_path:
     spool.append(_records(["a", "b", "c", "d"]))  # before the kill; "a" already in Kafka
     spool.append(_records(["c", "d"]))  # the restart's first step read c, d again
     # Nothing listens there: the producer only queues, which is all this test looks at.
-    shipper = Shipper(spool, bootstrap="127.0.0.1:1", topic="events.raw", agent_id="agent-x",
+    shipper = Shipper(spool, kafka=KafkaConnection(bootstrap="127.0.0.1:1"), topic="events.raw",
+                      agent_id="agent-x",
                       producer_overrides={"message.timeout.ms": 1000, "log_level": 0})
     shipper.reconciled, shipper._skip = True, {"a"}  # what the restart check found in Kafka
     shipper._skip_upto = spool.next_seq - 1
