@@ -11,13 +11,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+import yaml
+from pydantic import Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+
+from runtime.errors import ConfigurationError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,7 +93,24 @@ class Settings(BaseSettings):
 
 
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
-    """Settings from ``config`` (or ``VIGIE_CONFIG``), environment, then explicit overrides."""
+    """Settings from ``config`` (or ``VIGIE_CONFIG``), environment, then explicit overrides.
+
+    Raises :class:`ConfigurationError` naming the file when it does not exist (pydantic-settings
+    would silently run on defaults), is not YAML, or holds a value of the wrong type.
+    """
     if config is not None:
         os.environ["VIGIE_CONFIG"] = str(config)
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    config_file = os.environ.get("VIGIE_CONFIG")
+    if config_file and not Path(config_file).is_file():
+        raise ConfigurationError(
+            "no such settings file" + ("" if config is not None else " (VIGIE_CONFIG)"),
+            source=config_file)
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                             for e in exc.errors())
+        raise ConfigurationError(f"invalid settings: {problems}",
+                                 source=config_file or "VIGIE_* environment") from None
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"not valid YAML: {exc}", source=config_file) from None

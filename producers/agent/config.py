@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from producers.agent.pseudonymise import Kind
 from producers.agent.spool import FullPolicy
+from runtime.errors import ConfigurationError
 from schemas.enrolment import AgentId
 from schemas.organization import Organization
 
@@ -133,7 +134,7 @@ class AgentConfig(_Strict):
         return self.pseudonymise.key_path or self.state_dir / "pseudonym.key"
 
 
-class ConfigError(Exception):
+class ConfigError(ConfigurationError):
     pass
 
 

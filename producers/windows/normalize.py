@@ -10,7 +10,9 @@ names are kept as the XML spells them (``Image``, ``CommandLine``...) since Sigm
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeGuard
+
+from runtime.errors import DataError
 
 
 class RawWinlog(TypedDict, total=False):
@@ -42,14 +44,14 @@ _TEXT = "#text"
 _NOT_MAPS = frozenset({str, int, float, bool, list, type(None)})
 
 
-def _is_map(value: Any) -> bool:
+def _is_map(value: Any) -> TypeGuard[Mapping[str, Any]]:
     """``isinstance(value, Mapping)``, with the plain-JSON cases first: the ABC check is
     several times slower and would run for most elements of every record."""
     kind = type(value)
     return kind is dict or (kind not in _NOT_MAPS and isinstance(value, Mapping))
 
 
-class NotAWindowsRecord(ValueError):
+class NotAWindowsRecord(DataError, ValueError):
     """The input is not a Windows event in any shape this module knows."""
 
 

@@ -15,15 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from producers.windows.normalize import NotAWindowsRecord, WindowsEvent, to_windows_event
+from runtime.errors import DataError
 
 ErrorCallback = Callable[[int, str], None]
 
 
-class RecordError(ValueError):
+class RecordError(DataError, ValueError):
     """One record of a file could not be turned into a Windows event."""
 
     def __init__(self, path: Path, index: int, reason: str) -> None:
-        super().__init__(f"{path}: record {index}: {reason}")
+        super().__init__(reason, source=f"{path}: record {index}")
         self.path = path
         self.index = index
         self.reason = reason
@@ -128,6 +129,8 @@ def read_evtx(
             return
         except RuntimeError as error:  # a corrupt chunk: report it, stop this file
             _report(path, index, f"evtx parse error: {error}", on_error)
+            return
+        if record is None:  # the package's stub says Optional; its iterator stops instead
             return
         try:
             # pydantic-core's parser: the same values as ``json.loads`` from this well-formed

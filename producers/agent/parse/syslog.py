@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 
 from producers.agent.parse.common import Doc, clip, int_or_none, put
+from runtime.errors import DataError
 
 SEVERITIES = ("emergency", "alert", "critical", "error", "warning", "notice",
               "informational", "debug")
@@ -36,7 +37,7 @@ _SD_ELEMENT = re.compile(r'\[(?P<id>[^\s\]=]+)(?P<params>(?: [^\s=\]]+="(?:\\.|[
 _SD_PARAM = re.compile(r'([^\s=\]]+)="((?:\\.|[^"\\])*)"')
 
 
-class MalformedMessage(ValueError):
+class MalformedMessage(DataError, ValueError):
     """A frame that is not a syslog message; ``reason`` is a short metric label."""
 
     def __init__(self, reason: str, detail: str) -> None:
