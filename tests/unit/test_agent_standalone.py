@@ -81,6 +81,7 @@ def test_the_national_modules_are_really_refused() -> None:
 
 
 def test_agent_help_without_national_dependencies() -> None:
+    assert vigie("--help").returncode == 0
     shown = vigie("agent", "--help")
     assert shown.returncode == 0, shown.stderr
     for command in ("run", "ingest", "enroll", "status"):

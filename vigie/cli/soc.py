@@ -172,7 +172,7 @@ def report(
     from soc.report import national_report
 
     if format_ not in ("html", "json"):
-        raise UsageError("html or json", source="--format")
+        raise UsageError(f"{format_!r} is neither html nor json", source="--format")
     start, end = _day(from_, "--from"), _day(to, "--to")
     figures = national_report(_elasticsearch(config), start, end)
     if format_ == "json":
