@@ -44,7 +44,7 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> faus
     verifier = None
     if settings.require_signatures:
         from processors.verify import Verifier
-        from schemas.enrolment import load_agents
+        from runtime.agents_registry import load_agents
 
         verifier = Verifier(load_agents(settings.agents_registry))
     faust_home = settings.home / "faust"

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
+from runtime.errors import DataError
 from schemas.deadletter import DeadLetter, KafkaCoordinates, Reason
 from schemas.event import SecurityEvent
 from schemas.identity import dead_letter_id
@@ -32,7 +33,7 @@ class Coordinates:
     key: bytes | None
 
 
-class Refused(Exception):
+class Refused(DataError):
     """A record the pipeline will not accept, with the reason an operator will read."""
 
     def __init__(self, reason: Reason, detail: str, establishment_id: str | None = None):

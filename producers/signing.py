@@ -19,18 +19,24 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from nacl.signing import SigningKey
 
+from runtime.errors import CannotWrite, ConfigurationError
 from schemas.enrolment import HEADER_AGENT, HEADER_SIGNATURE
 
 
-class AgentKeyError(Exception):
+class AgentKeyError(ConfigurationError):
     """The agent key file is missing, unreadable or not an Ed25519 key."""
+
+
+class AgentKeyExists(CannotWrite, AgentKeyError):
+    """``enroll`` would overwrite an existing key (and so un-enroll the agent)."""
 
 
 def generate_key(path: Path, *, overwrite: bool = False) -> Ed25519PrivateKey:
     """Create a new private key at ``path`` (mode 0600). Refuses to replace an existing key:
     losing it means re-enrolling the agent."""
     if path.exists() and not overwrite:
-        raise AgentKeyError(f"{path} already exists; refusing to overwrite an agent key")
+        raise AgentKeyExists("already exists; refusing to overwrite an agent key",
+                             source=str(path))
     key = Ed25519PrivateKey.generate()
     path.parent.mkdir(parents=True, exist_ok=True)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

@@ -9,11 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from runtime.errors import DataError, InputMissing
 from schemas.organization import Organization
 
 
-class RegistryError(Exception):
-    """The registry file is missing or has a bad line (with its number)."""
+class RegistryError(DataError):
+    """The registry file has a bad line (with its number), or is missing."""
+
+
+class RegistryMissing(InputMissing, RegistryError):
+    """No registry file where the settings say (``vigie registry generate`` makes one)."""
 
 
 def write_registry(path: Path, organizations: Iterable[Organization]) -> int:
@@ -31,7 +36,7 @@ def write_registry(path: Path, organizations: Iterable[Organization]) -> int:
 def load_registry(path: Path) -> dict[str, Organization]:
     """Establishments by FINESS id."""
     if not path.exists():
-        raise RegistryError(
+        raise RegistryMissing(
             f"no establishment registry at {path}; create one with `vigie registry generate`"
         )
     registry: dict[str, Organization] = {}
@@ -42,6 +47,6 @@ def load_registry(path: Path) -> dict[str, Organization]:
             try:
                 org = Organization.model_validate_json(line)
             except ValueError as exc:
-                raise RegistryError(f"{path}:{number}: {exc}") from exc
+                raise RegistryError(str(exc), source=f"{path}:{number}") from exc
             registry[org.id] = org
     return registry

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -28,7 +29,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from runtime.errors import VigieError
+from runtime.errors import ConfigurationError
 from runtime.kafka import KafkaConnection
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +58,7 @@ RENAMED: dict[str, str] = {
 }
 
 
-class SettingsError(VigieError):
+class SettingsError(ConfigurationError):
     """The settings file or the environment holds something that is not a valid setting."""
 
 
@@ -183,23 +184,34 @@ class _KnownVariablesOnly(PydanticBaseSettingsSource):
         return {}
 
 
-def _describe(error: ValidationError, source: str) -> str:
-    """The errors of ``error``, one per line, without the offending values (secrets)."""
-    lines = []
-    for item in error.errors():
+def describe_validation(error: ValidationError, what: str = "setting") -> str:
+    """The problems of ``error`` on one line (``loc: reason; ...``), without the offending
+    values: a refused Kafka block may hold a password. Shared by the national settings and the
+    agent's configuration so that both read the same to an operator."""
+    problems = []
+    for item in error.errors(include_input=False):
         if item["type"] == "default_factory_not_called":
             continue  # a default derived from a field that is itself in error: said already
-        where = ".".join(str(part) for part in item["loc"]) or "settings"
+        where = ".".join(str(part) for part in item["loc"]) or what
         if item["type"] == "extra_forbidden":
-            lines.append(f"{where}: unknown setting")
+            problems.append(f"{where}: unknown {what}")
         else:
-            lines.append(f"{where}: {item['msg']}")
-    return f"invalid settings ({source}):\n  " + "\n  ".join(lines)
+            problems.append(f"{where}: {item['msg']}")
+    return "; ".join(problems)
 
 
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     """Settings from the defaults, ``config`` (else ``VIGIE_CONFIG``), the environment, then
-    the non-None ``overrides``. Reads the environment, never writes it."""
+    the non-None ``overrides``. Reads the environment, never writes it.
+
+    Raises :class:`SettingsError` naming the file when it does not exist (pydantic-settings
+    would silently run on defaults), is not YAML, or holds an unknown key or a wrong value.
+    """
+    config_file = str(config) if config is not None else os.environ.get("VIGIE_CONFIG")
+    if config_file and not Path(config_file).is_file():
+        raise SettingsError(
+            "no such settings file" + ("" if config is not None else " (VIGIE_CONFIG)"),
+            source=config_file)
     settings_cls: type[Settings] = Settings
     if config is not None:
         # The file goes in through the class's configuration: a subclass per file, so that
@@ -210,9 +222,11 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
             "__module__": __name__,
             "__doc__": Settings.__doc__,
         })
-    config_file = config or os.environ.get("VIGIE_CONFIG")
-    source = f"{config_file} and the environment" if config_file else "the environment"
+    source = config_file or "VIGIE_* environment"
     try:
         return settings_cls(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        raise SettingsError(_describe(exc, source)) from None
+        raise SettingsError(f"invalid settings: {describe_validation(exc)}",
+                            source=source) from None
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"not valid YAML: {exc}", source=config_file) from None

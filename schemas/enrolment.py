@@ -7,22 +7,19 @@ stored, with no canonicalisation step that the agent and the processor could dis
 
 The registry says which public key belongs to which agent and for which establishment (FINESS
 id). A revoked agent stays in the file (with ``revoked_at``) so that the reason an event is
-refused remains explainable. The file is JSON lines (``.jsonl``, default) or YAML (a list of
-entries, ``.yaml``/``.yml``), so a national admin can edit it by hand or with
-``vigie agents add|revoke``.
+refused remains explainable. The file (read and written by :mod:`runtime.agents_registry`) is
+JSON lines (``.jsonl``, default) or YAML (a list of entries, ``.yaml``/``.yml``), so a national
+admin can edit it by hand or with ``vigie agents add|revoke``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated
 
-import yaml
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from schemas.organization import FinessId
@@ -67,63 +64,6 @@ class AgentEntry(BaseModel):
     @property
     def public_key_bytes(self) -> bytes:
         return base64.b64decode(self.public_key)
-
-
-class AgentsRegistryError(Exception):
-    """The agents registry file is missing, malformed (with the line) or inconsistent."""
-
-
-def _is_yaml(path: Path) -> bool:
-    return path.suffix.lower() in (".yaml", ".yml")
-
-
-def load_agents(path: Path) -> dict[str, AgentEntry]:
-    """Agents by id. A duplicate id is an error: which key would be the right one?"""
-    if not path.exists():
-        raise AgentsRegistryError(
-            f"no agents registry at {path}; enroll agents with `vigie agents add`")
-    entries: list[tuple[int, AgentEntry]] = []
-    try:
-        if _is_yaml(path):
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
-            if not isinstance(data, list):
-                raise AgentsRegistryError(f"{path}: expected a YAML list of agents")
-            entries = [(n, AgentEntry.model_validate(item)) for n, item in
-                       enumerate(data, start=1)]
-        else:
-            with path.open("rb") as lines:
-                for number, line in enumerate(lines, start=1):
-                    if line.strip():
-                        try:
-                            entries.append((number, AgentEntry.model_validate_json(line)))
-                        except ValueError as exc:
-                            raise AgentsRegistryError(f"{path}:{number}: {exc}") from exc
-    except (ValueError, yaml.YAMLError) as exc:
-        if isinstance(exc, AgentsRegistryError):
-            raise
-        raise AgentsRegistryError(f"{path}: {exc}") from exc
-    agents: dict[str, AgentEntry] = {}
-    for number, entry in entries:
-        if entry.agent_id in agents:
-            raise AgentsRegistryError(f"{path}:{number}: agent {entry.agent_id} listed twice")
-        agents[entry.agent_id] = entry
-    return agents
-
-
-def save_agents(path: Path, agents: Iterable[AgentEntry]) -> int:
-    """Write atomically (a processor reading it never sees half a file); returns the count."""
-    items = list(agents)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    if _is_yaml(path):
-        tmp.write_text(yaml.safe_dump([e.model_dump(mode="json") for e in items],
-                                      sort_keys=False), encoding="utf-8")
-    else:
-        with tmp.open("wb") as out:
-            for entry in items:
-                out.write(entry.model_dump_json(exclude_none=True).encode() + b"\n")
-    tmp.replace(path)
-    return len(items)
 
 
 def registry_line(entry: AgentEntry) -> str:

@@ -39,7 +39,10 @@ STAGE = "sink"
 
 class _Abandoned(Exception):
     """SIGTERM arrived while Elasticsearch could not take the batch: give up on it, uncommitted
-    (it will be re-read), instead of retrying until the supervisor's SIGKILL."""
+    (it will be re-read), instead of retrying until the supervisor's SIGKILL.
+
+    Private control flow, deliberately not a ``VigieError``: raised and caught inside one
+    flush of this consumer, it never reaches a caller or the command line."""
 
 
 @dataclass(frozen=True)

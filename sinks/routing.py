@@ -11,12 +11,13 @@ import json
 from datetime import datetime
 from typing import Any
 
+from runtime.errors import DataError
 from schemas.indices import INCIDENTS, TOPIC_TO_INDEX
 from schemas.topics import EVENTS_CLASSIFIED
 from sinks.elasticsearch.bulk import Doc
 
 
-class Unroutable(Exception):
+class Unroutable(DataError):
     """A record the sink cannot place (no id, no timestamp, not JSON)."""
 
 

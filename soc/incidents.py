@@ -13,6 +13,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch, NotFoundError
 
+from runtime.errors import UsageError
 from schemas import indices
 from schemas.taxonomy import Severity
 
@@ -89,7 +90,7 @@ def find_incidents(es: Elasticsearch, f: IncidentFilter, text: str | None = None
     return int(hits["total"]["value"]), [h["_source"] for h in hits["hits"]]
 
 
-class AmbiguousId(LookupError):
+class AmbiguousId(UsageError, LookupError):
     """An id prefix that matches more than one incident."""
 
 

@@ -1,4 +1,5 @@
-"""Vigie: the command line and the runtime pieces every process shares (settings, logs, metrics).
+"""Vigie's command line (``vigie``, :mod:`vigie.cli`), and nothing else: the shared runtime
+pieces (settings, logs, metrics, errors) live in ``runtime``.
 
 The data flow itself lives in the top-level packages: ``producers`` → ``processors`` →
 ``sinks``, with ``schemas`` owning the wire formats and ``deploy`` the services.

@@ -18,11 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runtime.errors import DataError, ServiceUnavailable
+
 DEFAULT_FILE = Path(__file__).with_name("saved_objects.ndjson")
 
 
-class KibanaImportError(Exception):
+class KibanaImportError(DataError):
     """Kibana refused the import, or some objects failed (the message lists them)."""
+
+
+class KibanaUnavailable(ServiceUnavailable, KibanaImportError):
+    """Kibana cannot be reached, or answers with a server error: nothing was imported."""
 
 
 @dataclass(frozen=True)
@@ -61,12 +67,14 @@ def import_saved_objects(url: str, path: Path = DEFAULT_FILE, *, space: str | No
             payload: dict[str, Any] = json.load(response)
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode("utf-8", "replace")[:2000]
-        raise KibanaImportError(f"Kibana answered {exc.code} to {endpoint}: {detail}") from None
+        failure = KibanaUnavailable if exc.code >= 500 else KibanaImportError
+        raise failure(f"Kibana answered {exc.code}: {detail}", source=endpoint) from None
     except (urllib.error.URLError, OSError) as exc:
-        raise KibanaImportError(f"cannot reach Kibana at {endpoint}: {exc}") from None
+        raise KibanaUnavailable(f"cannot reach Kibana ({exc})", source=endpoint) from None
     if not payload.get("success", False):
         errors = payload.get("errors") or []
         listed = "; ".join(f"{e.get('type')}/{e.get('id')}: {e.get('error', {}).get('type')}"
                            for e in errors[:20])
-        raise KibanaImportError(f"{len(errors)} objects failed to import: {listed}")
+        raise KibanaImportError(f"{len(errors)} objects failed to import: {listed}",
+                                source=endpoint)
     return ImportResult(int(payload.get("successCount", 0)), payload)

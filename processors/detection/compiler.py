@@ -67,6 +67,7 @@ from processors.detection.modifiers import (
     string_matchers,
 )
 from processors.detection.view import EventView
+from runtime.errors import DataError
 
 Evaluator = Callable[[EventView], bool]
 Anchor = tuple[str | None, str]  # (Sigma field or None for keywords, lower-case literal)
@@ -92,7 +93,7 @@ Placeholders = Mapping[str, Sequence[str]]
 EVENT_ID_FIELD = "EventID"
 
 
-class UnsupportedRule(ValueError):
+class UnsupportedRule(DataError, ValueError):
     """The rule cannot be evaluated faithfully; the engine skips it with this reason."""
 
 

@@ -17,6 +17,8 @@ from typing import Any
 from sigma.pipelines.common import windows_logsource_mapping
 from sigma.rule import SigmaLogSource
 
+from runtime.errors import DataError
+
 SYSMON = "Microsoft-Windows-Sysmon/Operational"
 SECURITY = "Security"
 POWERSHELL = ("Microsoft-Windows-PowerShell/Operational", "PowerShellCore/Operational")
@@ -79,7 +81,7 @@ class EventSlot:
     event_id: int | None
 
 
-class UnsupportedLogSource(ValueError):
+class UnsupportedLogSource(DataError, ValueError):
     """The log source is not produced by any Windows event source."""
 
 

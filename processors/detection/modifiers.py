@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import operator
 import re
-import re._constants as _regex_constants  # the parser behind ``re``: to read literal runs
-import re._parser as _regex_parser
+import re._constants as _regex_constants  # type: ignore[import-not-found]  # no stub
+import re._parser as _regex_parser  # type: ignore[import-not-found]  # the parser behind re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -57,6 +57,7 @@ from sigma.types import (
 )
 
 from processors.detection.view import EventView, as_number
+from runtime.errors import DataError
 
 # The specification names ``utf16le`` as ``wide``'s alias; pySigma 2.0 knows only ``wide``.
 # Registered here (never overriding pySigma) so that rules using the spec's name load.
@@ -66,7 +67,7 @@ View = Literal["lower", "text", "raw"]
 Test = Callable[[Any], bool]
 
 
-class UnsupportedValue(ValueError):
+class UnsupportedValue(DataError, ValueError):
     """A rule value the engine cannot evaluate faithfully; the rule is skipped with this."""
 
 
@@ -198,7 +199,7 @@ class StringMatcher(ValueMatcher):
             for p in patterns
             if p.kind in ("regex", "segments")
         )
-        self.test = self._build()  # type: ignore[method-assign]
+        self.test = self._build()  # type: ignore[method-assign, assignment]
 
     def _parts(self, value: SigmaString) -> list[str | SpecialChars]:
         parts: list[str | SpecialChars] = []
@@ -295,7 +296,7 @@ class RegexMatcher(ValueMatcher):
         except engine.error as error:  # pragma: no cover - pySigma validated it already
             raise UnsupportedValue(f"regular expression {self.pattern!r}: {error}") from error
         self._search = compiled.search
-        self.test = _re2_test(compiled) or self._test_generic  # type: ignore[method-assign]
+        self.test = _re2_test(compiled) or self._test_generic  # type: ignore[method-assign, assignment]
 
     def _test_generic(self, value: Any) -> bool:
         return self._search(value) is not None
@@ -350,7 +351,7 @@ def _re2_test(compiled: Any) -> Test | None:
     policy): the generic ``search`` is used then.
     """
     try:
-        import re2
+        import re2  # type: ignore[import-untyped]
     except ImportError:  # pragma: no cover - pySigma's default policy needs it
         return None
     if not isinstance(compiled, re2._Regexp):

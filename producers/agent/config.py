@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from producers.agent.pseudonymise import Kind
 from producers.agent.spool import FullPolicy
+from runtime.errors import ConfigurationError
 from runtime.kafka import KafkaConnection
+from runtime.settings import describe_validation
 from schemas.enrolment import AgentId
 from schemas.organization import Organization
 
@@ -136,7 +138,7 @@ class AgentConfig(_Strict):
         return self.pseudonymise.key_path or self.state_dir / "pseudonym.key"
 
 
-class ConfigError(Exception):
+class ConfigError(ConfigurationError):
     pass
 
 
@@ -144,12 +146,15 @@ def load_config(path: Path) -> AgentConfig:
     """Read and check the YAML file; relative paths are relative to the file's folder."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(exc.strerror or str(exc), source=str(path)) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", source=str(path)) from exc
     try:
         config = AgentConfig.model_validate(data)
-    except ValueError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+    except ValidationError as exc:
+        raise ConfigError(f"invalid agent configuration: {describe_validation(exc, 'key')}",
+                          source=str(path)) from None
     base = path.resolve().parent
 
     def rebase(p: Path | None) -> Path | None:

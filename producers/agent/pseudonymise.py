@@ -39,6 +39,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from runtime.errors import ConfigurationError
+
 
 class Kind(StrEnum):
     """How a field's value is pseudonymised."""
@@ -93,7 +95,7 @@ def is_internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return any(address.version == net.version and address in net for net in INTERNAL_NETWORKS)
 
 
-class PseudonymKeyError(Exception):
+class PseudonymKeyError(ConfigurationError):
     """The pseudonymisation key file is missing or too short."""
 
 

@@ -19,10 +19,10 @@ from producers.simulator.fleet import simulated_agents
 from producers.simulator.registry import DEFAULT_COUNT, generate_registry
 from producers.simulator.simulation import SimRecord, Simulation
 from runtime import metrics
+from runtime.agents_registry import save_agents
 from runtime.kafka import DeliveryReport, KafkaConnection, produce_blocking
 from runtime.registry import load_registry, write_registry
 from runtime.topics import ensure_topics
-from schemas.enrolment import save_agents
 from schemas.organization import Organization
 from schemas.topics import EVENTS_RAW
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypedDict, TypeGuard
 
+from runtime.errors import DataError
+
 
 class RawWinlog(TypedDict, total=False):
     """The ``winlog`` object, keyed as Winlogbeat keys it."""
@@ -49,7 +51,7 @@ def _is_map(value: Any) -> TypeGuard[Mapping[str, Any]]:
     return kind is dict or (kind not in _NOT_MAPS and isinstance(value, Mapping))
 
 
-class NotAWindowsRecord(ValueError):
+class NotAWindowsRecord(DataError, ValueError):
     """The input is not a Windows event in any shape this module knows."""
 
 

@@ -15,15 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from producers.windows.normalize import NotAWindowsRecord, WindowsEvent, to_windows_event
+from runtime.errors import DataError
 
 ErrorCallback = Callable[[int, str], None]
 
 
-class RecordError(ValueError):
+class RecordError(DataError, ValueError):
     """One record of a file could not be turned into a Windows event."""
 
     def __init__(self, path: Path, index: int, reason: str) -> None:
-        super().__init__(f"{path}: record {index}: {reason}")
+        super().__init__(reason, source=f"{path}: record {index}")
         self.path = path
         self.index = index
         self.reason = reason

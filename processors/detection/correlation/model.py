@@ -198,7 +198,9 @@ class CorrelationSet:
 
 
 class _Unsupported(Exception):
-    pass
+    """Why one correlation rule cannot run. Private control flow, deliberately not a
+    ``VigieError``: ``compile`` catches it at once and records the rule as skipped with this
+    reason; it never reaches a caller, let alone the command line."""
 
 
 def _replace_published(compiled: CompiledCorrelation, published: bool) -> CompiledCorrelation:

@@ -15,6 +15,7 @@ from typing import Any
 
 from producers.agent.parse.common import Doc, clip, put
 from producers.ecs_values import int_or_none, ip_or_none, port_or_none
+from runtime.errors import DataError
 
 _NEXT_KEY = re.compile(r"(?<!\\) (?=[A-Za-z0-9_.\[\]-]+=)")
 _SEVERITY_WORDS = {"unknown": 0, "low": 3, "medium": 5, "high": 8, "very-high": 10,
@@ -41,7 +42,9 @@ _MAP: dict[str, tuple[str, Any]] = {
 }
 
 
-class MalformedCef(ValueError):
+class MalformedCef(DataError, ValueError):
+    """A line that is not CEF; ``reason`` is a short metric label."""
+
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason

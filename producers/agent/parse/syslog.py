@@ -17,6 +17,7 @@ from datetime import UTC, datetime, tzinfo
 
 from producers.agent.parse.common import Doc, clip, put
 from producers.ecs_values import int_or_none
+from runtime.errors import DataError
 
 SEVERITIES = ("emergency", "alert", "critical", "error", "warning", "notice",
               "informational", "debug")
@@ -37,7 +38,7 @@ _SD_ELEMENT = re.compile(r'\[(?P<id>[^\s\]=]+)(?P<params>(?: [^\s=\]]+="(?:\\.|[
 _SD_PARAM = re.compile(r'([^\s=\]]+)="((?:\\.|[^"\\])*)"')
 
 
-class MalformedMessage(ValueError):
+class MalformedMessage(DataError, ValueError):
     """A frame that is not a syslog message; ``reason`` is a short metric label."""
 
     def __init__(self, reason: str, detail: str) -> None:

@@ -9,10 +9,13 @@ from typing import Any
 from producers.agent.follow import FilePosition, Follower, Line
 from producers.agent.parse.common import Doc
 from producers.agent.sources.base import Context, Source
+from runtime.errors import DataError
 from schemas.identity import event_id
 
 
-class LineParseError(ValueError):
+class LineParseError(DataError, ValueError):
+    """A line of a followed file that is not an event; ``reason`` is a short metric label."""
+
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason

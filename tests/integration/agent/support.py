@@ -47,7 +47,7 @@ class AgentProcess:
         out = self.log.open("ab")
         env = {**os.environ, "VIGIE_METRICS_PORT": "0"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "producers.agent", "run", "--config", str(self.config),
+            [sys.executable, "-m", "vigie.cli", "agent", "run", "--config", str(self.config),
              "--drain", "20"], stdout=out, stderr=subprocess.STDOUT, env=env,
             start_new_session=True)
         out.close()

@@ -71,7 +71,7 @@ def test_json_and_evtx_of_a_sample_give_the_same_event(ctx: Context, finisher: F
 def test_dry_run_prints_json_lines(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from producers.agent.cli import agent_app
+    from vigie.cli.agent import agent_app
 
     result = CliRunner().invoke(agent_app, ["ingest", "--dry-run", str(SAMPLES[0])])
     assert result.exit_code == 0, result.output

@@ -15,14 +15,13 @@ from producers.agent.pipeline import Finisher
 from producers.agent.pseudonymise import Kind, Pseudonymiser
 from producers.signing import Signer, generate_key, load_key, public_key_b64
 from producers.simulator.fleet import simulated_agents
+from runtime.agents_registry import load_agents, save_agents
 from schemas.deadletter import Reason
 from schemas.enrolment import (
     HEADER_AGENT,
     HEADER_SIGNATURE,
     AgentEntry,
     AgentStatus,
-    load_agents,
-    save_agents,
 )
 from schemas.event import SecurityEvent
 from schemas.organization import Organization

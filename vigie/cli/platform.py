@@ -1,0 +1,298 @@
+"""National platform operations: the local stack, the registries, simulation, and the
+long-running stages (process, sink, notify), plus the enrolled agents and Kibana.
+
+Thin: each command parses its options, imports the package that does the work in its body
+(see :mod:`vigie.cli.common` for why) and prints the outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from runtime.logs import setup_logging
+from vigie.cli.common import ConfigOpt, console, settings
+
+if TYPE_CHECKING:  # imported for real inside the commands
+    from deploy.local.stack import ServiceStatus
+
+PANEL = "National platform"
+
+commands = typer.Typer()
+stack_app = typer.Typer(help="The local Kafka and Elasticsearch (deploy/local, no Docker).",
+                        no_args_is_help=True)
+schemas_app = typer.Typer(help="Wire formats (schemas/).", no_args_is_help=True)
+registry_app = typer.Typer(help="The national registry of establishments.",
+                           no_args_is_help=True)
+agents_app = typer.Typer(
+    help="National registry of enrolled agents (which public key speaks for which "
+         "establishment). The processor rejects events whose signature does not verify "
+         "against it.", no_args_is_help=True)
+kibana_app = typer.Typer(help="Kibana saved objects (deploy/kibana).", no_args_is_help=True)
+commands.add_typer(stack_app, name="stack", rich_help_panel=PANEL)
+commands.add_typer(schemas_app, name="schemas", rich_help_panel=PANEL)
+commands.add_typer(registry_app, name="registry", rich_help_panel=PANEL)
+commands.add_typer(agents_app, name="agents", rich_help_panel=PANEL,
+                   help="The national registry of enrolled agents (add, revoke, list).")
+commands.add_typer(kibana_app, name="kibana", rich_help_panel=PANEL)
+
+
+# ---------------------------------------------------------------- stack
+@stack_app.command("up")
+def stack_up(timeout: Annotated[float, typer.Option(help="Seconds to wait for both")] = 240,
+             ) -> None:
+    """Fetch (first time), start and wait for Kafka and Elasticsearch. Idempotent."""
+    from deploy.local import stack
+
+    setup_logging()
+    _print_status(stack.up(timeout=timeout))
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop what `vigie stack up` started, and nothing else."""
+    from deploy.local import stack
+
+    setup_logging()
+    for line in stack.down():
+        console.print(line)
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """What runs where, and which log to read."""
+    from deploy.local import stack
+
+    statuses = stack.status()
+    _print_status(statuses)
+    if not all(s.answering for s in statuses):
+        raise typer.Exit(3)
+
+
+def _print_status(statuses: list[ServiceStatus]) -> None:
+    for s in statuses:
+        state = "answering" if s.answering else ("running, not answering" if s.running
+                                                 else "stopped")
+        pid = f"pid {s.pid}" if s.pid else "no pid"
+        print(f"{s.name:<14} {s.version:<8} {s.url:<24} {pid:<10} {state:<22} log {s.log}")
+        if getattr(s, "detail", ""):
+            print(f"{'':<14} {s.detail}")
+
+
+# ---------------------------------------------------------------- schemas / registries
+@schemas_app.command("export")
+def schemas_export(directory: Path) -> None:
+    """Write JSON Schema files of every wire model, for agent authors in other languages."""
+    from schemas.export import export_json_schemas
+
+    for path in export_json_schemas(directory):
+        print(path)
+
+
+@registry_app.command("generate")
+def registry_generate(
+    out: Annotated[Path | None, typer.Option(help="Registry file (default: settings)")] = None,
+    count: Annotated[int, typer.Option(help="Number of establishments")] = 3036,
+    seed: Annotated[int, typer.Option(help="Seed: same seed, same registry")] = 0,
+    config: ConfigOpt = None,
+) -> None:
+    """Generate a synthetic registry of FINESS-like establishments over the 18 regions."""
+    from producers.simulator.registry import generate_registry
+    from runtime.registry import write_registry
+
+    path = out or settings(config).registry
+    written = write_registry(path, generate_registry(count, seed))
+    console.print(f"{written} establishments written to {path}")
+
+
+RegistryOpt = Annotated[Path | None, typer.Option(
+    "--registry", help="Agents registry file (default: VIGIE_AGENTS_REGISTRY or "
+    ".vigie/registry/agents.jsonl)")]
+
+
+def _agents_registry(registry: Path | None) -> Path:
+    if registry is not None:
+        return registry
+    from runtime.settings import load_settings
+
+    return load_settings().agents_registry
+
+
+@agents_app.command("add")
+def agents_add(agent_id: Annotated[str, typer.Option(help="Agent id")],
+               establishment: Annotated[str, typer.Option(help="FINESS id it speaks for")],
+               public_key: Annotated[str, typer.Option(help="Base64 raw Ed25519 public key, "
+                                                            "as `vigie agent enroll` prints")],
+               registry: RegistryOpt = None) -> None:
+    """Enroll an agent: from now on its signed events are accepted for that establishment."""
+    from runtime.agents_registry import enroll_agent
+
+    path = _agents_registry(registry)
+    enroll_agent(path, agent_id, establishment, public_key)
+    typer.echo(f"enrolled {agent_id} for {establishment} in {path}")
+
+
+@agents_app.command("revoke")
+def agents_revoke(agent_id: Annotated[str, typer.Argument(help="Agent id to revoke")],
+                  registry: RegistryOpt = None) -> None:
+    """Revoke an agent (stolen key, decommissioned server): its events are rejected as
+    unknown_agent. The entry stays, so past rejections remain explainable."""
+    from runtime.agents_registry import revoke_agent
+
+    revoke_agent(_agents_registry(registry), agent_id)
+    typer.echo(f"revoked {agent_id}; restart (or reload) the processors to apply it")
+
+
+@agents_app.command("list")
+def agents_list(registry: RegistryOpt = None) -> None:
+    """Enrolled agents: id, establishment, status, enrolment date."""
+    from runtime.agents_registry import enrolled_agents
+
+    for entry in enrolled_agents(_agents_registry(registry)):
+        typer.echo(f"{entry.agent_id}\t{entry.establishment_id}\t{entry.status.value}\t"
+                   f"{entry.enrolled_at.isoformat()}")
+
+
+# ---------------------------------------------------------------- pipeline jobs
+@commands.command(rich_help_panel=PANEL)
+def simulate(
+    events: Annotated[int | None, typer.Option(help="Number of records to produce")] = None,
+    duration: Annotated[float | None, typer.Option(help="Paced run of this many seconds")] = None,
+    rate: Annotated[float | None, typer.Option(help="Events/s for --duration")] = None,
+    seed: Annotated[int, typer.Option(help="Same seed, same events")] = 0,
+    scenarios: Annotated[str, typer.Option(
+        help="Comma-separated attack scenarios, or 'none' for benign only")] =
+        "brute_force,malware,phishing",
+    malformed: Annotated[int, typer.Option(help="Malformed records mixed in")] = 0,
+    truth: Annotated[Path | None, typer.Option(help="Write ground truth (JSON lines)")] = None,
+    establishments: Annotated[int, typer.Option(
+        help="Registry size when the registry file does not exist yet")] = 3036,
+    config: ConfigOpt = None,
+) -> None:
+    """Produce simulated national traffic (benign + attacks) to events.raw."""
+    from producers.simulator.run import registry_for
+    from producers.simulator.run import simulate as run
+
+    loaded = settings(config)
+    names = [] if scenarios.strip() == "none" else [s.strip() for s in scenarios.split(",")]
+    if events is None and duration is None:
+        events = 10_000
+    report = run(kafka=loaded.kafka,
+                 registry=registry_for(loaded.registry, establishments), seed=seed,
+                 events=events, duration=duration, rate=rate, scenarios=names,
+                 malformed=malformed, truth=truth,
+                 progress=lambda n, total: console.print(f"produced {n}/{total}", end="\r"))
+    console.print()
+    print(json.dumps({"produced": report.produced, "valid": report.valid,
+                      "malformed": dict(report.malformed), "scenarios": dict(report.by_scenario),
+                      "delivered": report.delivery.delivered, "failed": report.delivery.failed,
+                      "seconds": round(report.seconds, 2)}))
+    if report.delivery.failed:
+        raise typer.Exit(1)
+
+
+@commands.command("simulate-declarations", rich_help_panel=PANEL)
+def simulate_declarations(
+    year: Annotated[int, typer.Option(help="Calendar year of the declarations")] = 2026,
+    seed: Annotated[int, typer.Option(help="Same seed, same incidents (same ids)")] = 0,
+    config: ConfigOpt = None,
+) -> None:
+    """A year of declared incidents calibrated to the 2019 article, to the incidents topic."""
+    from producers.simulator.declarations import declarations, produce_declarations, summary
+    from producers.simulator.run import registry_for
+
+    loaded = settings(config)
+    year_ = declarations(registry_for(loaded.registry), year, seed)
+    result = produce_declarations(loaded.kafka, year_.incidents)
+    print(json.dumps({"year": year, "seed": seed, **dict(summary(year_.incidents)),
+                      "delivered": result.delivery.delivered,
+                      "failed": result.delivery.failed}))
+    if result.delivery.failed:
+        raise typer.Exit(1)
+
+
+@commands.command(rich_help_panel=PANEL)
+def process(
+    config: ConfigOpt = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Prometheus port (default 9402)")] =
+        None,
+) -> None:
+    """Run the stream processor (Faust): validate, classify, route to DLQ. Stop with SIGTERM."""
+    from processors.app import run_processor
+
+    loaded = settings(config, metrics_port=metrics_port)
+    sys.argv = [sys.argv[0]]  # Faust's worker parses argv; ours are already consumed
+    run_processor(loaded)
+
+
+@commands.command(rich_help_panel=PANEL)
+def sink(
+    config: ConfigOpt = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Prometheus port (default 9403)")] =
+        None,
+    idle_exit: Annotated[float | None, typer.Option(
+        help="Exit after this many seconds without records (batch jobs)")] = None,
+) -> None:
+    """Index the pipeline's topics into Elasticsearch. Stop with SIGTERM (flushes first)."""
+    from sinks.run import run_sink
+
+    stats = run_sink(settings(config, metrics_port=metrics_port), idle_exit_s=idle_exit)
+    print(json.dumps(stats.__dict__))
+
+
+@commands.command(rich_help_panel=PANEL)
+def notify(
+    alertmanager: Annotated[str, typer.Option(help="Alertmanager base URL")] =
+        "http://localhost:9093",
+    idle_exit: Annotated[float | None, typer.Option(
+        help="Exit after this many seconds without alerts")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Post alerts (the alerts topic) to Prometheus Alertmanager's API v2, with resolves."""
+    from runtime import metrics
+    from sinks.alertmanager import Notifier
+
+    loaded = settings(config)
+    metrics.serve_metrics("notifier", loaded.metrics_port)
+    posted = Notifier(loaded.kafka, alertmanager,
+                      group=loaded.notifier_group).run(idle_exit_s=idle_exit)
+    console.print(f"{posted} alerts posted")
+
+
+@commands.command(rich_help_panel=PANEL)
+def demo(
+    events: Annotated[int, typer.Option(help="Records to simulate")] = 30_000,
+    malformed: Annotated[int, typer.Option(help="Malformed records among them")] = 200,
+    seed: Annotated[int | None, typer.Option(help="Seed (default: from the clock)")] = None,
+    timeout: Annotated[float, typer.Option(help="Give up waiting after this many seconds")] =
+        240,
+    config: ConfigOpt = None,
+) -> None:
+    """Start the stack if needed, run simulator → processor → sink, print a reconciled summary."""
+    from deploy.demo import run_demo
+
+    ok = run_demo(settings(config), events=events, malformed=malformed, seed=seed,
+                  timeout=timeout, config=config)
+    if not ok:
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- Kibana
+@kibana_app.command("import")
+def kibana_import(
+    url: Annotated[str, typer.Option(help="Kibana base URL, e.g. http://localhost:5601")],
+    file: Annotated[Path | None, typer.Option(help="NDJSON (default: deploy/kibana)")] = None,
+    space: Annotated[str | None, typer.Option(help="Kibana space id")] = None,
+    username: Annotated[str | None, typer.Option(envvar="KIBANA_USERNAME")] = None,
+    password: Annotated[str | None, typer.Option(envvar="KIBANA_PASSWORD")] = None,
+) -> None:
+    """Load the data views, searches, visualisations and dashboard (overwrite=true)."""
+    from deploy.kibana.importer import DEFAULT_FILE, import_saved_objects
+
+    result = import_saved_objects(url, file or DEFAULT_FILE, space=space,
+                                  username=username, password=password)
+    console.print(f"{result.success_count} saved objects imported into {url}")
