@@ -10,13 +10,15 @@ from __future__ import annotations
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
+from elasticsearch import Elasticsearch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from deploy.local.pipeline import PROCESSOR_READY, Service
-from producers.simulator.run import registry_for, simulate
+from producers.simulator.run import SimulationReport, registry_for, simulate
 from runtime.elasticsearch import make_client
 from runtime.settings import Settings
 from runtime.topics import end_offsets, ensure_topics
@@ -105,9 +107,9 @@ def run_demo(settings: Settings, *, events: int, malformed: int, seed: int | Non
     return ok
 
 
-def _wait_for_incidents(es, truth: Path, deadline: float) -> dict:  # type: ignore[no-untyped-def]
+def _wait_for_incidents(es: Elasticsearch, truth: Path, deadline: float) -> dict[str, Any]:
     """The run's incidents per ``vigie evaluate``, once every scenario is recalled."""
-    result: dict = {}
+    result: dict[str, Any] = {}
     with console.status("correlating detections into incidents..."):
         while True:
             result = evaluate(es, truth)
@@ -121,8 +123,8 @@ def _progress() -> Progress:
                     TimeElapsedColumn(), console=console)
 
 
-def _summary(report, counts: Counter[str], letters: list[dict], seed: int,  # type: ignore[no-untyped-def]
-             incidents: dict) -> bool:
+def _summary(report: SimulationReport, counts: Counter[str], letters: list[dict[str, Any]],
+             seed: int, incidents: dict[str, Any]) -> bool:
     duplicates = sum(1 for c in counts.values() if c > 1)
     reasons = Counter(letter["reason"] for letter in letters)
     table = Table(title=f"Demo run (seed {seed})", show_header=True)

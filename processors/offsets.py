@@ -28,10 +28,10 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import faust
 from faust.transport.consumer import Consumer
+from faust.types import TP
 from prometheus_client import Counter
 
 from schemas.topics import ALL_TOPICS
@@ -62,19 +62,21 @@ class Hole:
     rereads: int = 0
 
 
-_holes: dict[Any, Hole] = {}
-_accepted: dict[Any, int] = {}  # tp -> hole offset given up on (commit may pass it)
+_holes: dict[TP, Hole] = {}
+_accepted: dict[TP, int] = {}  # tp -> hole offset given up on (commit may pass it)
 _original_new_offset = Consumer._new_offset
 
 
-def held_commit(consumer: Consumer, tp: Any) -> int | None:
-    """The offset Faust may commit for ``tp``, holding back at a hole (see module doc)."""
+def held_commit(self: Consumer, tp: TP) -> int | None:
+    """The offset Faust may commit for ``tp``, holding back at a hole (see module doc).
+
+    Installed as the method ``Consumer._new_offset``, hence its parameters' names."""
     if tp.topic not in CONTIGUOUS_TOPICS:
-        return _original_new_offset(consumer, tp)
+        return _original_new_offset(self, tp)
     # Offsets the drain loop saw jump over are not "done" on a contiguous topic.
-    consumer._gap.pop(tp, None)
-    committed = consumer._committed_offset[tp]
-    acked = consumer._acked[tp]
+    self._gap.pop(tp, None)
+    committed = self._committed_offset[tp]
+    acked = self._acked[tp]
     if committed is not None and acked:
         first = min(acked)
         if first > committed and _accepted.get(tp) != committed:
@@ -88,13 +90,13 @@ def held_commit(consumer: Consumer, tp: Any) -> int | None:
             return None
         if first > committed:  # accepted hole: commit over it once
             acked[:0] = range(committed, first)
-            consumer._acked_index[tp].update(range(committed, first))
+            self._acked_index[tp].update(range(committed, first))
             _accepted.pop(tp, None)
     _holes.pop(tp, None)
-    return _original_new_offset(consumer, tp)
+    return _original_new_offset(self, tp)
 
 
-def holes_to_reread(now: float, assigned: Iterable[Any]) -> list[tuple[Any, Hole]]:
+def holes_to_reread(now: float, assigned: Iterable[TP]) -> list[tuple[TP, Hole]]:
     """The holes held long enough to re-read, among the partitions still assigned."""
     assigned = set(assigned)
     for tp in [tp for tp in _holes if tp not in assigned]:
@@ -104,6 +106,7 @@ def holes_to_reread(now: float, assigned: Iterable[Any]) -> list[tuple[Any, Hole
 
 def install(app: faust.App) -> None:
     """Patch Faust's commit and start the re-read timer on ``app``."""
+    # Deliberately patching a method on the class (see the module doc): mypy forbids that.
     Consumer._new_offset = held_commit  # type: ignore[method-assign]
 
     @app.timer(interval=HOLD_BEFORE_REREAD_S / 2)

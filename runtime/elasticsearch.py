@@ -33,6 +33,7 @@ def make_client(settings: Settings, request_timeout: float = 30.0) -> Elasticsea
     return Elasticsearch(
         settings.es_url,
         basic_auth=auth,
+        # No CA file: the client's own default, as if the argument were left out.
         ca_certs=str(settings.es_ca_certs) if settings.es_ca_certs else DEFAULT,
         request_timeout=request_timeout,
         # Retries are ours (backoff with jitter, pause consumption): no hidden client retries.

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TypedDict
 
 from confluent_kafka import Consumer, KafkaException, Message
 
@@ -29,19 +29,28 @@ log = logging.getLogger(__name__)
 STAGE = "notifier"
 
 
-def to_alertmanager(alert: Alert, now: datetime | None = None) -> dict[str, Any]:
+class PostableAlert(TypedDict):
+    """The fields of an Alertmanager v2 ``postableAlert`` that Vigie sets."""
+
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    startsAt: str
+    endsAt: str
+
+
+def to_alertmanager(alert: Alert, now: datetime | None = None) -> PostableAlert:
     """One Alertmanager v2 ``postableAlert``."""
-    body: dict[str, Any] = {
+    if alert.status == AlertStatus.RESOLVED:
+        ends_at = now or datetime.now(UTC)
+    else:
+        # Firing alerts stay active until resolved; re-posted by a replay they just refresh.
+        ends_at = alert.timestamp + timedelta(days=7)
+    return {
         "labels": dict(alert.labels) or {"alertname": alert.rule},
         "annotations": {"summary": alert.summary, "incident_id": alert.incident_id},
         "startsAt": alert.timestamp.isoformat(),
+        "endsAt": ends_at.isoformat(),
     }
-    if alert.status == AlertStatus.RESOLVED:
-        body["endsAt"] = (now or datetime.now(UTC)).isoformat()
-    else:
-        # Firing alerts stay active until resolved; re-posted by a replay they just refresh.
-        body["endsAt"] = (alert.timestamp + timedelta(days=7)).isoformat()
-    return body
 
 
 @dataclass
@@ -56,7 +65,7 @@ class Notifier:
     def stop(self, *_: object) -> None:
         self._stopping = True
 
-    def post(self, alerts: list[dict[str, Any]]) -> None:
+    def post(self, alerts: list[PostableAlert]) -> None:
         request = urllib.request.Request(
             self.alertmanager_url.rstrip("/") + "/api/v2/alerts",
             data=json.dumps(alerts).encode(), method="POST",
@@ -87,10 +96,12 @@ class Notifier:
         return self.stats_posted
 
     def _deliver(self, consumer: Consumer, messages: list[Message]) -> None:
-        bodies = []
+        bodies: list[PostableAlert] = []
         for message in messages:
             try:
-                bodies.append(to_alertmanager(Alert.model_validate_json(message.value())))
+                # A tombstone (no value) is as unreadable as an empty record.
+                alert = Alert.model_validate_json(message.value() or b"")
+                bodies.append(to_alertmanager(alert))
             except ValueError as exc:
                 metrics.ERRORS.labels(STAGE, "bad_alert").inc()
                 log.error("unreadable alert at %s/%s: %s", message.partition(),

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol, TypeGuard
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from elastic_transport import ConnectionError as EsConnectionError
@@ -35,6 +36,23 @@ from sinks.routing import Unroutable, route
 
 log = logging.getLogger(__name__)
 STAGE = "sink"
+
+
+class Record(Protocol):
+    """A record the consumer delivered. ``Message`` types its topic, partition and offset as
+    optional because one can be built by hand; librdkafka sets all three on every record it
+    delivers (a ``Message`` whose ``error()`` is None)."""
+
+    def topic(self) -> str: ...
+    def partition(self) -> int: ...
+    def offset(self) -> int: ...
+    def key(self) -> bytes | None: ...
+    def value(self) -> bytes | None: ...
+
+
+def _delivered(message: Message) -> TypeGuard[Record]:
+    """A record rather than an error event (partition EOF, broker down...)."""
+    return message.error() is None
 
 
 class _Abandoned(Exception):
@@ -98,7 +116,7 @@ class Sink:
         self.es = es
         self.stats = SinkStats()
         self._stopping = False
-        self._batch: list[Message] = []
+        self._batch: list[Record] = []
         self._batch_bytes = 0
         self._consumer = config.kafka.consumer(config.group, **{
             "auto.offset.reset": "earliest",
@@ -127,7 +145,7 @@ class Sink:
                 if first_at is not None:
                     wait = max(0.0, first_at + self.config.max_wait_s - time.monotonic())
                 for message in self._consumer.consume(num_messages=max(1, room), timeout=wait):
-                    if message.error():
+                    if not _delivered(message):
                         metrics.ERRORS.labels(STAGE, "kafka").inc()
                         log.warning("Kafka error: %s", message.error())
                         continue
@@ -150,7 +168,7 @@ class Sink:
             self._consumer.close()
         return self.stats
 
-    def _add(self, message: Message) -> None:
+    def _add(self, message: Record) -> None:
         self._batch.append(message)
         self._batch_bytes += len(message.value() or b"")
         self.stats.read += 1
@@ -244,10 +262,10 @@ class Sink:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             message = self._consumer.poll(min(0.2, max(0.0, end - time.monotonic())))
-            if message is not None and not message.error():
+            if message is not None and _delivered(message):
                 self._add(message)  # a partition assigned while paused: keep it for later
 
-    def _letter(self, message: Message, reason: Reason, detail: str) -> Doc:
+    def _letter(self, message: Record, reason: Reason, detail: str) -> Doc:
         value = message.value() or b""
         key = message.key()
         letter = DeadLetter(
@@ -266,7 +284,7 @@ class Sink:
         return Doc(indices.DLQ.index_for(letter.timestamp), letter.id, letter.to_json_bytes(),
                    ref=message)
 
-    def _commit(self, batch: list[Message]) -> None:
+    def _commit(self, batch: list[Record]) -> None:
         highest: dict[tuple[str, int], int] = {}
         for message in batch:
             tp = (message.topic(), message.partition())

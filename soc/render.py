@@ -41,7 +41,7 @@ def incidents_table(incidents: list[dict[str, Any]], total: int) -> Table:
                      ("establishment", {"overflow": "fold"}), ("region", {}),
                      ("last seen (UTC)", {}), ("decl.", {}), ("title", {"overflow": "fold"}),
                      ("id", {"no_wrap": True})):
-        table.add_column(name, **kw)  # type: ignore[arg-type]
+        table.add_column(name, **kw)
     for inc in incidents:
         severity = inc.get("severity", "?")
         scope = " (campaign)" if inc.get("scope") == "national_campaign" else ""

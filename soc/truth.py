@@ -48,7 +48,8 @@ def _event_of_detection(es: Elasticsearch, ids: list[str]) -> dict[str, str]:
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start:start + _CHUNK]
         hits = es.search(index=indices.DETECTIONS.alias, size=len(chunk),
-                         query={"terms": {"id": chunk}}, source=["id", "event_id"],
+                         query={"terms": {"id": chunk}},
+                         source={"includes": ["id", "event_id"]},
                          ignore_unavailable=True)["hits"]["hits"]
         found.update({h["_source"]["id"]: h["_source"]["event_id"] for h in hits})
     return found

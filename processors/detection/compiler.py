@@ -31,7 +31,7 @@ from sigma.conditions import (
     ConditionValueExpression,
 )
 from sigma.exceptions import SigmaError
-from sigma.rule import SigmaLogSource, SigmaRule
+from sigma.rule import SigmaLogSource, SigmaRule, SigmaRuleBase
 from sigma.types import (
     Placeholder,
     SigmaBool,
@@ -538,7 +538,7 @@ class CompiledRule:
         return fields
 
 
-def rule_info(rule: SigmaRule, path: str | None = None) -> RuleInfo:
+def rule_info(rule: SigmaRuleBase, path: str | None = None) -> RuleInfo:
     identifier = str(rule.id) if rule.id is not None else (rule.name or rule.title)
     return RuleInfo(
         id=identifier,

@@ -128,12 +128,12 @@ class _Bucket:
         else:
             searched = self.resolved
             automata = self.data_only
-            for field_name, value in direct:
-                for _, number in automata[field_name].iter(value):
+            for data_field, text in direct:
+                for _, number in automata[data_field].iter(text):
                     add(number)
-        for field_name, table in self.numeric.items():
-            for value in view.numbers(field_name):
-                for number in table.get(value, ()):
+        for numeric_field, table in self.numeric.items():
+            for reading in view.numbers(numeric_field):
+                for number in table.get(reading, ()):
                     add(number)
         for field_name, automaton in searched:
             if field_name is None:
@@ -262,6 +262,8 @@ class Engine:
             skip(f"unsupported log source: {error}")
             return
         for sigma_filter in filters:
+            # pySigma annotates the union of the rule kinds it takes, not that it returns the
+            # kind it was given (a SigmaRule here): its annotation is too wide.
             rule = sigma_filter.apply_on_rule(rule)  # type: ignore[assignment]
         try:
             compiled = compile_rule(rule, path, placeholders)

@@ -103,8 +103,8 @@ def load_rule_file(path: str | Path) -> RuleSet:
     except (SigmaError, ValueError, TypeError, KeyError, AttributeError) as error:
         result.skipped.append(SkippedRule(str(path), f"parse error: {_describe(error)}"))
         return result
-    for error in collection.errors:
-        result.skipped.append(SkippedRule(str(path), f"parse error: {_describe(error)}"))
+    for problem in collection.errors:  # not ``error``: the name the ``except`` above unbinds
+        result.skipped.append(SkippedRule(str(path), f"parse error: {_describe(problem)}"))
     for rule in collection.rules:
         if rule.errors:
             reason = "; ".join(_describe(error) for error in rule.errors)

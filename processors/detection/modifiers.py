@@ -32,14 +32,12 @@ from __future__ import annotations
 
 import operator
 import re
-import re._constants as _regex_constants  # type: ignore[import-not-found]  # no stub
-import re._parser as _regex_parser  # type: ignore[import-not-found]  # the parser behind re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import lru_cache
-from ipaddress import IPv4Network, IPv6Network, ip_address
-from typing import Any, ClassVar, Literal
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
+from typing import TYPE_CHECKING, Any, Literal
 
 from sigma.modifiers import SigmaWideModifier, modifier_mapping
 from sigma.policy import default_policy
@@ -59,6 +57,15 @@ from sigma.types import (
 from processors.detection.view import EventView, as_number
 from runtime.errors import DataError
 
+# The parser behind ``re``, to read literal runs. Typeshed types it under its deprecated
+# public names only (``sre_parse``, ``sre_constants``: the same module, plus a warning).
+if TYPE_CHECKING:
+    import sre_constants as _regex_constants
+    import sre_parse as _regex_parser
+else:
+    import re._constants as _regex_constants
+    import re._parser as _regex_parser
+
 # The specification names ``utf16le`` as ``wide``'s alias; pySigma 2.0 knows only ``wide``.
 # Registered here (never overriding pySigma) so that rules using the spec's name load.
 modifier_mapping.setdefault("utf16le", SigmaWideModifier)
@@ -72,12 +79,14 @@ class UnsupportedValue(DataError, ValueError):
 
 
 class ValueMatcher(ABC):
-    """Tests one value of a field. ``view`` says which form of the value it wants."""
+    """Tests one value of a field. ``view`` says which form of the value it wants.
 
-    view: ClassVar[View] = "lower"
+    ``test`` is a method in most matchers; where it runs millions of times (strings, RE2) it
+    is a closure built for the instance, so it is declared as a callable attribute.
+    """
 
-    @abstractmethod
-    def test(self, value: Any) -> bool: ...
+    view: View = "lower"
+    test: Test
 
     def anchors(self) -> frozenset[str] | None:
         """Lower-cased literals one of which every matching value contains, or ``None``."""
@@ -186,7 +195,7 @@ class StringMatcher(ValueMatcher):
 
     def __init__(self, values: Iterable[SigmaString], cased: bool = False) -> None:
         self.cased = cased
-        self.view = "text" if cased else "lower"  # type: ignore[misc]
+        self.view = "text" if cased else "lower"
         patterns = [_Pattern(self._parts(value)) for value in values]
         self.patterns = patterns
         self.equals = frozenset(p.payload for p in patterns if p.kind == "equals")
@@ -199,7 +208,7 @@ class StringMatcher(ValueMatcher):
             for p in patterns
             if p.kind in ("regex", "segments")
         )
-        self.test = self._build()  # type: ignore[method-assign, assignment]
+        self.test = self._build()
 
     def _parts(self, value: SigmaString) -> list[str | SpecialChars]:
         parts: list[str | SpecialChars] = []
@@ -241,9 +250,6 @@ class StringMatcher(ValueMatcher):
             return any(other(value) for other in others)
 
         return test
-
-    def test(self, value: Any) -> bool:  # replaced per instance by _build()
-        raise NotImplementedError
 
     def anchors(self) -> frozenset[str] | None:
         literals: set[str] = set()
@@ -296,13 +302,10 @@ class RegexMatcher(ValueMatcher):
         except engine.error as error:  # pragma: no cover - pySigma validated it already
             raise UnsupportedValue(f"regular expression {self.pattern!r}: {error}") from error
         self._search = compiled.search
-        self.test = _re2_test(compiled) or self._test_generic  # type: ignore[method-assign, assignment]
+        self.test = _re2_test(compiled) or self._test_generic
 
     def _test_generic(self, value: Any) -> bool:
         return self._search(value) is not None
-
-    def test(self, value: Any) -> bool:  # replaced per instance in __init__
-        return self._test_generic(value)
 
     def anchors(self) -> frozenset[str] | None:
         """The longest run of top-level literal characters is in every match.
@@ -320,10 +323,12 @@ class RegexMatcher(ValueMatcher):
         except Exception:
             return None
         folded = bool((self.flags | parsed.state.flags) & re.IGNORECASE)
-        runs, run = [], []
+        runs: list[str] = []
+        run: list[str] = []
         for op, argument in parsed.data:
             if (
                 op is _regex_constants.LITERAL
+                and isinstance(argument, int)  # always, for a literal: the code point
                 and argument < 128
                 and not (folded and chr(argument) in _FOLDS_OUTSIDE_ASCII)
             ):
@@ -453,7 +458,7 @@ class TimestampPartMatcher(ValueMatcher):
 
 
 @lru_cache(maxsize=4096)
-def _parse_ip(text: str) -> Any:
+def _parse_ip(text: str) -> IPv4Address | IPv6Address | None:
     try:
         return ip_address(text.strip().strip("[]").split("%", 1)[0])
     except ValueError:

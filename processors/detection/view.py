@@ -173,17 +173,16 @@ class EventView:
                 and not self._user
                 and self.event.get("message") is None
             ):
-                parts: list[str] | None = []
+                parts: list[str] = []
                 for value in data.values():
                     if type(value) is str:
-                        parts.append(value)  # type: ignore[union-attr]
+                        parts.append(value)
                     elif value is not None:  # nulls are not keyword values
                         text = to_text(value)
                         if text is None:  # nested: left to the resolver's flattening
-                            parts = None
                             break
-                        parts.append(text)  # type: ignore[union-attr]
-                if parts is not None:
+                        parts.append(text)
+                else:
                     blob = "\x00".join(parts).lower()
                     self._blob = blob
                     return blob

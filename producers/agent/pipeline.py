@@ -21,6 +21,7 @@ from pydantic_core import to_json
 
 from producers.agent import metrics as agent_metrics
 from producers.agent.pseudonymise import Pseudonymiser
+from producers.agent.spool import SpoolInput
 from producers.signing import Signer
 from schemas.event import SecurityEvent
 from schemas.organization import Organization
@@ -79,7 +80,7 @@ class Finisher:
             return False
         return True
 
-    def record(self, doc: dict[str, Any], source: str = "-") -> tuple[bytes, str, bytes, bytes]:
+    def record(self, doc: dict[str, Any], source: str = "-") -> SpoolInput:
         """(key, event id, signature, value): what the spool stores."""
         eid, value = self.value(doc, source)
         return self.key, eid[:32].ljust(32, "0"), self.signer.signature(value), value

@@ -33,6 +33,7 @@ transactions per item, far too slow for thousands of events per second).
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import os
@@ -53,6 +54,9 @@ log = logging.getLogger(__name__)
 _HEADER = struct.Struct(">IIQQ")  # length, crc32, seq, appended ms
 _SIZES = struct.Struct(">HH")  # key length, signature length
 _SEQ = struct.Struct(">Q")  # the sequence number, as covered by the CRC
+
+# One record as the pipeline hands it to the spool: (Kafka key, event id, signature, value).
+SpoolInput = tuple[bytes, str, bytes, bytes]
 
 
 class FullPolicy(StrEnum):
@@ -213,11 +217,11 @@ class Spool:
         agent_metrics.SPOOL_BYTES.set(self.bytes)
 
     # --- writing -----------------------------------------------------------------------------
-    def append(self, records: Iterable[tuple[bytes, str, bytes, bytes]]) -> int:
+    def append(self, records: Iterable[SpoolInput]) -> int:
         """Append (key, event id, signature, value) records durably; returns how many were
         stored (fewer than given only under ``drop_newest``)."""
         now_ms = int(time.time() * 1000)
-        chunks: list[bytes] = []
+        chunks: list[builtins.bytes] = []  # ``bytes`` is the property above, in here
         stored = refused = 0
         pending = 0
         for key, eid, signature, value in records:
@@ -253,7 +257,7 @@ class Spool:
         self._gauges()
         return stored
 
-    def _write(self, chunks: list[bytes]) -> None:
+    def _write(self, chunks: list[builtins.bytes]) -> None:
         if not chunks:
             return
         assert self._writer is not None

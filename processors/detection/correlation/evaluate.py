@@ -212,7 +212,7 @@ class Correlator:
                trigger: str | None) -> list[CorrelationMatch]:
         """Judge every window (opened by the oldest unused event) that ended before
         ``watermark``; each judged window's events are used, match or not."""
-        matches = []
+        matches: list[CorrelationMatch] = []
         span = correlation.timespan_s
         while True:
             entries = st.live(state)

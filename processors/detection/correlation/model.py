@@ -244,7 +244,7 @@ def _compile(item: LoadedCorrelation, known: Mapping[str, str],
             fields.setdefault(_resolve(reference, known, ids), {})[alias.alias] = event_field
     condition = _condition(rule, kind, len(set(rules)), known, ids)
     return CompiledCorrelation(
-        info=rule_info(rule, str(item.path)),  # type: ignore[arg-type]
+        info=rule_info(rule, str(item.path)),
         type=kind,
         rules=rules,
         group_by=group_by,

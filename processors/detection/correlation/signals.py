@@ -25,6 +25,8 @@ from schemas.taxonomy import Severity, origin_of
 OUTCOME = "event.outcome"
 #: Ids of the events behind a correlation detection, kept in ``matched`` for the analyst.
 MAX_LISTED_EVENTS = 50
+#: A rule's ``level`` (free text, or none) as a severity, when it names one.
+_SEVERITY_OF_LEVEL: dict[str | None, Severity] = {level.value: level for level in Severity}
 
 
 def signal_fields(correlations: CorrelationSet, fieldmap: FieldMap, rule_id: str,
@@ -61,8 +63,7 @@ def to_detection(match: CorrelationMatch) -> Detection:
     context = match.context
     category = categorize(info.techniques, info.tactics,
                           "failure" if context.get("failed") else None)
-    level = Severity(info.level) if info.level in Severity.__members__.values() else (
-        Severity.MEDIUM)
+    level = _SEVERITY_OF_LEVEL.get(info.level, Severity.MEDIUM)
     matched: dict[str, Any] = dict(match.group_fields)
     matched.update({
         "correlation.type": match.correlation.type,
