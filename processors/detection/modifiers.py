@@ -356,7 +356,7 @@ def _re2_test(compiled: Any) -> Test | None:
     policy): the generic ``search`` is used then.
     """
     try:
-        import re2  # type: ignore[import-untyped]
+        import re2
     except ImportError:  # pragma: no cover - pySigma's default policy needs it
         return None
     if not isinstance(compiled, re2._Regexp):

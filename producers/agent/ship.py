@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import json
 import logging
@@ -122,7 +123,9 @@ class Shipper:
             return
         del self.in_flight[seq]
         self.delivered += 1
-        self._last_partition = (msg.partition(), msg.offset())
+        partition, offset = msg.partition(), msg.offset()
+        if partition is not None and offset is not None:  # always set on a delivered record
+            self._last_partition = (partition, offset)
 
     def _advance(self) -> None:
         if self.delivered != self._counted:
@@ -142,7 +145,7 @@ class Shipper:
                 self.topic, value=record.value, key=record.key,
                 headers=[(HEADER_AGENT, self._agent_header),
                          (HEADER_SIGNATURE, record.signature)],
-                on_delivery=lambda err, msg, seq=record.seq: self._delivered(seq, err, msg))
+                on_delivery=functools.partial(self._delivered, record.seq))
         except BufferError:
             return False
         return True
@@ -249,17 +252,22 @@ class Shipper:
                 msg = consumer.poll(1.0)
                 if msg is None:
                     continue
-                if msg.error():
-                    if msg.error().code() == KafkaError._PARTITION_EOF:
-                        ends.pop(msg.partition(), None)
+                error, partition, offset = msg.error(), msg.partition(), msg.offset()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        if partition is not None:
+                            ends.pop(partition, None)
                         continue
-                    raise KafkaException(msg.error())
-                if msg.offset() >= ends.get(msg.partition(), -1) - 1:
-                    ends.pop(msg.partition(), None)
+                    raise KafkaException(error)
+                if partition is None or offset is None:  # never so for a fetched record
+                    continue
+                if offset >= ends.get(partition, -1) - 1:
+                    ends.pop(partition, None)
                 headers = dict(msg.headers() or [])
-                if headers.get(HEADER_AGENT) == self._agent_header:
+                value = msg.value()
+                if value is not None and headers.get(HEADER_AGENT) == self._agent_header:
                     with contextlib.suppress(ValueError, KeyError, TypeError):
-                        found.add(json.loads(msg.value())["event"]["id"])
+                        found.add(json.loads(value)["event"]["id"])
             if ends:
                 raise KafkaException(KafkaError(KafkaError._TIMED_OUT))
             return found
