@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Histogram, start_http_server
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,6 @@ BATCH_SECONDS = Histogram(
     ["stage"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
-LAG = Gauge("vigie_consumer_lag", "Records behind the end of the topic", ["stage", "topic"])
 
 
 def serve_metrics(stage: str, port: int = 0) -> int | None:

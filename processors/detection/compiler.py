@@ -195,13 +195,10 @@ class Leaf(Node):
     def positive_leaves(self) -> Iterator[Leaf]:
         yield self
 
-    def matched_value(self, view: EventView) -> Any:
-        """The event value(s) behind a match of this leaf, for the analyst (``None`` when the
-        leaf does not hold: for a value test, no value passing it is the same thing)."""
-        return self.reporter()(view)
-
     def reporter(self) -> Callable[[EventView], Any]:
-        """``matched_value`` as a closure, built once per rule: a match reports its fields
+        """The event value(s) behind a match of this leaf, for the analyst (``None`` when the
+        leaf does not hold: for a value test, no value passing it is the same thing), as a
+        closure built once per rule: a match reports its fields
         on the hot path, with the same cached field values the evaluation used."""
         field, test = self.field, self.test
         if isinstance(test, FieldCheck):

@@ -19,8 +19,6 @@ from producers.agent.parse.common import Doc, clip, put
 from producers.ecs_values import int_or_none
 from runtime.errors import DataError
 
-SEVERITIES = ("emergency", "alert", "critical", "error", "warning", "notice",
-              "informational", "debug")
 _MONTHS = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
     start=1)}
