@@ -7,6 +7,9 @@ one it skipped (``processors.offsets``). A
 crash therefore replays records whose outputs may already be in Kafka; ids are deterministic,
 so the sink's overwrite makes that replay harmless. Faust's own exactly-once mode is not used:
 it has known duplicate and stuck-recovery bugs after kill -9.
+
+What happens to one record is ``ClassifyStage`` (``processors.classify``), pure and tested
+without Faust; this module builds the app and wires the stages to topics and agents.
 """
 
 from __future__ import annotations
@@ -14,20 +17,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from typing import Any, cast
 
 import faust
-from pydantic_core import from_json
 
 from processors import offsets
 from processors.brokers import broker_credentials, broker_urls
-from processors.classify import Classifier, PassThrough, SigmaClassifier
+from processors.classify import (
+    Classified,
+    Classifier,
+    ClassifyStage,
+    PassThrough,
+    Rejected,
+    SigmaClassifier,
+)
 from processors.outputs import Output, Outputs
-from processors.validate import Coordinates, Refused, Validator, dead_letter
+from processors.validate import Coordinates, Validator
 from runtime import metrics
 from runtime.registry import load_registry
 from runtime.settings import Settings
-from schemas.deadletter import Reason
 from schemas.topics import DETECTIONS, EVENTS_CLASSIFIED, EVENTS_DLQ, EVENTS_RAW, Topic
 
 log = logging.getLogger(__name__)
@@ -35,18 +45,11 @@ log = logging.getLogger(__name__)
 BATCH = 500
 BATCH_WITHIN_S = 0.5
 
+Deliver = Callable[[Sequence[Output]], Awaitable[None]]
 
-def create_app(settings: Settings, classifier: Classifier | None = None) -> faust.App:
-    """Build the Faust app and its agent for ``settings``."""
-    validator = Validator(load_registry(settings.registry),
-                          timedelta(seconds=settings.max_clock_skew_s))
-    classifier = classifier or PassThrough()
-    verifier = None
-    if settings.require_signatures:
-        from processors.verify import Verifier
-        from runtime.agents_registry import load_agents
 
-        verifier = Verifier(load_agents(settings.agents_registry))
+def faust_app(settings: Settings) -> faust.App:
+    """The Faust app itself: broker, serialisation, local state and client tuning."""
     faust_home = settings.home / "faust"
     faust_home.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     app = faust.App(
@@ -69,91 +72,116 @@ def create_app(settings: Settings, classifier: Classifier | None = None) -> faus
         broker_commit_interval=2.0,
         stream_buffer_maxsize=4096,
     )
-    # Faust could commit over a record it skipped: hold such commits and re-read instead.
-    offsets.install(app)
-    raw = app.topic(EVENTS_RAW.name, key_type=bytes, value_type=bytes)
-    classified = app.topic(EVENTS_CLASSIFIED.name, key_type=bytes, value_type=bytes)
-    detections = app.topic(DETECTIONS.name, key_type=bytes, value_type=bytes)
-    dlq = app.topic(EVENTS_DLQ.name, key_type=bytes, value_type=bytes)
+    return app
 
-    seen = metrics.EVENTS_IN.labels("processor", EVENTS_RAW.name)
-    out_events = metrics.EVENTS_OUT.labels("processor", EVENTS_CLASSIFIED.name)
-    out_detections = metrics.EVENTS_OUT.labels("processor", DETECTIONS.name)
-    batch_seconds = metrics.BATCH_SECONDS.labels("processor")
 
-    # Outputs leave through librdkafka, acknowledged before their inputs count as done.
-    outputs_producer = Outputs(settings.kafka)
-    deliver = outputs_producer.deliver
+def classify_stage(settings: Settings, classifier: Classifier) -> ClassifyStage:
+    """Validation against the registry, signature checks when required, ``classifier``."""
+    validator = Validator(load_registry(settings.registry),
+                          timedelta(seconds=settings.max_clock_skew_s))
+    verifier = None
+    if settings.require_signatures:
+        from processors.verify import Verifier
+        from runtime.agents_registry import load_agents
 
-    @app.on_before_shutdown.connect
-    async def flush_outputs(app: faust.App, **_: object) -> None:
-        """After the consumer stopped, before Faust's own producer flush: send what is left."""
-        await asyncio.get_running_loop().run_in_executor(None, outputs_producer.close)
+        verifier = Verifier(load_agents(settings.agents_registry))
+    return ClassifyStage(validator, classifier, verifier)
 
-    # Sigma correlation rules: base-rule matches they count go to their own topic, keyed by
-    # establishment like detections, and come back as detections when a window fires.
-    correlation_inputs = None
-    correlations = getattr(classifier, "correlations", None)
-    if correlations:
-        from processors.detection.correlation.stages import register as register_sigma
 
-        correlation_inputs = register_sigma(app, correlations, deliver)
+class _Processing:
+    """The ``events.raw`` agent: batches of records through ``ClassifyStage``, their outputs
+    delivered (and acknowledged) before the batch counts as done. No decision is taken here."""
 
-    def refuse(event: faust.EventT, refused: Refused) -> Output:
-        message = event.message
-        where = Coordinates(message.topic, message.partition, message.offset, event.key)
-        letter = dead_letter(event.value, where, refused)
-        metrics.DEAD_LETTERS.labels("processor", refused.reason.value).inc()
-        key = (refused.establishment_id or "").encode() or event.key
-        return (dlq, key, letter.to_json_bytes())
+    def __init__(self, app: faust.App, stage: ClassifyStage, deliver: Deliver,
+                 correlation_inputs: faust.TopicT | None) -> None:
+        self.stage = stage
+        self.deliver = deliver
+        self.correlation_inputs = correlation_inputs
+        self.raw = app.topic(EVENTS_RAW.name, key_type=bytes, value_type=bytes)
+        self.classified = app.topic(EVENTS_CLASSIFIED.name, key_type=bytes, value_type=bytes)
+        self.detections = app.topic(DETECTIONS.name, key_type=bytes, value_type=bytes)
+        self.dlq = app.topic(EVENTS_DLQ.name, key_type=bytes, value_type=bytes)
+        self.seen = metrics.EVENTS_IN.labels("processor", EVENTS_RAW.name)
+        self.out_events = metrics.EVENTS_OUT.labels("processor", EVENTS_CLASSIFIED.name)
+        self.out_detections = metrics.EVENTS_OUT.labels("processor", DETECTIONS.name)
+        self.batch_seconds = metrics.BATCH_SECONDS.labels("processor")
 
-    def handle(event: faust.EventT) -> list[Output]:
-        """Validate, verify and classify one raw record; its outputs."""
-        try:
-            ok = validator.validate(event.value, event.key)
-            if verifier is not None:
-                verifier.verify(event.value, event.message.headers, ok.organization.id,
-                                agent_id=ok.agent.id if ok.agent else None)
-        except Refused as refused:
-            return [refuse(event, refused)]
-        # The Sigma engine reads the raw document (the same bytes were validated just above);
-        # pydantic-core's parser gives what json.loads gives, in under half the time.
-        doc = from_json(event.value) if ok.winlog is not None else None
-        verdict = classifier.classify(ok, doc)
-        key = ok.organization.id.encode()
-        outputs: list[Output] = [(detections, key, d.to_json_bytes()) for d in verdict.detections]
-        out_detections.inc(len(verdict.detections))
-        if correlation_inputs is not None:
-            outputs += [(correlation_inputs, key, sig.to_json_bytes()) for sig in verdict.signals]
-        outputs.append((classified, key, verdict.event.to_json_bytes()))
-        out_events.inc()
+    def outputs_of(self, result: Classified | Rejected) -> list[Output]:
+        if isinstance(result, Rejected):
+            metrics.DEAD_LETTERS.labels("processor", result.letter.reason.value).inc()
+            return [(self.dlq, result.key, result.letter.to_json_bytes())]
+        verdict, key = result.verdict, result.key
+        outputs: list[Output] = [(self.detections, key, d.to_json_bytes())
+                                 for d in verdict.detections]
+        self.out_detections.inc(len(verdict.detections))
+        if self.correlation_inputs is not None:
+            outputs += [(self.correlation_inputs, key, s.to_json_bytes())
+                        for s in verdict.signals]
+        outputs.append((self.classified, key, verdict.event.to_json_bytes()))
+        self.out_events.inc()
         return outputs
 
-    @app.agent(raw)
-    async def process(stream: faust.StreamT[bytes]) -> None:
-        async for batch in stream.take_events(BATCH, within=BATCH_WITHIN_S):
+    def handle(self, event: faust.EventT[bytes]) -> list[Output]:
+        """Outputs of one raw record; a bug must not lose the record nor crash-loop the agent
+        (Faust would ack the batch anyway): it becomes a dead letter an engineer can replay."""
+        message = event.message
+        where = Coordinates(message.topic, message.partition, message.offset, event.key)
+        try:
+            return self.outputs_of(self.stage.handle(event.value, where, message.headers))
+        except Exception as exc:
+            log.exception("processing failed at %s[%s]@%s", message.topic, message.partition,
+                          message.offset)
+            return self.outputs_of(ClassifyStage.failed(event.value, where, exc))
+
+    async def process(self, stream: faust.StreamT[bytes]) -> None:
+        # ``take_events`` is on Faust's Stream, not on the StreamT protocol agents are typed with.
+        batches = cast(faust.Stream[bytes], stream).take_events(BATCH, within=BATCH_WITHIN_S)
+        async for batch in batches:
             began = time.perf_counter()
             outputs: list[Output] = []
             for event in batch:
-                seen.inc()
-                try:
-                    outputs += handle(event)
-                except Exception as exc:
-                    # A bug must not lose the record nor crash-loop the agent (Faust would ack
-                    # the batch anyway): keep it as a dead letter an engineer can replay.
-                    log.exception("processing failed at %s[%s]@%s", event.message.topic,
-                                  event.message.partition, event.message.offset)
-                    outputs.append(refuse(event, Refused(Reason.PROCESSING_ERROR,
-                                                         f"processing failed: {exc!r}")))
+                self.seen.inc()
+                outputs += self.handle(event)
             # The batch counts as done (and committable) only once Kafka has every output.
-            await deliver(outputs)
-            batch_seconds.observe(time.perf_counter() - began)
+            await self.deliver(outputs)
+            self.batch_seconds.observe(time.perf_counter() - began)
 
+
+def _register_correlations(app: faust.App, classifier: Classifier,
+                           deliver: Deliver) -> faust.TopicT | None:
+    """Sigma correlation rules: base-rule matches they count go to their own topic, keyed by
+    establishment like detections, and come back as detections when a window fires."""
+    correlations = getattr(classifier, "correlations", None)
+    if not correlations:
+        return None
+    from processors.detection.correlation.stages import register as register_sigma
+
+    return register_sigma(app, correlations, deliver)
+
+
+def create_app(settings: Settings, classifier: Classifier | None = None) -> faust.App:
+    """Build the Faust app and its agents for ``settings``."""
+    classifier = classifier or PassThrough()
+    stage = classify_stage(settings, classifier)
+    app = faust_app(settings)
+    # Faust could commit over a record it skipped: hold such commits and re-read instead.
+    offsets.install(app)
+    # Outputs leave through librdkafka, acknowledged before their inputs count as done.
+    outputs_producer = Outputs(settings.kafka)
+
+    @app.on_before_shutdown.connect
+    async def flush_outputs(*_: Any, **__: Any) -> None:  # (app, signal=...): unused
+        """After the consumer stopped, before Faust's own producer flush: send what is left."""
+        await asyncio.get_running_loop().run_in_executor(None, outputs_producer.close)
+
+    correlation_inputs = _register_correlations(app, classifier, outputs_producer.deliver)
+    processing = _Processing(app, stage, outputs_producer.deliver, correlation_inputs)
+    app.agent(processing.raw, name="process")(processing.process)
     if settings.incidents_enabled:
         from processors.incidents.config import load_scoring
         from processors.incidents.stages import register
 
-        register(app, load_scoring(settings.scoring), deliver,
+        register(app, load_scoring(settings.scoring), outputs_producer.deliver,
                  tick_seconds=settings.incident_tick_s)
     return app
 

@@ -1,9 +1,11 @@
-"""The classification step between validation and output.
+"""The classification stage: one raw record in, the classified event and its detections out
+(or a dead letter).
 
-``PassThrough`` only stamps the event; ``SigmaClassifier`` runs the Sigma detection engine
-(``processors.detection``) and returns the detections to publish. Keeping it an interface
-lets the processor's delivery guarantees stay in one place (``processors.app``) whatever the
-classification does.
+``ClassifyStage`` validates a record, checks its signature when required, and asks a
+``Classifier``: ``PassThrough`` only stamps the event; ``SigmaClassifier`` runs the Sigma
+detection engine (``processors.detection``) and returns the detections to publish. Keeping it
+pure lets the processor's delivery guarantees stay in one place (``processors.app``) whatever
+the classification does, and lets tests run it without Faust.
 """
 
 from __future__ import annotations
@@ -11,15 +13,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic_core import from_json
 
 from processors.categorize import categorize
 from processors.detection.engine import Engine
 from processors.detection.model import Match
+from processors.validate import Coordinates, Refused, Validator, dead_letter
+from schemas.deadletter import DeadLetter, Reason
 from schemas.detection import Detection, RuleRef, Threat
 from schemas.event import Classification, SecurityEvent
 from schemas.identity import detection_id
 from schemas.taxonomy import Severity, origin_of
+
+if TYPE_CHECKING:  # the verifier loads libsodium: only when signatures are required
+    from processors.verify import Headers, Verifier
 
 _TECHNIQUE = re.compile(r"^T\d{4}(\.\d{3})?$")
 
@@ -94,8 +103,9 @@ class SigmaClassifier:
         info = match.rule
         techniques = [t for t in info.techniques if _TECHNIQUE.match(t)]
         category = categorize(techniques, info.tactics, event.event.outcome)
-        level = Severity(info.level) if info.level in Severity.__members__.values() else (
-            Severity.MEDIUM)
+        level = (Severity(info.level)
+                 if info.level and info.level in Severity.__members__.values()
+                 else Severity.MEDIUM)
         return Detection(
             id=detection_id(info.id, event.id),
             timestamp=event.timestamp,
@@ -110,6 +120,59 @@ class SigmaClassifier:
             user_name=event.user.name if event.user else None,
             matched={k: _bounded(v) for k, v in list(match.matched_fields.items())[:64]},
         )
+
+
+@dataclass(frozen=True)
+class Classified:
+    """An accepted record: publish ``verdict``'s event, detections and signals under ``key``
+    (the establishment id, so that one establishment's records stay in order)."""
+
+    key: bytes
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A refused record: publish ``letter`` on the dead-letter topic under ``key``."""
+
+    key: bytes | None
+    letter: DeadLetter
+
+
+class ClassifyStage:
+    """Raw record → ``Classified`` or ``Rejected``: validate, verify, classify."""
+
+    def __init__(self, validator: Validator, classifier: Classifier,
+                 verifier: Verifier | None = None) -> None:
+        self.validator = validator
+        self.classifier = classifier
+        self.verifier = verifier
+
+    def handle(self, value: bytes, where: Coordinates,
+               headers: Headers = None) -> Classified | Rejected:
+        try:
+            event = self.validator.validate(value, where.key)
+            if self.verifier is not None:
+                self.verifier.verify(value, headers, event.organization.id,
+                                     agent_id=event.agent.id if event.agent else None)
+        except Refused as refused:
+            return self.rejected(value, where, refused)
+        # The Sigma engine reads the raw document (the same bytes were validated just above);
+        # pydantic-core's parser gives what json.loads gives, in under half the time.
+        doc = from_json(value) if event.winlog is not None else None
+        return Classified(event.organization.id.encode(), self.classifier.classify(event, doc))
+
+    @staticmethod
+    def rejected(value: bytes, where: Coordinates, refused: Refused) -> Rejected:
+        """The dead letter of a refused record, keyed by the establishment when known."""
+        key = (refused.establishment_id or "").encode() or where.key
+        return Rejected(key, dead_letter(value, where, refused))
+
+    @classmethod
+    def failed(cls, value: bytes, where: Coordinates, error: Exception) -> Rejected:
+        """A record the stage crashed on: a bug must not lose it; an engineer can replay it."""
+        return cls.rejected(value, where, Refused(Reason.PROCESSING_ERROR,
+                                                  f"processing failed: {error!r}"))
 
 
 def _bounded(value: Any) -> Any:

@@ -5,23 +5,28 @@ that opened it: a file hash, a public source address, a domain, else the rule it
 serious enough. One indicator per incident keeps a phishing wave that trips four rules per
 mailbox from becoming four campaigns. Sightings are repartitioned by indicator (a Kafka topic
 keyed by it), so one worker sees every establishment that reports the same indicator.
+``CampaignStage`` is that worker's logic: one sighting in, the campaign incident out.
 """
 
 from __future__ import annotations
 
 import copy
 import ipaddress
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from processors.incidents.config import ScoringConfig
+from processors.incidents.state import (
+    CampaignState,
+    OrganizationRecord,
+    Sighting,
+    organization_record,
+)
 from schemas.detection import Detection
 from schemas.identity import stable_id
 from schemas.incident import MAX_LINKS, Counts, Impacts, Incident, Scope, Status
 from schemas.organization import Organization
 from schemas.taxonomy import Category, Severity, origin_of
-
-State = dict[str, Any]
 
 # Sigma field names (as rules match them) that carry each kind of indicator.
 _FIELDS = {
@@ -59,12 +64,12 @@ def indicator_of(detection: Detection, config: ScoringConfig) -> str | None:
     return None
 
 
-def sighting(indicator: str, incident: Incident) -> State:
-    """What the correlation stage sends on the indicators topic, keyed by ``indicator``."""
+def sighting(indicator: str, incident: Incident) -> Sighting:
+    """What the incident stage sends on the indicators topic, keyed by ``indicator``."""
     return {
         "indicator": indicator,
         "incident_id": incident.id,
-        "organization": incident.organizations[0].model_dump(mode="json"),
+        "organization": organization_record(incident.organizations[0]),
         "category": incident.category.value,
         "title": incident.title,
         "techniques": incident.techniques,
@@ -72,12 +77,12 @@ def sighting(indicator: str, incident: Incident) -> State:
     }
 
 
-def add_sighting(state: State | None, seen: State,
-                 config: ScoringConfig) -> tuple[State, bool] | None:
+def add_sighting(state: CampaignState | None, seen: Sighting,
+                 config: ScoringConfig) -> tuple[CampaignState, bool] | None:
     """Record a sighting in a copy of ``state``; returns (new state, whether it makes a
     campaign), or None when the sighting is already known (a replay)."""
-    state = copy.deepcopy(state) if state else {
-        "indicator": seen["indicator"], "sightings": [], "version": 0}
+    state = copy.deepcopy(state) if state else CampaignState(
+        indicator=seen["indicator"], sightings=[], version=0)
     if any(s["incident_id"] == seen["incident_id"] for s in state["sightings"]):
         return None
     window = timedelta(minutes=config.campaigns.window_minutes)
@@ -100,14 +105,14 @@ def add_sighting(state: State | None, seen: State,
     return state, campaign
 
 
-def _establishments(state: State) -> dict[str, State]:
-    orgs: dict[str, State] = {}
+def _establishments(state: CampaignState) -> dict[str, OrganizationRecord]:
+    orgs: dict[str, OrganizationRecord] = {}
     for s in state["sightings"]:
         orgs.setdefault(s["organization"]["id"], s["organization"])
     return orgs
 
 
-def campaign_incident(state: State) -> Incident:
+def campaign_incident(state: CampaignState) -> Incident:
     """The national campaign incident for an indicator's sightings."""
     sightings = state["sightings"]
     first = sightings[0]
@@ -138,3 +143,32 @@ def campaign_incident(state: State) -> Incident:
         indicator=state["indicator"][:1024],
         version=state["version"],
     )
+
+
+@dataclass(frozen=True)
+class CampaignChanges:
+    """What one sighting did to its indicator's campaign."""
+
+    #: The indicator's new table value; None when the sighting was already known (a replay).
+    stored: CampaignState | None = None
+    #: The national campaign incident to publish, once the sightings span K establishments.
+    campaign: Incident | None = None
+
+
+class CampaignStage:
+    """Sightings of one indicator → a national campaign at K establishments within T.
+
+    Below K establishments the sighting is only remembered; from K on, every new sighting
+    publishes the campaign again (same id, higher version, one more establishment).
+    """
+
+    def __init__(self, config: ScoringConfig) -> None:
+        self.config = config
+
+    def handle(self, stored: CampaignState | None, seen: Sighting) -> CampaignChanges:
+        added = add_sighting(stored, seen, self.config)
+        if added is None:
+            return CampaignChanges()
+        state, campaign = added
+        return CampaignChanges(stored=state,
+                               campaign=campaign_incident(state) if campaign else None)

@@ -1,27 +1,37 @@
 """Incident lifecycle for one establishment: open, attach, escalate, resolve.
 
-Pure functions over plain dicts (what a Faust table stores as JSON). Determinism is the design
-rule: an incident's id is derived from the detection that opened it, attaching a detection it
-already holds changes nothing, and severity depends only on the evidence, never on the clock.
-So a processor that restarts and re-reads detections converges to the same incidents.
+Pure functions over ``IncidentState`` dicts (what the Faust table stores as JSON), and
+``IncidentStage``, the stage that applies one detection or one tick to an establishment's
+incidents. Determinism is the design rule: an incident's id is derived from the detection that
+opened it, attaching a detection it already holds changes nothing, and severity depends only on
+the evidence, never on the clock. So a processor that restarts and re-reads detections
+converges to the same incidents.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
+from processors.incidents.campaigns import indicator_of, sighting
 from processors.incidents.config import ScoringConfig
 from processors.incidents.scoring import assess
+from processors.incidents.state import (
+    EstablishmentIncidents,
+    IncidentState,
+    Sighting,
+    organization_record,
+)
 from schemas.detection import Detection
 from schemas.identity import stable_id
 from schemas.incident import MAX_LINKS, Counts, Impacts, Incident, Scope, Status
 from schemas.organization import Organization
 from schemas.taxonomy import Category, Severity, origin_of
 
-State = dict[str, Any]
 #: Detection ids remembered per incident for de-duplication (published: the first MAX_LINKS).
 MAX_REMEMBERED = 20_000
+#: Resolved incidents stay in the table this long (their final state is already published).
+KEEP_RESOLVED = timedelta(days=7)
 
 
 def incident_id(establishment_id: str, opening_detection_id: str) -> str:
@@ -37,7 +47,7 @@ def qualifies(detection: Detection, config: ScoringConfig) -> bool:
     return detection.rule.level.rank >= config.open_min_level.rank
 
 
-def related(state: State, detection: Detection, config: ScoringConfig) -> bool:
+def related(state: IncidentState, detection: Detection, config: ScoringConfig) -> bool:
     """Same establishment (by keying), open, compatible category, shared host or user, and
     within the inactivity window of the incident's evidence."""
     if state["status"] != Status.OPEN or state["organization"]["id"] != detection.organization.id:
@@ -53,11 +63,11 @@ def related(state: State, detection: Detection, config: ScoringConfig) -> bool:
     return _ts(state["first_seen"]) - window <= when <= _ts(state["last_seen"]) + window
 
 
-def open_incident(detection: Detection) -> State:
+def open_incident(detection: Detection) -> IncidentState:
     when = detection.timestamp.isoformat()
     return {
         "id": incident_id(detection.organization.id, detection.id),
-        "organization": detection.organization.model_dump(mode="json"),
+        "organization": organization_record(detection.organization),
         "category": detection.category.value,
         "status": Status.OPEN.value,
         "severity": Severity.INFORMATIONAL.value,
@@ -75,7 +85,7 @@ def open_incident(detection: Detection) -> State:
     }
 
 
-def attach(state: State, detection: Detection, config: ScoringConfig) -> bool:
+def attach(state: IncidentState, detection: Detection, config: ScoringConfig) -> bool:
     """Add the detection's evidence; returns False if the incident already had it."""
     if detection.id in state["detection_ids"]:
         return False
@@ -83,9 +93,8 @@ def attach(state: State, detection: Detection, config: ScoringConfig) -> bool:
         state["detection_ids"].append(detection.id)
     if detection.event_id not in state["event_ids"] and len(state["event_ids"]) < MAX_REMEMBERED:
         state["event_ids"].append(detection.event_id)
-    for key, value in (("hosts", detection.host_name), ("users", detection.user_name)):
-        if value and value not in state[key] and len(state[key]) < MAX_LINKS:
-            state[key].append(value)
+    _remember(state["hosts"], detection.host_name)
+    _remember(state["users"], detection.user_name)
     level = detection.rule.level.value
     state["levels"][level] = state["levels"].get(level, 0) + 1
     state["rules"][detection.rule.id] = state["rules"].get(detection.rule.id, 0) + 1
@@ -108,8 +117,14 @@ def attach(state: State, detection: Detection, config: ScoringConfig) -> bool:
     return True
 
 
-def correlate(states: list[State], detection: Detection,
-              config: ScoringConfig) -> State | None:
+def _remember(linked: list[str], value: str | None) -> None:
+    """Add a host or user to an incident's list, once, up to the published bound."""
+    if value and value not in linked and len(linked) < MAX_LINKS:
+        linked.append(value)
+
+
+def correlate(states: list[IncidentState], detection: Detection,
+              config: ScoringConfig) -> IncidentState | None:
     """Attach ``detection`` to its incident (opening one if it qualifies).
 
     Returns the changed incident state, or None when nothing changed (a replayed detection,
@@ -129,7 +144,8 @@ def correlate(states: list[State], detection: Detection,
     return state
 
 
-def resolve_stale(states: list[State], now: datetime, config: ScoringConfig) -> list[State]:
+def resolve_stale(states: list[IncidentState], now: datetime,
+                  config: ScoringConfig) -> list[IncidentState]:
     """Resolve open incidents without new evidence for the configured time."""
     limit = timedelta(minutes=config.windows.resolve_after_minutes)
     changed = []
@@ -141,13 +157,13 @@ def resolve_stale(states: list[State], now: datetime, config: ScoringConfig) -> 
     return changed
 
 
-def prune(states: list[State], now: datetime, keep: timedelta) -> list[State]:
+def prune(states: list[IncidentState], now: datetime, keep: timedelta) -> list[IncidentState]:
     """Forget resolved incidents long after resolution (their final state is published)."""
     return [s for s in states
             if s["status"] == Status.OPEN or now - _ts(s["last_seen"]) < keep]
 
 
-def to_incident(state: State, config: ScoringConfig) -> Incident:
+def to_incident(state: IncidentState, config: ScoringConfig) -> Incident:
     """The published form of a state."""
     assessed = assess(state, config)
     category = Category(state["category"])
@@ -173,5 +189,71 @@ def to_incident(state: State, config: ScoringConfig) -> Incident:
     )
 
 
-__all__ = ["Impacts", "State", "attach", "correlate", "open_incident", "resolve_stale",
-           "to_incident"]
+@dataclass(frozen=True)
+class Tick:
+    """Time passed for an establishment (its incidents may have gone quiet)."""
+
+    now: datetime
+
+
+@dataclass
+class IncidentChanges:
+    """What one detection or tick did to an establishment's incidents."""
+
+    #: Incident states to publish on ``incidents``, in order (keyed by incident id).
+    incidents: list[Incident] = field(default_factory=list)
+    #: Sightings to publish on ``vigie.indicators`` (keyed by ``sighting["indicator"]``).
+    sightings: list[Sighting] = field(default_factory=list)
+    #: The establishment's new table value; None when the table needs no write.
+    stored: EstablishmentIncidents | None = None
+
+
+class IncidentStage:
+    """Detections of one establishment → its incidents (opened, extended, resolved).
+
+    ``handle`` takes the establishment's stored incidents and one input: a detection attaches
+    to its incident or opens one (with a sighting for the national campaigns when the opening
+    detection carries an indicator); a tick resolves incidents without evidence for
+    ``resolve_after_minutes`` and forgets those resolved ``keep_resolved`` ago. The stored
+    incident dicts are updated in place (they are large: copying them per detection would
+    cost more than the rest of the stage) and the list to store is returned.
+    """
+
+    def __init__(self, config: ScoringConfig, keep_resolved: timedelta = KEEP_RESOLVED) -> None:
+        self.config = config
+        self.keep_resolved = keep_resolved
+
+    def handle(self, stored: EstablishmentIncidents,
+               received: Detection | Tick) -> IncidentChanges:
+        if isinstance(received, Tick):
+            return self._tick(list(stored), received.now)
+        return self._detection(list(stored), received)
+
+    def _detection(self, states: EstablishmentIncidents,
+                   detection: Detection) -> IncidentChanges:
+        state = correlate(states, detection, self.config)
+        if state is None:
+            return IncidentChanges()  # a replay, or a weak detection with nothing to join
+        incident = to_incident(state, self.config)
+        changes = IncidentChanges(incidents=[incident], stored=states)
+        opened = len(state["detection_ids"]) == 1
+        indicator = indicator_of(detection, self.config) if opened else None
+        if indicator:
+            changes.sightings.append(sighting(indicator, incident))
+        return changes
+
+    def _tick(self, states: EstablishmentIncidents, now: datetime) -> IncidentChanges:
+        resolved = resolve_stale(states, now, self.config)
+        kept = prune(states, now, self.keep_resolved)
+        changed = bool(resolved) or len(kept) != len(states)
+        return IncidentChanges(incidents=[to_incident(s, self.config) for s in resolved],
+                               stored=kept if changed else None)
+
+    @staticmethod
+    def needs_tick(stored: EstablishmentIncidents) -> bool:
+        """Whether the establishment has incidents that time alone can resolve."""
+        return any(s["status"] == Status.OPEN for s in stored)
+
+
+__all__ = ["KEEP_RESOLVED", "Impacts", "IncidentChanges", "IncidentStage", "IncidentState",
+           "Tick", "attach", "correlate", "open_incident", "resolve_stale", "to_incident"]

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 from processors.incidents.config import ScoringConfig
+from processors.incidents.state import IncidentState
 from schemas.incident import Impacts
 from schemas.taxonomy import Category, Severity
 
@@ -32,7 +32,7 @@ class Assessment:
     assets: list[str] = field(default_factory=list)
 
 
-def assess(state: dict[str, Any], config: ScoringConfig) -> Assessment:
+def assess(state: IncidentState, config: ScoringConfig) -> Assessment:
     levels = {Severity(level): n for level, n in state["levels"].items()}
     detections = sum(levels.values())
     top = max(levels, key=lambda s: s.rank) if levels else Severity.INFORMATIONAL

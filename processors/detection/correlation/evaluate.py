@@ -189,7 +189,7 @@ class Correlator:
     def _evaluate(self, org: str, correlation: CompiledCorrelation, group: tuple[str, ...],
                   state: st.State, signal: Signal, new: st.Entry) -> list[CorrelationMatch]:
         if not correlation.condition.monotone:
-            watermark = float(state["max_ts"]) - self.lateness_s
+            watermark = float(state["max_ts"] or 0.0) - self.lateness_s  # set by add()
             return self._close(org, correlation, group, state, watermark, signal.event_id)
         entries = st.live(state)
         times = [e[st.TS] for e in entries]

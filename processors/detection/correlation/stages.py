@@ -13,6 +13,9 @@ its events as used is written. A crash therefore at worst re-publishes a match, 
 same deterministic id (an overwrite), and the restored state recognises replayed signals by
 event id: a correlation fires once per set of evidence, restart or not.
 
+What the stage does is ``SigmaCorrelationStage`` (``signals``), pure and tested without Faust;
+this module only connects it to the topic, the table and the timer.
+
 A timer sends ticks (through the same topic, so they land in the establishment's partition)
 for states the wall clock has left behind: they close ``lt``/``lte``/``eq``/``neq`` windows and
 delete states with nothing left to remember, which keeps the table bounded.
@@ -20,26 +23,65 @@ delete states with nothing left to remember, which keeps the table bounded.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 import faust
-from pydantic import ValidationError
 
-from processors.detection.correlation.evaluate import DEFAULT_LATENESS_S, Correlator, Outcome
+from processors.detection.correlation.evaluate import DEFAULT_LATENESS_S
 from processors.detection.correlation.model import CorrelationSet
-from processors.detection.correlation.signals import as_signal, to_detection
+from processors.detection.correlation.signals import SigmaCorrelationStage, WindowChanges
 from runtime import metrics
-from schemas.detection import Detection
 from schemas.topics import CORRELATION_INPUTS, DETECTIONS
 
 log = logging.getLogger(__name__)
 
-Deliver = Callable[[list[tuple[faust.TopicT, bytes | None, bytes]]], Awaitable[None]]
-#: Keys named in one tick record (the rest wait for the next tick).
-MAX_KEYS_PER_TICK = 500
+Output = tuple[faust.TopicT, bytes | None, bytes]
+Deliver = Callable[[list[Output]], Awaitable[None]]
+
+
+class _Wiring:
+    """Per record: read it, let the stage evaluate it against the stored windows, deliver the
+    detections, then write the windows back. No decision is taken here."""
+
+    def __init__(self, app: faust.App, stage: SigmaCorrelationStage, deliver: Deliver) -> None:
+        self.stage = stage
+        self.deliver = deliver
+        self.inputs = app.topic(CORRELATION_INPUTS.name, key_type=bytes, value_type=bytes)
+        self.detections = app.topic(DETECTIONS.name, key_type=bytes, value_type=bytes)
+        schema: faust.Schema = faust.Schema(key_type=str, key_serializer="raw",
+                                            value_serializer="json")
+        self.windows = app.Table("sigma-correlation-windows", default=None, schema=schema,
+                                 partitions=CORRELATION_INPUTS.partitions)
+        self.published = metrics.EVENTS_OUT.labels("processor", "detections.correlation")
+
+    async def correlate_signals(self, stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            org = (event.key or b"").decode()
+            try:
+                changes = self.stage.handle(org, self.stage.read(event.value), self.windows.get)
+            except (ValueError, TypeError, KeyError) as exc:  # ValidationError is a ValueError
+                metrics.ERRORS.labels("processor", "bad_signal").inc()
+                log.error("unreadable correlation input at %s/%s: %s",
+                          event.message.partition, event.message.offset, exc)
+                continue
+            await self.apply(org, changes)
+
+    async def apply(self, org: str, changes: WindowChanges) -> None:
+        self.published.inc(len(changes.detections))
+        await self.deliver([(self.detections, org.encode(), d.to_json_bytes())
+                            for d in changes.detections])
+        for key, state in changes.updates.items():  # after the matches are acknowledged
+            if state is not None:
+                self.windows[key] = state
+            elif key in self.windows:
+                del self.windows[key]
+
+    async def close_windows(self) -> None:
+        """Windows must close and old state go even when an establishment falls silent."""
+        for org, tick in self.stage.ticks_due(list(self.windows.items()), time.time()).items():
+            await self.inputs.send(key=org.encode(), value=tick.to_json_bytes())
 
 
 def register(app: faust.App, correlations: CorrelationSet, deliver: Deliver,
@@ -49,74 +91,10 @@ def register(app: faust.App, correlations: CorrelationSet, deliver: Deliver,
 
     Returns the topic the processor sends ``Verdict.signals`` to (key: establishment id).
     """
-    inputs = app.topic(CORRELATION_INPUTS.name, key_type=bytes, value_type=bytes)
-    detections = app.topic(DETECTIONS.name, key_type=bytes, value_type=bytes)
-    schema = faust.Schema(key_type=str, key_serializer="raw", value_serializer="json")
-    windows = app.Table("sigma-correlation-windows", default=None, schema=schema,
-                        partitions=CORRELATION_INPUTS.partitions)
-    correlator = Correlator(correlations, lateness_s)
-    published = metrics.EVENTS_OUT.labels("processor", "detections.correlation")
-
-    def outputs_of(org: str, outcome: Outcome) -> list[tuple[faust.TopicT, bytes | None, bytes]]:
-        out: list[tuple[faust.TopicT, bytes | None, bytes]] = []
-        for match in outcome.matches:
-            if not match.correlation.published:
-                continue  # a step of a chain: it fed the next correlation, in-process
-            try:
-                record = to_detection(match).to_json_bytes()
-            except (ValidationError, KeyError, ValueError) as exc:
-                metrics.ERRORS.labels("processor", "correlation_output").inc()
-                log.error("correlation %s: match %s not publishable: %s",
-                          match.correlation.info.id, match.id, exc)
-                continue
-            published.inc()
-            out.append((detections, org.encode(), record))
-        return out
-
-    @app.agent(inputs)
-    async def correlate_signals(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            org = (event.key or b"").decode()
-            try:
-                # Ticks are tiny JSON objects; signals are Detections (strict: parsed from JSON).
-                body = json.loads(event.value) if event.value.startswith(b'{"tick"') else None
-                if body is not None:
-                    outcome = Outcome()
-                    for key in body.get("keys", []):
-                        state = outcome.updates.get(key, windows.get(key))
-                        if state is None or not key.startswith(f"{org}|"):
-                            continue
-                        step = correlator.expire(key, state, float(body["tick"]), windows.get)
-                        outcome.updates.update(step.updates)
-                        outcome.matches.extend(step.matches)
-                else:
-                    signal = as_signal(Detection.model_validate_json(event.value))
-                    outcome = correlator.feed(org, signal, windows.get)
-            except (ValueError, ValidationError, TypeError, KeyError) as exc:
-                metrics.ERRORS.labels("processor", "bad_signal").inc()
-                log.error("unreadable correlation input at %s/%s: %s",
-                          event.message.partition, event.message.offset, exc)
-                continue
-            await deliver(outputs_of(org, outcome))
-            for key, state in outcome.updates.items():  # after the matches are acknowledged
-                if state is not None:
-                    windows[key] = state
-                elif key in windows:
-                    del windows[key]
-
-    @app.timer(tick_seconds)
-    async def close_windows() -> None:
-        """Windows must close and old state go even when an establishment falls silent."""
-        now = time.time()
-        due: dict[str, list[str]] = {}
-        for key, state in list(windows.items()):
-            if state is not None and correlator.due(key, state, now):
-                due.setdefault(key.split("|", 1)[0], []).append(key)
-        for org, keys in due.items():
-            tick = {"tick": now, "keys": keys[:MAX_KEYS_PER_TICK]}
-            await inputs.send(key=org.encode(), value=json.dumps(tick).encode())
-
-    return inputs
+    wiring = _Wiring(app, SigmaCorrelationStage(correlations, lateness_s), deliver)
+    app.agent(wiring.inputs, name="correlate_signals")(wiring.correlate_signals)
+    app.timer(tick_seconds, name="close_windows")(wiring.close_windows)
+    return wiring.inputs
 
 
 __all__ = ["register"]

@@ -1,6 +1,8 @@
-"""The window state of one correlation for one group-by key, as a JSON-able dict.
+"""The window state of one correlation for one group-by key: ``WindowState``, a JSON-able dict.
 
-It is what a Faust table stores (changelogged to Kafka, restored after a restart), so it is
+It is what the Faust table ``sigma-correlation-windows`` stores under
+``<establishment>|<correlation id>|<group-by values as JSON>`` (changelogged to Kafka,
+restored after a restart, so a reader must keep reading what earlier versions wrote). It is
 plain data, small and bounded:
 
     {"entries": [[ts, event_id, rule_id, value, consumed], ...],  # sorted by (ts, event_id)
@@ -16,17 +18,32 @@ the re-read records converge to what an uninterrupted run computes.
 from __future__ import annotations
 
 import bisect
-from typing import Any
+from typing import Any, TypedDict
 
 from processors.detection.correlation.model import MAX_ENTRIES
 
-State = dict[str, Any]
-Entry = list[Any]  # [ts, event_id, rule_id, value, consumed]
+#: ``[ts, event_id, rule_id, value, consumed]``: a JSON array on the table (compact: there are
+#: up to ``MAX_ENTRIES`` per window), read by position with the indices below.
+Entry = list[Any]
 
 TS, EVENT, RULE, VALUE, CONSUMED = range(5)
 
 
-def new_state() -> State:
+class WindowState(TypedDict):
+    """The value of one key of ``sigma-correlation-windows``."""
+
+    entries: list[Entry]  # sorted by (ts, event_id, rule_id)
+    max_ts: float | None  # the group's event clock; None until the first entry
+    #: ``Signal.context`` of the latest signal, verbatim: ``organization`` (an
+    #: ``Organization`` as JSON), ``host_name``, ``user_name``, ``failed``; empty at first.
+    ctx: dict[str, Any]
+
+
+#: The name the evaluator uses.
+State = WindowState
+
+
+def new_state() -> WindowState:
     return {"entries": [], "max_ts": None, "ctx": {}}
 
 
