@@ -15,9 +15,10 @@ from elasticsearch import Elasticsearch
 from runtime.errors import ServiceUnavailable, VigieError, register_translation
 from runtime.settings import Settings
 
-#: The URLs this process's clients talk to, so that a refused connection can name them (the
-#: transport's exception does not).
-_urls: list[str] = []
+#: The URL of the client built last, so that a refused connection can name it (the
+#: transport's exception does not). A command builds one client; a long-lived process that
+#: built several (tests) names the latest rather than a list of every URL it ever used.
+_last_url: list[str] = []
 
 
 class ElasticsearchUnavailable(ServiceUnavailable):
@@ -28,8 +29,7 @@ def make_client(settings: Settings, request_timeout: float = 30.0) -> Elasticsea
     auth = None
     if settings.es_username and settings.es_password:
         auth = (settings.es_username, settings.es_password.get_secret_value())
-    if settings.es_url not in _urls:
-        _urls.append(settings.es_url)
+    _last_url[:] = [settings.es_url]
     return Elasticsearch(
         settings.es_url,
         basic_auth=auth,
@@ -51,7 +51,7 @@ def _unavailable(error: BaseException) -> VigieError | None:
     what = reason.group(0).strip() if reason else type(error).__name__
     return ElasticsearchUnavailable(
         f"Elasticsearch does not answer ({what}); is it running? "
-        "(`vigie stack status`, or VIGIE_ES_URL)", source=", ".join(_urls) or None)
+        "(`vigie stack status`, or VIGIE_ES_URL)", source=_last_url[0] if _last_url else None)
 
 
 register_translation(_unavailable)
