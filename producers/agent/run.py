@@ -163,6 +163,7 @@ class Agent:
             if self.keep_positions:
                 self.positions.save()
             left = self._drain(drain)
+            self.shipper.close()
             self.write_status()
             self.spool.close()
         if left:
