@@ -81,6 +81,11 @@ CORRELATION_INPUTS = Topic(
     "establishment, co-partitioned with detections: the input of the correlation windows.",
 )
 
+#: Topics written in Kafka transactions (by the hospital agents, see producers/agent/ship.py):
+#: their offsets have gaps (commit and abort markers, aborted records) that read_committed
+#: consumers never see.
+TRANSACTIONAL_TOPICS: frozenset[str] = frozenset({EVENTS_RAW.name})
+
 # Never written: the agents' shipping progress lives in its consumer-group offsets only.
 AGENT_PROGRESS = Topic(
     "vigie.agent-progress",
