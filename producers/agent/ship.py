@@ -121,6 +121,7 @@ class Shipper:
         self.overrides = dict(producer_overrides or {})
         self._error_logged = 0.0
         self.producer = self._new_producer()
+        self._initialised = False  # init_transactions() succeeded for this producer
         # Only for its group's committed offset and metadata: never assigned, never polled.
         self._progress: Consumer | None = None
         self.reconciled = False  # the restart check ran with this producer
@@ -131,6 +132,9 @@ class Shipper:
         self._txn_upto = 0
         self._txn_last_id = ""
         self._txn_ids: list[str] = []
+        # Once a commit started, the transaction is frozen (a timed-out call is resumed with
+        # the same arguments): the position it records, and whether the offsets are sent.
+        self._committing: tuple[int, str] | None = None
         self._offsets_sent = False
         # Ids in Kafka or in the open transaction, among the records spooled before the first
         # restart check (up to ``_dedup_upto``): a crash between spooling a batch and saving
@@ -182,7 +186,9 @@ class Shipper:
     def _reconcile(self) -> None:
         """Fence the previous incarnation, then resume after the position Kafka committed."""
         try:
-            self.producer.init_transactions(CALL_TIMEOUT_S)
+            if not self._initialised:
+                self.producer.init_transactions(CALL_TIMEOUT_S)
+                self._initialised = True
             committed = self._progress_consumer().committed(
                 [TopicPartition(self.progress_topic, PROGRESS_PARTITION)], CALL_TIMEOUT_S)[0]
             if committed.error is not None:
@@ -204,17 +210,23 @@ class Shipper:
 
     def _resume_after(self, position: int, event_id: str) -> None:
         """Acknowledge the spool up to ``position`` (in Kafka), if it is this spool's."""
-        records = (self.spool.read(position - self.spool.acked)
-                   if position < self.spool.next_seq else [])
-        if not records or records[-1].seq != position or records[-1].event_id != event_id:
+        ids: list[str] = []
+        last: SpoolRecord | None = None
+        while position < self.spool.next_seq and self.spool.cursor <= position:
+            chunk = self.spool.read(min(10_000, position - self.spool.cursor + 1))
+            if not chunk:
+                break
+            ids.extend(r.event_id for r in chunk)
+            last = chunk[-1]
+        if last is None or last.seq != position or last.event_id != event_id:
             log.warning("Kafka holds position %d (event %s) for this agent, which this spool "
                         "does not hold (spool replaced or wiped?): everything spooled is sent",
                         position, event_id or "-")
             return
-        self._sent_ids.update(r.event_id for r in records)
-        agent_metrics.ALREADY_DELIVERED.inc(len(records))
+        self._sent_ids.update(ids)
+        agent_metrics.ALREADY_DELIVERED.inc(len(ids))
         log.info("%d spooled records were already in Kafka before the restart: not resent",
-                 len(records))
+                 len(ids))
         self.spool.ack(position)
 
     def _failed_call(self, what: str, exc: KafkaException) -> None:
@@ -237,6 +249,7 @@ class Shipper:
             self.aborted += 1
             self._sent_ids.difference_update(self._txn_ids)
         old, self.producer = self.producer, self._new_producer()
+        self._initialised = False
         with contextlib.suppress(KafkaException, RuntimeError):
             old.purge()
             old.flush(0)
@@ -247,6 +260,7 @@ class Shipper:
         self.in_flight = {}
         self._txn_open = False
         self._txn_ids = []
+        self._committing = None
         self._offsets_sent = False
 
     # --- sending -----------------------------------------------------------------------------
@@ -284,7 +298,7 @@ class Shipper:
             if not self.reconciled:
                 return 0
         self.producer.poll(0)
-        if self._offsets_sent:  # a commit under way (it timed out before): finish it first
+        if self._committing is not None:  # a commit that timed out before: finish it first
             self._commit()
             if self._txn_open or not self.reconciled:
                 return 0
@@ -318,7 +332,9 @@ class Shipper:
 
     def _commit(self, timeout: float = CALL_TIMEOUT_S) -> None:
         """Record the position in the transaction, commit, acknowledge the spool."""
-        upto, event_id = self._txn_upto, self._txn_last_id
+        if self._committing is None:
+            self._committing = (self._txn_upto, self._txn_last_id)
+        upto, event_id = self._committing
         try:
             if not self._offsets_sent:
                 position = TopicPartition(self.progress_topic, PROGRESS_PARTITION, upto,

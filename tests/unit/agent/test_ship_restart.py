@@ -37,6 +37,9 @@ class FakeKafka:
         self.live: dict[str, FakeProducer] = {}
         self.consumers: list[FakeConsumer] = []
         self.fail_commits: list[KafkaError] = []  # raised by the next commits, in order
+        self.transactions: list[tuple[list[str], list[int]]] = []  # committed: ids, offsets
+        self.fail_offsets: list[KafkaError] = []  # by the next send_offsets_to_transaction
+        self.fail_committed: list[KafkaError] = []  # by the next Consumer.committed
 
     def counts(self) -> Counter[str]:
         return Counter(self.visible)
@@ -57,6 +60,8 @@ class FakeProducer:
             raise KafkaException(KafkaError(KafkaError._FENCED, "fenced", fatal=True))
 
     def init_transactions(self, _timeout: float = 0) -> None:
+        if self.ready:  # librdkafka: _STATE, not retriable
+            raise KafkaException(KafkaError(KafkaError._STATE, "already initialised"))
         self.kafka.live[self.txid] = self  # the previous incarnation's transaction is gone
         self.ready = True
 
@@ -73,6 +78,8 @@ class FakeProducer:
     def send_offsets_to_transaction(self, positions: list[TopicPartition], group: str,
                                     _timeout: float = 0) -> None:
         self._check()
+        if self.kafka.fail_offsets:
+            raise KafkaException(self.kafka.fail_offsets.pop(0))
         self.offsets = (group, positions)
 
     def commit_transaction(self, _timeout: float = 0) -> None:
@@ -81,6 +88,8 @@ class FakeProducer:
             raise KafkaException(self.kafka.fail_commits.pop(0))
         assert self.records is not None
         self.kafka.visible.extend(self.records)
+        self.kafka.transactions.append(
+            (self.records, [tp.offset for tp in self.offsets[1]] if self.offsets else []))
         if self.offsets is not None:
             group, positions = self.offsets
             for tp in positions:
@@ -114,6 +123,8 @@ class FakeConsumer:
     def committed(self, partitions: list[TopicPartition],
                   _timeout: float = 0) -> list[TopicPartition]:
         self.calls.append(("committed", [(tp.topic, tp.partition) for tp in partitions]))
+        if self.kafka.fail_committed:
+            raise KafkaException(self.kafka.fail_committed.pop(0))
         out = []
         for tp in partitions:
             found = self.kafka.offsets.get((self.config["group.id"], tp.topic, tp.partition))
@@ -262,3 +273,28 @@ def test_the_agent_reads_nothing_of_events_raw(tmp_path: Path, kafka: FakeKafka)
     assert asked == {(AGENT_PROGRESS.name, 0)}
     producers = {p.txid for p in kafka.live.values()}
     assert producers == {f"vigie-agent-{AGENT}"}
+
+
+def test_a_commit_that_timed_out_takes_no_more_records(tmp_path: Path, kafka: FakeKafka) -> None:
+    """The position is fixed when the commit starts: records read while it is retried would
+    be in Kafka beyond the recorded position, and sent twice after a crash."""
+    spool = Spool(tmp_path / "spool", fsync=False)
+    spool.append(_records(["a", "b"]))
+    shipper = _shipper(spool)
+    kafka.fail_offsets = [KafkaError(KafkaError._TIMED_OUT, "slow", retriable=True)]
+    assert shipper.pump() == 2  # handed, then the commit times out
+    spool.append(_records(["c"]))
+    assert shipper.pump() == 1  # the commit is finished first; c goes in the next one
+    assert kafka.transactions == [(["a", "b"], [2]), (["c"], [3])]
+
+
+def test_a_restart_check_that_cannot_reach_the_group_is_retried(tmp_path: Path,
+                                                               kafka: FakeKafka) -> None:
+    spool = Spool(tmp_path / "spool", fsync=False)
+    spool.append(_records(["a"]))
+    shipper = _shipper(spool)
+    kafka.fail_committed = [KafkaError(KafkaError.COORDINATOR_NOT_AVAILABLE, "loading",
+                                       retriable=True)]
+    assert shipper.pump() == 0 and not shipper.reconciled
+    assert shipper.pump() == 1
+    assert kafka.visible == ["a"]
