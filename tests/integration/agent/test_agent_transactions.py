@@ -93,10 +93,10 @@ def _uncommitted_counts(kafka: KafkaConnection, start: dict[int, int],
 
 def test_restart_resumes_from_the_committed_position_and_reads_nothing_of_events_raw(
         stack: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runtime.kafka, "Consumer", SpyConsumer)
-    monkeypatch.setattr(SpyConsumer, "calls", [])
     agent_id = f"it-txn-{int(time.time())}"
     start = end_offsets(stack.kafka, EVENTS_RAW.name)
+    monkeypatch.setattr(runtime.kafka, "Consumer", SpyConsumer)  # from here: the agent's
+    monkeypatch.setattr(SpyConsumer, "calls", [])
     spool = Spool(tmp_path / "spool", fsync=False)
 
     # 1. 300 records committed in Kafka; the spool's acknowledgement never reaches the disk.
