@@ -24,7 +24,7 @@ from typing import Any, cast
 import faust
 
 from processors import offsets
-from processors.brokers import broker_credentials, broker_urls
+from processors.brokers import broker_credentials, broker_urls, read_committed_transport
 from processors.classify import (
     Classified,
     Classifier,
@@ -72,6 +72,7 @@ def faust_app(settings: Settings) -> faust.App:
         broker_commit_interval=2.0,
         stream_buffer_maxsize=4096,
     )
+    app.transport = read_committed_transport(app)  # aborted agent transactions stay unseen
     return app
 
 

@@ -10,6 +10,10 @@ the librdkafka clients. (``runtime`` cannot import faust: the hospital agent use
 from __future__ import annotations
 
 import faust
+from aiokafka import AIOKafkaConsumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer_
+from faust.transport.drivers.aiokafka import Transport as AIOKafkaTransport
 from faust.types.auth import CredentialsT
 
 from runtime.kafka import KafkaConnection
@@ -34,3 +38,32 @@ def broker_credentials(kafka: KafkaConnection) -> CredentialsT | None:
     if context is not None:
         return faust.SSLCredentials(context)
     return None
+
+
+class _ReadCommittedConsumerThread(AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: AIOKafkaTransport) -> AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        # Faust picks read_committed only with processing_guarantee=exactly_once, which would
+        # also make its own producers transactional. aiokafka reads this attribute when
+        # ``start()`` builds its fetcher (checked by tests/unit/test_read_committed.py).
+        consumer._isolation_level = "read_committed"
+        return consumer
+
+
+class _ReadCommittedConsumer(AIOKafkaConsumer_):
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return _ReadCommittedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class ReadCommittedTransport(AIOKafkaTransport):
+    """Faust's aiokafka transport whose worker consumer reads with
+    ``isolation.level=read_committed``: agents write ``events.raw`` in transactions, and the
+    records of a transaction aborted by an agent's crash (sent again after its restart) must
+    not be processed. Faust's own topics are written without transactions: unaffected."""
+
+    Consumer = _ReadCommittedConsumer
+
+
+def read_committed_transport(app: faust.App) -> ReadCommittedTransport:
+    """``app.transport = read_committed_transport(app)``, before the app starts."""
+    return ReadCommittedTransport(app.conf.broker_consumer, app)

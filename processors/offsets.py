@@ -8,14 +8,23 @@ a single skipped record right after the committed offset is committed over, and 
 same method also treats offsets the drain loop saw jump over as done, which is right for
 compacted or transactional topics but, on our inputs, can only mean a skipped record.
 
-Every topic the processor consumes is ours, non-compacted, and written without transactions,
-so its offsets are contiguous: the record at the committed offset must be acknowledged before
-anything past it is committed. ``install`` makes Faust hold commits at such a hole (instead
-of committing over it), and a timer re-reads the partition from the hole when it does not
-fill by itself (the records after it are processed again; their ids are deterministic, so the
-sink's overwrite makes that harmless). A hole that re-reading cannot fill (the broker deleted
-the records, e.g. by retention) is accepted after a few tries, logged as an error, and
-counted in ``vigie_records_skipped_total``: never silent.
+Every topic the processor consumes is ours and non-compacted; all but ``events.raw`` are
+written without transactions, so their offsets are contiguous: the record at the committed
+offset must be acknowledged before anything past it is committed. ``install`` makes Faust
+hold commits at such a hole (instead of committing over it), and a timer re-reads the
+partition from the hole when it does not fill by itself (the records after it are processed
+again; their ids are deterministic, so the sink's overwrite makes that harmless). A hole
+that re-reading cannot fill (the broker deleted the records, e.g. by retention) is accepted
+after a few tries, logged as an error, and counted in ``vigie_records_skipped_total``: never
+silent.
+
+``events.raw`` is written in transactions by the agents: its offsets have legitimate gaps
+(commit markers, aborted records) that a read_committed consumer never sees, so contiguity
+proves nothing there, and Faust's own gap handling (written for such topics) applies. What
+must still never be committed over is the record whose hand-over a flow suspension
+cancelled: ``install`` notes every record of a transactional topic as it is handed to Faust
+and forgets it once handed over; a commit is held before one left behind, which the same
+timer re-reads.
 
 Patched at class level because Faust builds its consumer privately; written against
 faust-streaming 0.15.3 (pinned in ``pyproject.toml``) — the unit tests exercise the patched
@@ -26,21 +35,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import faust
 from faust.transport.consumer import Consumer
-from faust.types import TP
+from faust.types import TP, Message
 from prometheus_client import Counter
 
-from schemas.topics import ALL_TOPICS
+from schemas.topics import ALL_TOPICS, TRANSACTIONAL_TOPICS
 
 log = logging.getLogger(__name__)
 
 #: Topics whose offsets have no legitimate gaps: not compacted, never written transactionally.
 CONTIGUOUS_TOPICS: frozenset[str] = frozenset(
-    t.name for t in ALL_TOPICS if "compact" not in t.config.get("cleanup.policy", "delete"))
+    t.name for t in ALL_TOPICS if "compact" not in t.config.get("cleanup.policy", "delete")
+    and t.name not in TRANSACTIONAL_TOPICS)
 
 HOLD_BEFORE_REREAD_S = 10.0
 REREADS_BEFORE_GIVING_UP = 3
@@ -64,6 +75,11 @@ class Hole:
 
 _holes: dict[TP, Hole] = {}
 _accepted: dict[TP, int] = {}  # tp -> hole offset given up on (commit may pass it)
+# Transactional topics: offsets handed to Faust's callback whose hand-over has not completed,
+# and the offset handed last (the drain loop hands one record at a time: a pending offset
+# below it was left behind, the one equal to it may still be on its way).
+_unhanded: dict[TP, set[int]] = {}
+_latest: dict[TP, int] = {}
 _original_new_offset = Consumer._new_offset
 
 
@@ -71,6 +87,8 @@ def held_commit(self: Consumer, tp: TP) -> int | None:
     """The offset Faust may commit for ``tp``, holding back at a hole (see module doc).
 
     Installed as the method ``Consumer._new_offset``, hence its parameters' names."""
+    if tp.topic in TRANSACTIONAL_TOPICS:
+        return _transactional_commit(self, tp)
     if tp.topic not in CONTIGUOUS_TOPICS:
         return _original_new_offset(self, tp)
     # Offsets the drain loop saw jump over are not "done" on a contiguous topic.
@@ -96,11 +114,57 @@ def held_commit(self: Consumer, tp: TP) -> int | None:
     return _original_new_offset(self, tp)
 
 
+def _transactional_commit(self: Consumer, tp: TP) -> int | None:
+    """Faust's commit, held before a record whose hand-over was cancelled (see module doc)."""
+    pending = _unhanded.get(tp)
+    committed = self._committed_offset[tp]
+    if pending and committed is not None:  # committed already (by another member, say)
+        pending.difference_update([o for o in pending if o < committed])
+    if pending and _accepted.get(tp) == min(pending):
+        pending.discard(_accepted.pop(tp))
+    behind = [o for o in pending or () if o < _latest.get(tp, -1)]
+    if behind:
+        first = min(behind)
+        hole = _holes.get(tp)
+        if hole is None or hole.offset != first:
+            _holes[tp] = Hole(first, time.monotonic())
+            HOLES.labels(tp.topic).inc()
+            log.warning("%s[%d]: offset %d was delivered but never handed over; holding the "
+                        "commit (Faust skipped a record)", tp.topic, tp.partition, first)
+        return None
+    _holes.pop(tp, None)
+    return _original_new_offset(self, tp)
+
+
+def _tracked(callback: Callable[[Message], Awaitable[None]]) -> Callable[[Message], Any]:
+    """Faust's message callback, noting each record of a transactional topic until its
+    hand-over completes (a coroutine cancelled before or while running never gets there)."""
+
+    async def hand_over(message: Message, tp: TP, offset: int) -> None:
+        await callback(message)
+        pending = _unhanded.get(tp)
+        if pending is not None:
+            pending.discard(offset)
+
+    def call(message: Message) -> Awaitable[None]:
+        tp = message.tp
+        if tp.topic not in TRANSACTIONAL_TOPICS:
+            return callback(message)
+        _unhanded.setdefault(tp, set()).add(message.offset)
+        _latest[tp] = message.offset
+        return hand_over(message, tp, message.offset)
+
+    return call
+
+
 def holes_to_reread(now: float, assigned: Iterable[TP]) -> list[tuple[TP, Hole]]:
     """The holes held long enough to re-read, among the partitions still assigned."""
     assigned = set(assigned)
     for tp in [tp for tp in _holes if tp not in assigned]:
         del _holes[tp]
+    for tp in [tp for tp in _unhanded if tp not in assigned]:
+        del _unhanded[tp]  # re-read from its committed offset by whoever gets it
+        _latest.pop(tp, None)
     return [(tp, hole) for tp, hole in _holes.items() if now - hole.since >= HOLD_BEFORE_REREAD_S]
 
 
@@ -108,6 +172,8 @@ def install(app: faust.App) -> None:
     """Patch Faust's commit and start the re-read timer on ``app``."""
     # Deliberately patching a method on the class (see the module doc): mypy forbids that.
     Consumer._new_offset = held_commit  # type: ignore[method-assign]
+    consumer = cast(Consumer, app.consumer)
+    consumer.callback = _tracked(consumer.callback)
 
     @app.timer(interval=HOLD_BEFORE_REREAD_S / 2)
     async def reread_holes() -> None:

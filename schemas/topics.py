@@ -81,6 +81,21 @@ CORRELATION_INPUTS = Topic(
     "establishment, co-partitioned with detections: the input of the correlation windows.",
 )
 
+#: Topics written in Kafka transactions (by the hospital agents, see producers/agent/ship.py):
+#: their offsets have gaps (commit and abort markers, aborted records) that read_committed
+#: consumers never see.
+TRANSACTIONAL_TOPICS: frozenset[str] = frozenset({EVENTS_RAW.name})
+
+# Never written: the agents' shipping progress lives in its consumer-group offsets only.
+AGENT_PROGRESS = Topic(
+    "vigie.agent-progress",
+    1,
+    {"retention.ms": str(3600 * 1000)},
+    "Always empty. Each agent commits its spool position as the offset of its own group "
+    "(vigie-agent-<agent id>) on partition 0, in the same transaction as the records it ships "
+    "to events.raw: after a crash it asks for that offset instead of reading events.raw.",
+)
+
 ALL_TOPICS: tuple[Topic, ...] = (
     EVENTS_RAW,
     EVENTS_CLASSIFIED,
@@ -91,4 +106,5 @@ ALL_TOPICS: tuple[Topic, ...] = (
     INCIDENT_TICKS,
     INDICATORS,
     CORRELATION_INPUTS,
+    AGENT_PROGRESS,
 )

@@ -123,6 +123,7 @@ class Sink:
             "max.poll.interval.ms": 600_000,
             "fetch.max.bytes": 64 * 1024 * 1024,
             "partition.assignment.strategy": "cooperative-sticky",
+            "isolation.level": "read_committed",  # never what an aborted transaction wrote
         })
 
     def stop(self, *_: object) -> None:

@@ -6,9 +6,10 @@ One thread does the work, in a fixed order that makes restarts safe::
     → save positions → shipper.pump (Kafka) → status file every 2 s
 
 Positions are saved only after the records are in the spool; the spool is acknowledged only
-after Kafka acknowledged. SIGTERM/SIGINT stop the polling, spool what was read, give Kafka
-up to ``--drain`` seconds to acknowledge, save everything and exit 0; what Kafka did not
-acknowledge stays in the spool for the next start.
+after Kafka committed the transaction that carried them (:mod:`.ship`). SIGTERM/SIGINT stop
+the polling, spool what was read, give Kafka up to ``--drain`` seconds to commit, abort what
+is still open, save everything and exit 0; what Kafka did not commit stays in the spool for
+the next start.
 """
 
 from __future__ import annotations
@@ -163,6 +164,7 @@ class Agent:
             if self.keep_positions:
                 self.positions.save()
             left = self._drain(drain)
+            self.shipper.close()
             self.write_status()
             self.spool.close()
         if left:

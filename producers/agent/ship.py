@@ -1,46 +1,78 @@
-"""Shipping the spool to Kafka: idempotent producer, EPS cap, backpressure, clean stop.
+"""Shipping the spool to Kafka in transactions that carry their own position: no READ needed.
 
-- Producer: the project's idempotent, ``acks=all``, lz4 configuration
-  (:meth:`runtime.kafka.KafkaConnection.producer`), key = establishment id, signature headers.
-  It and the restart check's consumer are both built from the agent's one
-  :class:`~runtime.kafka.KafkaConnection`, so TLS/SASL apply to every client.
-- Order and acknowledgement: records are read from the spool in order; the spool is
-  acknowledged up to the highest sequence number below which the broker confirmed everything.
-  A failed delivery (e.g. the broker stayed away longer than ``message.timeout.ms``) is sent
-  again; the others are not, so a failure does not duplicate what did arrive.
+- Producer: the project's ``acks=all``, lz4 configuration (:meth:`runtime.kafka.KafkaConnection.
+  producer`), made *transactional* with the stable id ``vigie-agent-<agent id>``; key =
+  establishment id, signature headers. Every client is built from the agent's one
+  :class:`~runtime.kafka.KafkaConnection`, so TLS/SASL apply to all of them.
+- One transaction per batch (at most ``commit_interval`` seconds or ``max_in_flight``
+  records): the batch's records go to ``events.raw`` and, in the same transaction, the spool
+  sequence number of its last record is committed as the offset of the agent's own consumer
+  group (``vigie-agent-<agent id>``) on partition 0 of ``vigie.agent-progress``, a topic
+  nobody writes (``send_offsets_to_transaction``). Kafka commits both or neither. The spool
+  is acknowledged once the commit returns.
+- Restart (after a crash, and after any transaction error, which is handled the same way):
+  ``init_transactions()`` fences the previous incarnation and completes or aborts its open
+  transaction; the agent then asks Kafka for *its own group's* committed offset: every spool
+  record up to it is in Kafka (committed), every one after it is not (aborted or never sent).
+  The shipper resumes right after it. The offset's metadata is the event id of that record,
+  checked against the spool, so a wiped or replaced spool (numbers starting again at 1) is
+  never skipped over. Nothing of ``events.raw`` is read: the agent's principal needs no READ
+  there (see ``docs/agent.md`` for the ACLs), and a re-sent record can only be one Kafka
+  never made visible, so the processor's replay check never sees a retransmission.
+- Consumers of ``events.raw`` read with ``isolation.level=read_committed``: records of an
+  aborted transaction (a crash mid-batch) are never seen. (Read uncommitted, they would be
+  processed once more; their ids are deterministic, so the sink would overwrite, but the
+  replay check would dead-letter them.)
+- A crash between the spool append and the save of the sources' positions makes the first
+  step after the restart spool that batch again, under the same event ids: among the records
+  spooled before the restart check, an id is sent once.
 - EPS cap: a token bucket (``eps`` per second, one second of burst) limits what leaves the
   hospital; a flood waits in the spool instead of saturating the link.
-- Backpressure: at most ``max_in_flight`` records wait for the broker; beyond that the shipper
-  stops reading the spool, which then grows on disk (bounded, see :mod:`.spool`).
-- Restart after a crash: records the spool holds but had not marked acknowledged may already
-  be in Kafka (acknowledged just before the crash). Before sending anything, the shipper reads
-  back this agent's records from ``events.raw`` after the last acknowledged offset and skips
-  those already there: SIGKILL does not duplicate events. Positions are saved after the spool
-  append, so a kill between the two makes the first step after the restart spool that batch
-  again, under the same event ids: among the records spooled before the check, an id is sent
-  once (seen in a CI run: 40 duplicates of 8,000 after two SIGKILLs).
+- Backpressure: at most ``max_in_flight`` records in the open transaction; beyond that the
+  transaction is committed before more is read, and the spool grows on disk meanwhile
+  (bounded, see :mod:`.spool`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import heapq
-import json
 import logging
 import time
-from collections import deque
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from producers.agent import metrics as agent_metrics
 from producers.agent.spool import Spool, SpoolRecord
 from runtime import metrics
 from runtime.kafka import KafkaConnection
 from schemas.enrolment import HEADER_AGENT, HEADER_SIGNATURE
+from schemas.topics import AGENT_PROGRESS
 
 log = logging.getLogger(__name__)
+
+#: The partition of ``vigie.agent-progress`` whose committed offset is an agent's position.
+PROGRESS_PARTITION = 0
+
+#: How long Kafka keeps an agent's transaction open before aborting it by itself (a dead
+#: agent's open transaction holds back read_committed consumers of its partition that long).
+TRANSACTION_TIMEOUT_MS = 30_000
+
+#: Seconds a blocking transactional call may hold the agent's one thread (sources wait);
+#: a call that times out is resumed at a later pump, ``RETRY_S`` later at the earliest.
+CALL_TIMEOUT_S = 1.0
+RETRY_S = 1.0
+
+
+def agent_transactional_id(agent_id: str) -> str:
+    """The agent's stable ``transactional.id`` (one per agent, LITERAL in its ACLs)."""
+    return f"vigie-agent-{agent_id}"
+
+
+def agent_progress_group(agent_id: str) -> str:
+    """The consumer group whose offset on ``vigie.agent-progress`` is the agent's position."""
+    return f"vigie-agent-{agent_id}"
 
 
 class TokenBucket:
@@ -63,41 +95,68 @@ class TokenBucket:
         return granted
 
 
+def _kafka_error(exc: KafkaException) -> KafkaError | None:
+    error = exc.args[0] if exc.args else None
+    return error if isinstance(error, KafkaError) else None
+
+
 class Shipper:
     def __init__(self, spool: Spool, *, kafka: KafkaConnection, topic: str, agent_id: str,
-                 eps: float = 0, max_in_flight: int = 50_000,
+                 eps: float = 0, max_in_flight: int = 50_000, commit_interval: float = 1.0,
+                 progress_topic: str = AGENT_PROGRESS.name,
                  producer_overrides: dict[str, Any] | None = None) -> None:
         """``producer_overrides``: librdkafka tuning of the producer (timeouts, logging);
-        the connection itself (address, TLS, SASL) comes from ``kafka`` only."""
+        the connection itself (address, TLS, SASL) comes from ``kafka`` only.
+        ``commit_interval``: seconds a transaction stays open at most (the latency the
+        agent adds for read_committed consumers)."""
         self.spool = spool
         self.topic = topic
         self.kafka = kafka
         self.agent_id = agent_id
+        self.progress_topic = progress_topic
         self._agent_header = agent_id.encode()
         self.bucket = TokenBucket(eps)
         self.max_in_flight = max_in_flight
+        self.commit_interval = commit_interval
         self.overrides = dict(producer_overrides or {})
         self._error_logged = 0.0
-        self.producer = kafka.producer(**{"message.max.bytes": 4 * 1024 * 1024,
-                                          "linger.ms": 50, **self.overrides,
-                                          "error_cb": self._on_error})
+        self.producer = self._new_producer()
+        self._initialised = False  # init_transactions() succeeded for this producer
+        # Only for its group's committed offset and metadata: never assigned, never polled.
+        self._progress: Consumer | None = None
+        self.reconciled = False  # the restart check ran with this producer
+        # The open transaction: its records, the spool seq it covers up to, its ids.
         self.in_flight: dict[int, SpoolRecord] = {}
-        self._heap: list[int] = []
-        self._resend: deque[SpoolRecord] = deque()
-        self._skip: set[str] | None = None  # event ids found in Kafka after a crash
-        self._skip_upto = 0
-        # Ids handed to Kafka among the records spooled before the restart check: a crash
-        # between spooling a batch and saving the file position makes the first step after the
-        # restart read (and spool) that batch again, under the same ids.
-        self._handed_ids: set[str] = set()
-        self.reconciled = spool.depth == 0
+        self._txn_open = False
+        self._txn_since = 0.0
+        self._txn_upto = 0
+        self._txn_last_id = ""
+        self._txn_ids: list[str] = []
+        # Once a commit started, the transaction is frozen (a timed-out call is resumed with
+        # the same arguments): the position it records, and whether the offsets are sent.
+        self._committing: tuple[int, str] | None = None
+        self._offsets_sent = False
+        # Ids in Kafka or in the open transaction, among the records spooled before the first
+        # restart check (up to ``_dedup_upto``): a crash between spooling a batch and saving
+        # the file positions makes the first step after the restart spool it again.
+        self._sent_ids: set[str] = set()
+        self._dedup_upto: int | None = None
+        self._checked_once = False
         self.sent = 0
         self.delivered = 0
         self.failed = 0
+        self.aborted = 0
         self.last_error: str | None = None
+        self._retry_at = 0.0
         self._out = metrics.EVENTS_OUT.labels("agent", topic)
-        self._counted = 0  # deliveries already added to ``_out``: once per pump, not per event
-        self._last_partition: tuple[int, int] | None = None
+
+    def _new_producer(self) -> Producer:
+        return self.kafka.producer(**{
+            "message.max.bytes": 4 * 1024 * 1024, "linger.ms": 50,
+            "message.timeout.ms": TRANSACTION_TIMEOUT_MS, **self.overrides,
+            "transactional.id": agent_transactional_id(self.agent_id),
+            "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+            "error_cb": self._on_error})
 
     # --- callbacks ---------------------------------------------------------------------------
     def _on_error(self, err: KafkaError) -> None:
@@ -110,169 +169,210 @@ class Shipper:
             log.warning("Kafka unreachable or failing (%s); events wait in the spool "
                         "(%d records)", err.str(), self.spool.depth)
 
-    def _delivered(self, seq: int, err: KafkaError | None, msg: Message) -> None:
-        record = self.in_flight.get(seq)
-        if record is None:
-            return
-        if err is not None:
+    def _delivered(self, seq: int, err: KafkaError | None, _msg: Message) -> None:
+        """A failed record fails its transaction at commit (then aborted and sent again)."""
+        if err is not None and seq in self.in_flight:
             self.failed += 1
             self.last_error = err.str()
             metrics.ERRORS.labels("agent", "delivery").inc()
-            log.warning("record %s not delivered (%s): will be sent again", seq, err.str())
-            self._resend.append(record)
-            return
-        del self.in_flight[seq]
-        self.delivered += 1
-        partition, offset = msg.partition(), msg.offset()
-        if partition is not None and offset is not None:  # always set on a delivered record
-            self._last_partition = (partition, offset)
 
-    def _advance(self) -> None:
-        if self.delivered != self._counted:
-            self._out.inc(self.delivered - self._counted)
-            self._counted = self.delivered
-        while self._heap and self._heap[0] not in self.in_flight:
-            heapq.heappop(self._heap)
-        upto = (self._heap[0] - 1) if self._heap else self.spool.cursor - 1
-        if upto > self.spool.acked:
-            part = self._last_partition
-            self.spool.ack(upto, *(part if part else (None, None)))
+    # --- restart check -------------------------------------------------------------------------
+    def _progress_consumer(self) -> Consumer:
+        if self._progress is None:
+            self._progress = self.kafka.consumer(agent_progress_group(self.agent_id),
+                                                 **{"isolation.level": "read_committed"})
+        return self._progress
+
+    def _reconcile(self) -> None:
+        """Fence the previous incarnation, then resume after the position Kafka committed."""
+        try:
+            if not self._initialised:
+                self.producer.init_transactions(CALL_TIMEOUT_S)
+                self._initialised = True
+            committed = self._progress_consumer().committed(
+                [TopicPartition(self.progress_topic, PROGRESS_PARTITION)], CALL_TIMEOUT_S)[0]
+            if committed.error is not None:
+                raise KafkaException(committed.error)
+        except KafkaException as exc:
+            self._failed_call("check what Kafka committed before the restart", exc)
+            return
+        self.spool.cursor = self.spool.acked + 1
+        position = committed.offset  # negative (OFFSET_INVALID) when none was committed
+        if position > self.spool.acked:
+            self._resume_after(position, committed.metadata or "")
+        self.spool.cursor = self.spool.acked + 1
+        if not self._checked_once:  # the re-spooled batch can only be among these records
+            self._checked_once = True
+            self._dedup_upto = self.spool.next_seq - 1
+        elif self._dedup_upto is None:
+            self._sent_ids = set()
+        self.reconciled = True
+
+    def _resume_after(self, position: int, event_id: str) -> None:
+        """Acknowledge the spool up to ``position`` (in Kafka), if it is this spool's."""
+        ids: list[str] = []
+        last: SpoolRecord | None = None
+        while position < self.spool.next_seq and self.spool.cursor <= position:
+            chunk = self.spool.read(min(10_000, position - self.spool.cursor + 1))
+            if not chunk:
+                break
+            ids.extend(r.event_id for r in chunk)
+            last = chunk[-1]
+        if last is None or last.seq != position or last.event_id != event_id:
+            log.warning("Kafka holds position %d (event %s) for this agent, which this spool "
+                        "does not hold (spool replaced or wiped?): everything spooled is sent",
+                        position, event_id or "-")
+            return
+        self._sent_ids.update(ids)
+        agent_metrics.ALREADY_DELIVERED.inc(len(ids))
+        log.info("%d spooled records were already in Kafka before the restart: not resent",
+                 len(ids))
+        self.spool.ack(position)
+
+    def _failed_call(self, what: str, exc: KafkaException) -> None:
+        """Retriable: try again at the next pump. Otherwise start over as after a crash: a
+        new producer under the same transactional id fences this one and aborts its open
+        transaction, and the position Kafka committed says where to resume."""
+        error = _kafka_error(exc)
+        self.last_error = str(exc)
+        metrics.ERRORS.labels("agent", "transaction").inc()
+        self._retry_at = time.monotonic() + RETRY_S
+        if error is not None and error.retriable() and not error.txn_requires_abort():
+            log.warning("cannot %s yet (%s): retrying, events wait in the spool", what, exc)
+            return
+        log.warning("cannot %s (%s): transaction abandoned, its records will be sent again",
+                    what, exc)
+        self._restart()
+
+    def _restart(self) -> None:
+        if self._txn_open:
+            self.aborted += 1
+            self._sent_ids.difference_update(self._txn_ids)
+        old, self.producer = self.producer, self._new_producer()
+        self._initialised = False
+        with contextlib.suppress(KafkaException, RuntimeError):
+            old.purge()
+            old.flush(0)
+        self._clear_transaction()
+        self.reconciled = False
+
+    def _clear_transaction(self) -> None:
+        self.in_flight = {}
+        self._txn_open = False
+        self._txn_ids = []
+        self._committing = None
+        self._offsets_sent = False
 
     # --- sending -----------------------------------------------------------------------------
-    def _produce(self, record: SpoolRecord) -> bool:
-        try:
-            self.producer.produce(
-                self.topic, value=record.value, key=record.key,
-                headers=[(HEADER_AGENT, self._agent_header),
-                         (HEADER_SIGNATURE, record.signature)],
-                on_delivery=functools.partial(self._delivered, record.seq))
-        except BufferError:
+    def _produce(self, record: SpoolRecord) -> None:
+        while True:
+            try:
+                self.producer.produce(
+                    self.topic, value=record.value, key=record.key,
+                    headers=[(HEADER_AGENT, self._agent_header),
+                             (HEADER_SIGNATURE, record.signature)],
+                    on_delivery=functools.partial(self._delivered, record.seq))
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    def _is_resent(self, record: SpoolRecord) -> bool:
+        """A record spooled twice around a crash (see module doc), already in a transaction."""
+        if self._dedup_upto is None or record.seq > self._dedup_upto:
             return False
-        return True
+        if record.event_id in self._sent_ids:
+            agent_metrics.ALREADY_DELIVERED.inc()
+            return True
+        self._sent_ids.add(record.event_id)
+        self._txn_ids.append(record.event_id)
+        return False
 
     def pump(self, max_records: int = 5000) -> int:
-        """Send what the EPS cap and the in-flight bound allow; serve callbacks. Returns the
-        number of records handed to the producer."""
-        self.producer.poll(0)
+        """Send what the EPS cap and the in-flight bound allow, in the open transaction;
+        commit it when due. Returns the number of records handed to the producer."""
+        if time.monotonic() < self._retry_at:
+            self.producer.poll(0)
+            return 0
         if not self.reconciled:
             self._reconcile()
             if not self.reconciled:
                 return 0
-        room = min(max_records, self.max_in_flight - len(self.in_flight) + len(self._resend))
+        self.producer.poll(0)
+        if self._committing is not None:  # a commit that timed out before: finish it first
+            self._commit()
+            if self._txn_open or not self.reconciled:
+                return 0
+        room = min(max_records, self.max_in_flight - len(self.in_flight))
         granted = self.bucket.take(max(0, room))
         if room > 0 and granted == 0:
             agent_metrics.EPS_THROTTLED.inc(0.01)
         handed = 0
-        while self._resend and handed < granted:
-            record = self._resend.popleft()
-            if not self._produce(record):
-                self._resend.appendleft(record)
-                break
+        records = self.spool.read(granted) if granted else []
+        if records and not self._txn_open:
+            try:
+                self.producer.begin_transaction()
+            except KafkaException as exc:
+                self.spool.cursor = records[0].seq
+                self._failed_call("begin a transaction", exc)
+                return 0
+            self._txn_open, self._txn_since = True, time.monotonic()
+        for record in records:
+            self._txn_upto, self._txn_last_id = record.seq, record.event_id
+            if self._is_resent(record):
+                continue
+            self.in_flight[record.seq] = record
+            self._produce(record)
             handed += 1
-        if handed < granted:
-            for record in self.spool.read(granted - handed):
-                if record.seq <= self._skip_upto:
-                    if (self._skip and record.event_id in self._skip) or \
-                            record.event_id in self._handed_ids:
-                        agent_metrics.ALREADY_DELIVERED.inc()
-                        continue
-                    self._handed_ids.add(record.event_id)
-                elif self._handed_ids:
-                    self._handed_ids = set()  # past the records of before the restart
-                self.in_flight[record.seq] = record
-                heapq.heappush(self._heap, record.seq)
-                while not self._produce(record):
-                    self.producer.poll(0.05)
-                handed += 1
         self.sent += handed
         self.producer.poll(0)
-        self._advance()
+        if self._txn_open and (len(self.in_flight) >= self.max_in_flight
+                               or time.monotonic() - self._txn_since >= self.commit_interval):
+            self._commit()
         return handed
 
+    def _commit(self, timeout: float = CALL_TIMEOUT_S) -> None:
+        """Record the position in the transaction, commit, acknowledge the spool."""
+        if self._committing is None:
+            self._committing = (self._txn_upto, self._txn_last_id)
+        upto, event_id = self._committing
+        try:
+            if not self._offsets_sent:
+                position = TopicPartition(self.progress_topic, PROGRESS_PARTITION, upto,
+                                          event_id)
+                self.producer.send_offsets_to_transaction(
+                    [position], self._progress_consumer().consumer_group_metadata(), timeout)
+                self._offsets_sent = True
+            self.producer.commit_transaction(timeout)
+        except KafkaException as exc:
+            self._failed_call("commit a transaction", exc)
+            return
+        count = len(self.in_flight)
+        self.delivered += count
+        self._out.inc(count)
+        self._clear_transaction()
+        self.spool.ack(upto)
+        if self._dedup_upto is not None and upto >= self._dedup_upto:
+            self._dedup_upto, self._sent_ids = None, set()  # past the records of the restart
+
     def flush(self, timeout: float) -> int:
-        """Wait up to ``timeout`` s for in-flight records; returns how many are still
-        unacknowledged (they stay in the spool for the next start)."""
-        deadline = time.monotonic() + timeout
-        while self.in_flight and time.monotonic() < deadline:
-            if self._resend:
-                self.pump(0)
-            self.producer.flush(min(1.0, max(0.0, deadline - time.monotonic())))
-            self._advance()
-        self._advance()
+        """Commit the open transaction, waiting up to ``timeout`` s; returns how many records
+        are still uncommitted (they stay in the spool for the next start)."""
+        if self.reconciled and self._txn_open:
+            self._commit(max(timeout, 0.1))
+        elif timeout > 0:  # nothing to commit (Kafka away, or the EPS cap): do not spin
+            time.sleep(min(timeout, 0.1))
         self.spool.save_state()
         return len(self.in_flight)
 
-    # --- crash reconciliation ------------------------------------------------------------------
-    def _reconcile(self) -> None:
-        """Find which unacknowledged spool records already reached Kafka (see module doc)."""
-        try:
-            found = self._ids_in_kafka()
-        except KafkaException as exc:
-            self.last_error = str(exc)
-            log.warning("cannot check Kafka for records sent before the restart (%s); "
-                        "retrying before sending anything", exc)
-            return
-        self._skip = found
-        self._skip_upto = self.spool.next_seq - 1
-        self.reconciled = True
-        if found:
-            log.info("%d spooled records were already in Kafka before the restart: not resent",
-                     len(found))
-
-    def _ids_in_kafka(self) -> set[str]:
-        consumer = self.kafka.consumer("vigie-agent-check", **{"enable.partition.eof": True})
-        try:
-            meta = consumer.list_topics(self.topic, timeout=10)
-            topic = meta.topics.get(self.topic)
-            if topic is None or topic.error is not None:
-                raise KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART))
-            if self.spool.partition is not None and self.spool.offset is not None:
-                starts = [TopicPartition(self.topic, self.spool.partition, self.spool.offset + 1)]
-            else:
-                first = self.spool.read(1)
-                self.spool.cursor = self.spool.acked + 1
-                since = (first[0].appended_ms if first else int(time.time() * 1000)) - 10_000
-                wanted = [TopicPartition(self.topic, p, since) for p in topic.partitions]
-                starts = consumer.offsets_for_times(wanted, timeout=10)
-            ends: dict[int, int] = {}
-            assign: list[TopicPartition] = []
-            for tp in starts:
-                high = consumer.get_watermark_offsets(TopicPartition(self.topic, tp.partition),
-                                                      timeout=10)[1]
-                start = tp.offset if tp.offset >= 0 else high
-                if start < high:
-                    ends[tp.partition] = high
-                    assign.append(TopicPartition(self.topic, tp.partition, start))
-            found: set[str] = set()
-            if not assign:
-                return found
-            consumer.assign(assign)
-            deadline = time.monotonic() + 120
-            while ends and time.monotonic() < deadline:
-                msg = consumer.poll(1.0)
-                if msg is None:
-                    continue
-                error, partition, offset = msg.error(), msg.partition(), msg.offset()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        if partition is not None:
-                            ends.pop(partition, None)
-                        continue
-                    raise KafkaException(error)
-                if partition is None or offset is None:  # never so for a fetched record
-                    continue
-                if offset >= ends.get(partition, -1) - 1:
-                    ends.pop(partition, None)
-                headers = dict(msg.headers() or [])
-                value = msg.value()
-                if value is not None and headers.get(HEADER_AGENT) == self._agent_header:
-                    with contextlib.suppress(ValueError, KeyError, TypeError):
-                        found.add(json.loads(value)["event"]["id"])
-            if ends:
-                raise KafkaException(KafkaError(KafkaError._TIMED_OUT))
-            return found
-        finally:
-            consumer.close()
-
     def close(self) -> None:
+        """Abort what is still open (rather than let it hold read_committed consumers back
+        until Kafka times it out) and release the clients; the spool keeps those records."""
+        if self._txn_open:
+            with contextlib.suppress(KafkaException):
+                self.producer.abort_transaction(CALL_TIMEOUT_S)
+            self._clear_transaction()
+        if self._progress is not None:
+            with contextlib.suppress(KafkaException, RuntimeError):
+                self._progress.close()
+            self._progress = None
         self.spool.save_state()

@@ -2,33 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import faust
 import pytest
-from faust.types import TP
+from faust.types import TP, Message
 
 from processors import offsets
-from schemas.topics import EVENTS_RAW, INCIDENTS
+from schemas.topics import CORRELATION_INPUTS, EVENTS_RAW, INCIDENTS
 
 
 @pytest.fixture()
 def consumer() -> Iterator[faust.transport.consumer.Consumer]:
     app = faust.App("vigie-offsets-test", broker="kafka://localhost:1", web_enabled=False)
     offsets.install(app)  # never started: the consumer object is built, nothing connects
-    offsets._holes.clear()
-    offsets._accepted.clear()
+    for state in (offsets._holes, offsets._accepted, offsets._unhanded, offsets._latest):
+        state.clear()
     yield app.consumer
-    offsets._holes.clear()
-    offsets._accepted.clear()
+    for state in (offsets._holes, offsets._accepted, offsets._unhanded, offsets._latest):
+        state.clear()
 
 
-RAW = TP(EVENTS_RAW.name, 3)
+# A contiguous input of the processor (written by the processor itself, without transactions).
+RAW = TP(CORRELATION_INPUTS.name, 3)
+# events.raw: written in transactions by the agents.
+AGENTS = TP(EVENTS_RAW.name, 3)
 
 
-def test_every_input_topic_but_the_compacted_ones_is_contiguous() -> None:
-    assert EVENTS_RAW.name in offsets.CONTIGUOUS_TOPICS
+def test_every_input_topic_but_the_compacted_and_transactional_ones_is_contiguous() -> None:
+    assert CORRELATION_INPUTS.name in offsets.CONTIGUOUS_TOPICS
     assert INCIDENTS.name not in offsets.CONTIGUOUS_TOPICS
+    assert EVENTS_RAW.name not in offsets.CONTIGUOUS_TOPICS
 
 
 def test_contiguous_acks_commit_as_faust_would(consumer) -> None:
@@ -93,3 +98,60 @@ def test_faust_itself_still_commits_over_a_single_skipped_record(consumer) -> No
     consumer._committed_offset[RAW] = 10
     consumer._acked[RAW] = [11, 12]
     assert offsets._original_new_offset(consumer, RAW) == 13
+
+
+def _message(offset: int) -> Message:
+    return Message(EVENTS_RAW.name, AGENTS.partition, offset, 0.0, 0, None, b"k", b"v", None,
+                   tp=AGENTS)
+
+
+def test_install_tracks_the_hand_over_of_every_message(consumer) -> None:
+    assert consumer.callback.__qualname__.startswith("_tracked")
+
+
+def test_transaction_markers_of_events_raw_are_committed_over(consumer) -> None:
+    # 10 is the commit marker of an agent's transaction: never delivered, nothing to hold.
+    consumer._committed_offset[AGENTS] = 10
+    consumer._acked[AGENTS] = [11, 12]
+    assert consumer._new_offset(AGENTS) == 13
+    assert not offsets._holes
+
+
+def test_a_record_of_events_raw_whose_hand_over_was_cancelled_holds_the_commit(consumer) -> None:
+    handed: list[int] = []
+
+    async def callback(message: Message) -> None:
+        handed.append(message.offset)
+
+    tracked = offsets._tracked(callback)
+    cancelled = tracked(_message(10))  # a flow suspension cancels it before it runs
+    cancelled.close()
+
+    async def deliver(*offsets_: int) -> None:
+        for offset in offsets_:
+            await tracked(_message(offset))
+
+    asyncio.run(deliver(11, 12))
+    consumer._committed_offset[AGENTS] = 10
+    consumer._acked[AGENTS] = [11, 12]
+    assert consumer._new_offset(AGENTS) is None  # Faust alone would commit 13: 10 lost
+    assert offsets._holes[AGENTS].offset == 10
+    asyncio.run(deliver(10))  # the re-read hands it over this time
+    consumer._acked[AGENTS].append(10)
+    assert consumer._new_offset(AGENTS) == 13
+    assert handed == [11, 12, 10]
+    assert AGENTS not in offsets._holes
+
+
+def test_the_record_being_handed_over_does_not_hold_the_commit(consumer) -> None:
+    async def callback(message: Message) -> None:
+        pass
+
+    tracked = offsets._tracked(callback)
+    asyncio.run(tracked(_message(10)))
+    on_its_way = tracked(_message(11))  # the drain loop waits on it while Faust commits
+    consumer._committed_offset[AGENTS] = 10
+    consumer._acked[AGENTS] = [10]
+    assert consumer._new_offset(AGENTS) == 11
+    assert not offsets._holes
+    on_its_way.close()

@@ -1,9 +1,9 @@
 """An agent configured for TLS speaks TLS with every Kafka client it builds.
 
-The restart check (reading back ``events.raw`` before re-sending what the spool held at a
-crash) once built its consumer from the bare bootstrap address: with TLS configured, an agent
-restarting with a non-empty spool could never check, so never shipped again. Both clients are
-recorded here at the one place they are created (``runtime.kafka``)."""
+The restart check (asking Kafka for the agent's committed position before re-sending what the
+spool held at a crash) once built its consumer from the bare bootstrap address: with TLS
+configured, an agent restarting with a non-empty spool could never check, so never shipped
+again. Both clients are recorded here at the one place they are created (``runtime.kafka``)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ from tests.unit.tls_files import write_tls_files
 
 class _Recorder:
     """Stands for the confluent-kafka classes: notes each client's configuration. The broker
-    is away: the restart check's first metadata request fails, as on a real outage."""
+    is away: the restart check's request for the committed position fails, as on a real
+    outage."""
 
     built: ClassVar[list[tuple[str, dict[str, Any]]]] = []
 
@@ -40,8 +41,11 @@ class _Recorder:
     def flush(self, _timeout: float = 0) -> int:
         return 0
 
-    def list_topics(self, *_: Any, **__: Any) -> Any:
-        raise KafkaException(KafkaError(KafkaError._TRANSPORT))
+    def init_transactions(self, *_: Any) -> None:
+        pass
+
+    def committed(self, *_: Any, **__: Any) -> Any:
+        raise KafkaException(KafkaError(KafkaError._TRANSPORT, retriable=True))
 
     def close(self) -> None:
         pass
@@ -104,8 +108,9 @@ def test_every_kafka_client_of_a_restarting_tls_agent_uses_tls(
         assert client["ssl.key.location"] == str(tmp_path / "client.key"), kind
         assert client["ssl.endpoint.identification.algorithm"] == "https", kind
     consumer = dict(built)["consumer"]
-    assert consumer["group.id"] == "vigie-agent-check"
+    assert consumer["group.id"] == "vigie-agent-chu-test-01"  # its own group only
     assert consumer["enable.auto.commit"] is False
+    assert dict(built)["producer"]["transactional.id"] == "vigie-agent-chu-test-01"
     agent.spool.close()
 
 

@@ -1,32 +1,300 @@
-"""After a crash, a batch spooled twice (killed between the spool append and the position
-save, so read again at restart) is sent once."""
+"""Restarts of the shipper against a model of Kafka's transactions: nothing lost, nothing sent
+twice, and nothing of ``events.raw`` ever read.
+
+The model keeps what a real cluster keeps: the records of committed transactions (what a
+read_committed consumer of ``events.raw`` sees), each group's committed offsets and metadata,
+and one live producer per ``transactional.id`` (``init_transactions`` fences the previous one
+and drops its open transaction). A "crash" is the old shipper simply abandoned, its spool
+state file left as it was on disk. The real broker's behaviour is checked by the SIGKILL
+drill (``tests/integration/agent``)."""
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from pathlib import Path
+from typing import Any, ClassVar
 
+import pytest
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+import producers.agent.ship as ship
+import runtime.kafka
 from producers.agent.ship import Shipper
 from producers.agent.spool import Spool
 from runtime.kafka import KafkaConnection
+from schemas.topics import AGENT_PROGRESS, EVENTS_RAW
+
+AGENT = "chu-test-01"
+
+
+class FakeKafka:
+    """The broker side: committed records, committed group offsets, live producers."""
+
+    def __init__(self) -> None:
+        self.visible: list[str] = []  # event ids of committed records in events.raw
+        self.offsets: dict[tuple[str, str, int], tuple[int, str]] = {}
+        self.live: dict[str, FakeProducer] = {}
+        self.consumers: list[FakeConsumer] = []
+        self.fail_commits: list[KafkaError] = []  # raised by the next commits, in order
+        self.transactions: list[tuple[list[str], list[int]]] = []  # committed: ids, offsets
+        self.fail_offsets: list[KafkaError] = []  # by the next send_offsets_to_transaction
+        self.fail_committed: list[KafkaError] = []  # by the next Consumer.committed
+
+    def counts(self) -> Counter[str]:
+        return Counter(self.visible)
+
+
+class FakeProducer:
+    kafka: ClassVar[FakeKafka]
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.txid = config["transactional.id"]
+        self.ready = False
+        self.records: list[str] | None = None  # the open transaction
+        self.offsets: tuple[str, list[TopicPartition]] | None = None
+
+    def _check(self) -> None:
+        if self.kafka.live.get(self.txid) is not self or not self.ready:
+            raise KafkaException(KafkaError(KafkaError._FENCED, "fenced", fatal=True))
+
+    def init_transactions(self, _timeout: float = 0) -> None:
+        if self.ready:  # librdkafka: _STATE, not retriable
+            raise KafkaException(KafkaError(KafkaError._STATE, "already initialised"))
+        self.kafka.live[self.txid] = self  # the previous incarnation's transaction is gone
+        self.ready = True
+
+    def begin_transaction(self) -> None:
+        self._check()
+        self.records, self.offsets = [], None
+
+    def produce(self, topic: str, value: bytes, key: bytes, headers: Any,
+                on_delivery: Any) -> None:
+        self._check()
+        assert topic == EVENTS_RAW.name and self.records is not None
+        self.records.append(json.loads(value)["event"]["id"])
+
+    def send_offsets_to_transaction(self, positions: list[TopicPartition], group: str,
+                                    _timeout: float = 0) -> None:
+        self._check()
+        if self.kafka.fail_offsets:
+            raise KafkaException(self.kafka.fail_offsets.pop(0))
+        self.offsets = (group, positions)
+
+    def commit_transaction(self, _timeout: float = 0) -> None:
+        self._check()
+        if self.kafka.fail_commits:
+            raise KafkaException(self.kafka.fail_commits.pop(0))
+        assert self.records is not None
+        self.kafka.visible.extend(self.records)
+        self.kafka.transactions.append(
+            (self.records, [tp.offset for tp in self.offsets[1]] if self.offsets else []))
+        if self.offsets is not None:
+            group, positions = self.offsets
+            for tp in positions:
+                self.kafka.offsets[(group, tp.topic, tp.partition)] = (tp.offset, tp.metadata)
+        self.records = None
+
+    def abort_transaction(self, _timeout: float = 0) -> None:
+        self.records = None
+
+    def poll(self, _timeout: float = 0) -> int:
+        return 0
+
+    def flush(self, _timeout: float = 0) -> int:
+        return 0
+
+    def purge(self, *_: Any) -> None:
+        self.records = None
+
+
+class FakeConsumer:
+    """Records every call: the agent may ask for its own group's offsets, nothing else."""
+
+    kafka: ClassVar[FakeKafka]
+    ALLOWED = frozenset({"committed", "consumer_group_metadata", "close"})
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.calls: list[tuple[str, Any]] = []
+        self.kafka.consumers.append(self)
+
+    def committed(self, partitions: list[TopicPartition],
+                  _timeout: float = 0) -> list[TopicPartition]:
+        self.calls.append(("committed", [(tp.topic, tp.partition) for tp in partitions]))
+        if self.kafka.fail_committed:
+            raise KafkaException(self.kafka.fail_committed.pop(0))
+        out = []
+        for tp in partitions:
+            found = self.kafka.offsets.get((self.config["group.id"], tp.topic, tp.partition))
+            out.append(TopicPartition(tp.topic, tp.partition, *found) if found
+                       else TopicPartition(tp.topic, tp.partition))
+        return out
+
+    def consumer_group_metadata(self) -> str:
+        self.calls.append(("consumer_group_metadata", None))
+        return str(self.config["group.id"])
+
+    def close(self) -> None:
+        self.calls.append(("close", None))
+
+    def __getattr__(self, name: str) -> Any:
+        def forbidden(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append((name, args))
+            raise AssertionError(f"the agent called Consumer.{name}")
+        return forbidden
+
+
+@pytest.fixture()
+def kafka(monkeypatch: pytest.MonkeyPatch) -> FakeKafka:
+    model = FakeKafka()
+    monkeypatch.setattr(FakeProducer, "kafka", model, raising=False)
+    monkeypatch.setattr(FakeConsumer, "kafka", model, raising=False)
+    monkeypatch.setattr(runtime.kafka, "Producer", FakeProducer)
+    monkeypatch.setattr(runtime.kafka, "Consumer", FakeConsumer)
+    monkeypatch.setattr(ship, "RETRY_S", 0.0)
+    return model
+
+
+def _id(name: str) -> str:
+    """The spool's event id of the record called ``name`` (ids are 32 characters long)."""
+    return name.ljust(32, "0")
 
 
 def _records(ids: list[str]) -> list[tuple[bytes, str, bytes, bytes]]:
-    return [(b"750000001", i, b"sig", f'{{"event":{{"id":"{i}"}}}}'.encode()) for i in ids]
+    """Spool inputs whose values carry the short name (what the model of Kafka records)."""
+    return [(b"750712184", _id(i), b"sig", f'{{"event":{{"id":"{i}"}}}}'.encode())
+            for i in ids]
 
 
-def test_a_batch_spooled_again_after_a_restart_is_handed_to_kafka_once(tmp_path: Path) -> None:
+def _shipper(spool: Spool, commit_interval: float = 0.0) -> Shipper:
+    return Shipper(spool, kafka=KafkaConnection(bootstrap="broker:9093"),
+                   topic=EVENTS_RAW.name, agent_id=AGENT, commit_interval=commit_interval)
+
+
+def _crash_after_commit(spool: Spool) -> None:
+    """SIGKILL between Kafka's commit and the spool's state file: the ack never lands."""
+    spool.ack = lambda *_: None  # type: ignore[method-assign]
+
+
+def test_records_committed_before_a_crash_are_not_sent_again(tmp_path: Path,
+                                                            kafka: FakeKafka) -> None:
+    spool = Spool(tmp_path / "spool", fsync=False)
+    spool.append(_records(["a", "b", "c"]))
+    _crash_after_commit(spool)
+    assert _shipper(spool).pump() == 3
+    assert kafka.visible == ["a", "b", "c"]
+
+    restarted = Spool(tmp_path / "spool", fsync=False)
+    assert restarted.acked == 0  # the spool alone would send a, b, c again
+    restarted.append(_records(["d"]))
+    shipper = _shipper(restarted)
+    assert shipper.pump() == 1
+    assert kafka.counts() == Counter("abcd")
+    assert restarted.acked == 4 and restarted.depth == 0
+
+
+def test_a_transaction_open_at_a_crash_is_sent_again_once(tmp_path: Path,
+                                                         kafka: FakeKafka) -> None:
+    spool = Spool(tmp_path / "spool", fsync=False)
+    spool.append(_records(["a", "b"]))
+    first = _shipper(spool)
+    assert first.pump() == 2  # committed
+    spool.append(_records(["c", "d"]))
+    first.commit_interval = 3600.0
+    assert first.pump() == 2  # handed, in a transaction that the crash leaves open
+    assert kafka.visible == ["a", "b"]
+
+    shipper = _shipper(Spool(tmp_path / "spool", fsync=False))
+    assert shipper.pump() == 2  # c, d: never visible, so sent again
+    assert kafka.counts() == Counter("abcd")
+    with pytest.raises(KafkaException):  # the old incarnation is fenced
+        first.producer.begin_transaction()
+
+
+def test_a_batch_spooled_twice_around_a_restart_is_sent_once(tmp_path: Path,
+                                                            kafka: FakeKafka) -> None:
     spool = Spool(tmp_path / "spool", fsync=False)
     spool.append(_records(["a", "b", "c", "d"]))  # before the kill; "a" already in Kafka
+    kafka.visible.append("a")
+    kafka.offsets[(f"vigie-agent-{AGENT}", AGENT_PROGRESS.name, 0)] = (1, _id("a"))
     spool.append(_records(["c", "d"]))  # the restart's first step read c, d again
-    # Nothing listens there: the producer only queues, which is all this test looks at.
-    shipper = Shipper(spool, kafka=KafkaConnection(bootstrap="127.0.0.1:1"), topic="events.raw",
-                      agent_id="agent-x",
-                      producer_overrides={"message.timeout.ms": 1000, "log_level": 0})
-    shipper.reconciled, shipper._skip = True, {"a"}  # what the restart check found in Kafka
-    shipper._skip_upto = spool.next_seq - 1
+    shipper = _shipper(spool)
     assert shipper.pump() == 3
-    assert sorted(r.event_id for r in shipper.in_flight.values()) == ["b", "c", "d"]
+    assert kafka.counts() == Counter("abcd")
     # Records spooled after the check are new lines: sent whatever their ids.
-    spool.append(_records(["e"]))
+    spool.append(_records(["e", "a"]))
+    assert shipper.pump() == 2
+    assert kafka.visible[-2:] == ["e", "a"]
+    assert spool.depth == 0
+
+
+def test_a_failed_transaction_is_sent_again_once(tmp_path: Path, kafka: FakeKafka) -> None:
+    spool = Spool(tmp_path / "spool", fsync=False)
+    spool.append(_records(["a", "b"]))
+    shipper = _shipper(spool)
+    kafka.fail_commits = [KafkaError(KafkaError._TIMED_OUT, "slow", retriable=True),
+                          KafkaError(KafkaError._MSG_TIMED_OUT, "lost", txn_requires_abort=True)]
+    assert shipper.pump() == 2
+    assert shipper.pump() == 0  # the retried commit fails for good: restart, as after a crash
+    assert kafka.visible == [] and shipper.in_flight == {}
+    assert shipper.pump() == 2
+    assert kafka.counts() == Counter("ab")
+    assert spool.depth == 0 and shipper.delivered == 2
+
+
+def test_a_position_this_spool_does_not_hold_is_not_skipped_over(tmp_path: Path,
+                                                                 kafka: FakeKafka) -> None:
+    """A wiped spool numbers from 1 again: the old position must not hide new records."""
+    kafka.offsets[(f"vigie-agent-{AGENT}", AGENT_PROGRESS.name, 0)] = (2, "old-id")
+    spool = Spool(tmp_path / "spool", fsync=False)
+    spool.append(_records(["x", "y", "z"]))
+    assert _shipper(spool).pump() == 3
+    assert kafka.counts() == Counter("xyz")
+
+
+def test_the_agent_reads_nothing_of_events_raw(tmp_path: Path, kafka: FakeKafka) -> None:
+    """Across a send, a crash and a restart, the only consumer the agent builds is its own
+    group's, asked only for its committed offset on the never-written progress topic."""
+    spool = Spool(tmp_path / "spool", fsync=False)
+    spool.append(_records(["a", "b"]))
+    _crash_after_commit(spool)
+    _shipper(spool).pump()
+    restarted = _shipper(Spool(tmp_path / "spool", fsync=False))
+    restarted.pump()
+    restarted.close()
+
+    assert kafka.counts() == Counter("ab")
+    assert {c.config["group.id"] for c in kafka.consumers} == {f"vigie-agent-{AGENT}"}
+    calls = [call for consumer in kafka.consumers for call in consumer.calls]
+    assert {name for name, _ in calls} <= FakeConsumer.ALLOWED, calls
+    asked = {tp for name, arg in calls if name == "committed" for tp in arg}
+    assert asked == {(AGENT_PROGRESS.name, 0)}
+    producers = {p.txid for p in kafka.live.values()}
+    assert producers == {f"vigie-agent-{AGENT}"}
+
+
+def test_a_commit_that_timed_out_takes_no_more_records(tmp_path: Path, kafka: FakeKafka) -> None:
+    """The position is fixed when the commit starts: records read while it is retried would
+    be in Kafka beyond the recorded position, and sent twice after a crash."""
+    spool = Spool(tmp_path / "spool", fsync=False)
+    spool.append(_records(["a", "b"]))
+    shipper = _shipper(spool)
+    kafka.fail_offsets = [KafkaError(KafkaError._TIMED_OUT, "slow", retriable=True)]
+    assert shipper.pump() == 2  # handed, then the commit times out
+    spool.append(_records(["c"]))
+    assert shipper.pump() == 1  # the commit is finished first; c goes in the next one
+    assert kafka.transactions == [(["a", "b"], [2]), (["c"], [3])]
+
+
+def test_a_restart_check_that_cannot_reach_the_group_is_retried(tmp_path: Path,
+                                                               kafka: FakeKafka) -> None:
+    spool = Spool(tmp_path / "spool", fsync=False)
+    spool.append(_records(["a"]))
+    shipper = _shipper(spool)
+    kafka.fail_committed = [KafkaError(KafkaError.COORDINATOR_NOT_AVAILABLE, "loading",
+                                       retriable=True)]
+    assert shipper.pump() == 0 and not shipper.reconciled
     assert shipper.pump() == 1
-    shipper.producer.purge()  # drop the queued records: nothing is meant to be delivered
+    assert kafka.visible == ["a"]
