@@ -81,6 +81,28 @@ CORRELATION_INPUTS = Topic(
     "establishment, co-partitioned with detections: the input of the correlation windows.",
 )
 
+# The agents registries (runtime.agents_registry): who may sign events.raw records.
+AGENTS = Topic(
+    "vigie.agents",
+    1,
+    {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+    "Enrolled agents (production trust), keyed by agent id, value an AgentEntry (JSON), "
+    "compacted: the latest entry of each agent. Every processor worker follows it.",
+)
+AGENTS_AUDIT = Topic(
+    "vigie.agents.audit",
+    1,
+    {"retention.ms": "-1"},
+    "Every change to the agents registry (AgentChange: who, when, why), kept forever.",
+)
+AGENTS_SIMULATED = Topic(
+    "vigie.agents.simulated",
+    1,
+    {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+    "Simulated agents (keys derived from a public seed), written by the simulator; trusted "
+    "only by a processor in demo mode, never in production.",
+)
+
 ALL_TOPICS: tuple[Topic, ...] = (
     EVENTS_RAW,
     EVENTS_CLASSIFIED,
@@ -91,4 +113,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     INCIDENT_TICKS,
     INDICATORS,
     CORRELATION_INPUTS,
+    AGENTS,
+    AGENTS_AUDIT,
+    AGENTS_SIMULATED,
 )
