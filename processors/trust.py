@@ -50,7 +50,8 @@ class TrustedAgents(Mapping[str, AgentEntry]):
         return entry
 
     def __iter__(self) -> Iterator[str]:
-        seen = set(self.production)
+        # Copies: the follower thread may change the dicts while someone iterates.
+        seen = set(list(self.production))
         yield from seen
         if self.simulated is not None:
             yield from (a for a in list(self.simulated) if a not in seen)
@@ -89,7 +90,9 @@ def follow_agents(settings: Settings, timeout: float = 60.0
     following it in the background; returns what the Verifier looks up and the follower."""
     production = AgentsState("production")
     simulated = AgentsState("simulated") if settings.demo_mode else None
-    states = {AGENTS: production, **({AGENTS_SIMULATED: simulated} if simulated else {})}
+    states = [(AGENTS, production)]
+    if simulated is not None:
+        states.append((AGENTS_SIMULATED, simulated))
 
     def gauges() -> None:
         for name, state in (("production", production), ("simulated", simulated)):

@@ -25,7 +25,7 @@ from runtime.agents_registry import (
 )
 from runtime.kafka import KafkaConnection
 from schemas.enrolment import AgentChange, AgentEntry
-from schemas.topics import AGENTS
+from schemas.topics import AGENTS, AGENTS_AUDIT
 
 
 class AgentsStore(Protocol):
@@ -79,7 +79,9 @@ class TopicStore:
 
     def write(self, changes: list[AgentChange]) -> None:
         from runtime.agents_topic import publish
+        from runtime.topics import ensure_topics
 
+        ensure_topics(self.kafka, (AGENTS, AGENTS_AUDIT))  # the first change on a cluster
         publish(self.kafka, changes)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -56,6 +56,12 @@ def _assign_from_start(consumer: Consumer, topics: Iterable[Topic],
     try:
         for topic in topics:
             metadata = consumer.list_topics(topic.name, timeout=timeout).topics[topic.name]
+            if (metadata.error is not None
+                    and metadata.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
+                # No registry yet: no agent is trusted (the topic is created at a process's
+                # start, `runtime.topics.ensure_topics`, or by the first change).
+                log.warning("no topic %s yet: an empty registry", topic.name)
+                continue
             if metadata.error is not None:
                 raise ServiceUnavailable(f"topic {topic.name}: {metadata.error.str()}")
             for partition in metadata.partitions:
@@ -192,11 +198,12 @@ class AgentsFollower:
     polls again (librdkafka reconnects by itself).
     """
 
-    def __init__(self, kafka: KafkaConnection, states: Mapping[Topic, AgentsState],
+    def __init__(self, kafka: KafkaConnection, states: Sequence[tuple[Topic, AgentsState]],
                  on_change: Callable[[], None] | None = None) -> None:
         self.kafka = kafka
-        self.states = dict(states)
-        self.by_name = {topic.name: topic for topic in self.states}
+        self.topics = [topic for topic, _ in states]
+        self.states = {topic.name: state for topic, state in states}
+        self.by_name = {topic.name: topic for topic in self.topics}
         self.on_change = on_change
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -204,13 +211,13 @@ class AgentsFollower:
         self.applied = 0
 
     def _apply(self, topic: Topic, agent_id: str, value: bytes | None, where: str) -> None:
-        self.states[topic].apply(agent_id, value, where)
+        self.states[topic.name].apply(agent_id, value, where)
         self.applied += 1
 
     def start(self, timeout: float = 60.0) -> AgentsFollower:
         consumer = _consumer(self.kafka)
         try:
-            ends = _assign_from_start(consumer, self.states, timeout)
+            ends = _assign_from_start(consumer, self.topics, timeout)
             _read_until(consumer, ends, self.by_name, self._apply, timeout)
         except BaseException:
             consumer.close()
@@ -226,10 +233,14 @@ class AgentsFollower:
     def _follow(self) -> None:
         consumer = self._consumer
         assert consumer is not None
+        changed = False
         while not self._stop.is_set():
             try:
                 message = consumer.poll(POLL_S)
                 if message is None:
+                    if changed and self.on_change is not None:
+                        self.on_change()  # once a burst of changes is applied, not per record
+                    changed = False
                     continue
                 error = message.error()
                 if error is not None:
@@ -240,8 +251,7 @@ class AgentsFollower:
                 assert topic is not None
                 _dispatch(topic, self.by_name, message.key(), message.value(),
                           f"{topic}[{message.partition()}]@{message.offset()}", self._apply)
-                if self.on_change is not None:
-                    self.on_change()
+                changed = True
             except Exception:
                 log.exception("agents registry follower: error, polling again")
                 self._stop.wait(POLL_S)

@@ -32,6 +32,7 @@ from runtime.settings import SettingsError, load_settings
 from schemas.deadletter import Reason
 from schemas.enrolment import AgentAction, AgentEntry, AgentStatus
 from schemas.organization import Organization
+from schemas.topics import Topic
 
 NOW = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
 ORG_A, ORG_B = "750712184", "130000001"
@@ -260,3 +261,103 @@ def test_demo_mode_and_signatures_off_say_so(monkeypatch: pytest.MonkeyPatch,
     trust.announce(load_settings()).set()
     assert metrics.DEMO_MODE._value.get() == 0
     assert metrics.SIGNATURES_REQUIRED._value.get() == 1
+
+
+# ---------------------------------------------------------------- the follower (fake Kafka)
+class _Message:
+    def __init__(self, topic: str, offset: int, key: bytes, value: bytes | None) -> None:
+        self._topic, self._offset, self._key, self._value = topic, offset, key, value
+
+    def error(self) -> None:
+        return None
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes:
+        return self._key
+
+    def value(self) -> bytes | None:
+        return self._value
+
+
+class _Consumer:
+    """One partition of ``vigie.agents``; records appended by the test arrive on poll."""
+
+    def __init__(self, records: list[_Message]) -> None:
+        self.records = records
+        self.next = 0
+        self.closed = False
+
+    def poll(self, timeout: float) -> _Message | None:
+        if self.next < len(self.records):
+            self.next += 1
+            return self.records[self.next - 1]
+        time.sleep(min(timeout, 0.01))
+        return None
+
+    def position(self, partitions: list[object]) -> list[object]:
+        return []
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_the_follower_reads_to_the_end_first_then_applies_changes_live(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from runtime import agents_topic
+    from schemas.topics import AGENTS
+
+    key = _key()
+    records = [_Message(AGENTS.name, n, f"a{n}".encode(), _record(_entry(f"a{n}", _key())))
+               for n in range(50)]
+    records.append(_Message(AGENTS.name, 50, b"chu", _record(_entry("chu", key))))
+    consumer = _Consumer(records)
+    monkeypatch.setattr(agents_topic, "_consumer", lambda kafka: consumer)
+    monkeypatch.setattr(agents_topic, "_assign_from_start",
+                        lambda consumer, topics, timeout: {(AGENTS.name, 0): 51})
+    state = AgentsState()
+    changes: list[int] = []
+    follower = agents_topic.AgentsFollower(
+        load_settings().kafka, [(AGENTS, state)], on_change=lambda: changes.append(1)).start()
+    try:
+        assert len(state.trusted) == 51  # all of it before start() returned
+        records.append(_Message(AGENTS.name, 51, b"chu", _record(_entry(
+            "chu", key, status=AgentStatus.REVOKED, revoked_at=NOW))))
+        deadline = time.monotonic() + 5
+        while state.trusted["chu"].status is not AgentStatus.REVOKED:
+            assert time.monotonic() < deadline, "the revocation was never applied"
+            time.sleep(0.01)
+        while len(changes) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(changes) == 2  # after the first read, then once for the live change
+    finally:
+        follower.stop()
+    assert consumer.closed
+
+
+@pytest.mark.parametrize("demo", [False, True])
+def test_the_processor_follows_the_simulated_registry_only_in_demo_mode(
+        demo: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    followed: list[str] = []
+
+    class Follower:
+        def __init__(self, kafka: object, states: list[tuple[Topic, AgentsState]],
+                     on_change: object = None) -> None:
+            followed.extend(topic.name for topic, _ in states)
+
+        def start(self, timeout: float = 60.0) -> Follower:
+            return self
+
+    monkeypatch.setattr(trust, "AgentsFollower", Follower)
+    verifier = trust.agents_verifier(load_settings(demo_mode=demo))
+    assert verifier is not None
+    assert followed == (["vigie.agents", "vigie.agents.simulated"] if demo
+                        else ["vigie.agents"])
+    assert metrics.DEMO_MODE._value.get() == (1 if demo else 0)
