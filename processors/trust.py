@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 from processors.verify import Verifier
 from runtime import metrics
@@ -31,33 +31,27 @@ log = logging.getLogger(__name__)
 SIGNATURES_OFF_WARNING_S = 60.0
 
 
-class TrustedAgents(Mapping[str, AgentEntry]):
-    """The production registry's trusted agents, then the simulated ones: what the Verifier
-    looks agents up in, in demo mode. Outside demo mode the Verifier gets the production
-    state's dict itself, so the per-record lookup costs what it did before the registry was
-    live."""
+class TrustedAgents:
+    """The production registry's trusted agents, then the simulated ones, merged into one
+    plain dict (``view``) that the follower thread keeps current: in demo mode too, the
+    Verifier's per-record lookup is one dict ``get``. A production entry always wins."""
 
-    def __init__(self, production: AgentsState, simulated: AgentsState | None) -> None:
-        self.production = production.trusted
-        self.simulated = simulated.trusted if simulated is not None else None
+    def __init__(self, production: AgentsState, simulated: AgentsState) -> None:
+        self.production = production
+        self.simulated = simulated
+        self.view: dict[str, AgentEntry] = {}
+        for agent_id in [*production.trusted, *simulated.trusted]:
+            self.refresh(agent_id)
+        production.listener = simulated.listener = self.refresh
 
-    def __getitem__(self, agent_id: str) -> AgentEntry:
-        entry = self.production.get(agent_id)
-        if entry is None and self.simulated is not None:
-            entry = self.simulated.get(agent_id)
+    def refresh(self, agent_id: str) -> None:
+        entry = self.production.trusted.get(agent_id)
         if entry is None:
-            raise KeyError(agent_id)
-        return entry
-
-    def __iter__(self) -> Iterator[str]:
-        # Copies: the follower thread may change the dicts while someone iterates.
-        seen = set(list(self.production))
-        yield from seen
-        if self.simulated is not None:
-            yield from (a for a in list(self.simulated) if a not in seen)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
+            entry = self.simulated.trusted.get(agent_id)
+        if entry is None:
+            self.view.pop(agent_id, None)
+        else:
+            self.view[agent_id] = entry
 
 
 def _warn_signatures_off(stop: threading.Event) -> None:
@@ -100,6 +94,8 @@ def follow_agents(settings: Settings, timeout: float = 60.0
                 for status, count in state.counts().items():
                     metrics.AGENTS.labels(name, status).set(count)
 
+    # Merged as the records arrive, from the very first one read.
+    merged = TrustedAgents(production, simulated) if simulated is not None else None
     follower = AgentsFollower(settings.kafka, states, on_change=gauges).start(timeout)
     counts = production.counts()
     log.info("agents registry %s: %d active, %d revoked; following it for changes",
@@ -107,9 +103,7 @@ def follow_agents(settings: Settings, timeout: float = 60.0
     if simulated is not None:
         log.warning("demo mode: %d simulated agents trusted from %s",
                     simulated.counts()["active"], AGENTS_SIMULATED.name)
-    if simulated is None:
-        return production.trusted, follower
-    return TrustedAgents(production, simulated), follower
+    return (merged.view if merged is not None else production.trusted), follower
 
 
 def agents_verifier(settings: Settings) -> Verifier | None:

@@ -26,7 +26,7 @@ export FILE`` writes one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -191,6 +191,8 @@ class AgentsState:
         #: revoked entry later disappears (tombstone, unreadable record).
         self.revoked_ids: set[str] = set()
         self.revoked_keys: set[str] = set()
+        #: Called with each agent id whose ``trusted`` entry may have changed.
+        self.listener: Callable[[str], None] | None = None
 
     def apply(self, agent_id: str, value: bytes | None, where: str = "") -> None:
         """Fold one record of the registry topic (key ``agent_id``, ``value`` the entry's JSON,
@@ -244,6 +246,8 @@ class AgentsState:
                 self.trusted[one] = current
             else:
                 self.trusted.pop(one, None)
+            if self.listener is not None:
+                self.listener(one)
 
     def counts(self) -> dict[str, int]:
         """Trusted agents by status (for the logs and metrics)."""

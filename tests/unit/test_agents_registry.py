@@ -214,7 +214,7 @@ def test_simulated_agents_are_trusted_only_in_demo_mode(registry: list[Organizat
     with pytest.raises(Refused) as refused:  # not in demo mode: production only
         Verifier(production.trusted).verify(value, headers, org.id)
     assert refused.value.reason is Reason.UNKNOWN_AGENT
-    demo = Verifier(trust.TrustedAgents(production, simulated))
+    demo = Verifier(trust.TrustedAgents(production, simulated).view)
     assert demo.verify(value, headers, org.id) == agent_id_for(org.id)
     # a production entry of the same id wins (here: revoked)
     sim_entry = entries[0]
