@@ -112,4 +112,6 @@ def agents_verifier(settings: Settings) -> Verifier | None:
     if not settings.require_signatures:
         return None
     trusted, _follower = follow_agents(settings)
-    return Verifier(trusted)
+    registry = f"the agents registry ({AGENTS.name}"
+    registry += f", nor {AGENTS_SIMULATED.name}: demo mode)" if settings.demo_mode else ")"
+    return Verifier(trusted, registry)

@@ -61,7 +61,11 @@ class Verifier:
     keys), which costs honest agents nothing.
     """
 
-    def __init__(self, agents: Mapping[str, AgentEntry] | Iterable[AgentEntry]) -> None:
+    def __init__(self, agents: Mapping[str, AgentEntry] | Iterable[AgentEntry],
+                 registry: str = "the agents registry") -> None:
+        #: Named in the refusal of an unknown agent: which registry was looked in (in demo
+        #: mode, the simulated one too), so an analyst knows where to enroll it.
+        self.registry = registry
         self.agents: Mapping[str, AgentEntry] = (
             agents if isinstance(agents, Mapping) else {e.agent_id: e for e in agents})
         self._keys: dict[str, VerifyKey] = {}
@@ -89,7 +93,7 @@ class Verifier:
         entry = self.agents.get(signer)
         if entry is None:
             raise Refused(Reason.UNKNOWN_AGENT,
-                          f"agent {signer!r} is not in the agents registry", establishment_id)
+                          f"agent {signer!r} is not in {self.registry}", establishment_id)
         if entry.status is AgentStatus.REVOKED:
             when = entry.revoked_at.isoformat() if entry.revoked_at else "unknown date"
             why = f": {entry.revoked_reason}" if entry.revoked_reason else ""
