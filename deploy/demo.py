@@ -1,6 +1,8 @@
 """``vigie demo``: the whole path on the real local stack, then a reconciled summary.
 
-The summary's figures come from Elasticsearch (the run's event ids, the dead letters of the
+The processor runs in demo mode (``vigie process --demo``): the simulator's agents are
+trusted from their own registry, never from the production one, and the processor's log says
+so. The summary's figures come from Elasticsearch (the run's event ids, the dead letters of the
 run's Kafka offsets), not from the processes' own counters, so what it prints is what an
 operator will find.
 """
@@ -18,7 +20,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from deploy.local.pipeline import PROCESSOR_READY, Service
-from producers.simulator.run import SimulationReport, registry_for, simulate
+from producers.simulator.fleet import register_simulated_agents
+from producers.simulator.run import AGENT_SEED, SimulationReport, registry_for, simulate
 from runtime.elasticsearch import make_client
 from runtime.settings import Settings
 from runtime.topics import end_offsets, ensure_topics
@@ -57,11 +60,14 @@ def run_demo(settings: Settings, *, events: int, malformed: int, seed: int | Non
     seed = seed if seed is not None else int(time.time())
     registry = registry_for(settings.registry)
     ensure_topics(settings.kafka)
+    # The simulator signs with simulated agents: registered on their own registry, which only
+    # a processor in demo mode trusts (before it starts, so its first read has them).
+    register_simulated_agents(settings.kafka, registry, AGENT_SEED)
     es = make_client(settings)
     install_templates(es)
     log_dir = settings.home / "demo"
     extra = ["--config", str(config)] if config else []
-    services = [Service("processor", ["process", *extra], log_dir).start(),
+    services = [Service("processor", ["process", "--demo", *extra], log_dir).start(),
                 Service("sink", ["sink", *extra], log_dir).start()]
     console.print(f"processor and sink started; logs in {log_dir}")
     if not services[0].wait_for_log(PROCESSOR_READY):

@@ -77,16 +77,14 @@ def faust_app(settings: Settings) -> faust.App:
 
 
 def classify_stage(settings: Settings, classifier: Classifier) -> ClassifyStage:
-    """Validation against the registry, signature checks when required, ``classifier``."""
+    """Validation against the registry, signature checks against the live agents registry
+    when required (``processors.trust``: read to its end before the worker starts, then
+    followed), ``classifier``."""
     validator = Validator(load_registry(settings.registry),
                           timedelta(seconds=settings.max_clock_skew_s))
-    verifier = None
-    if settings.require_signatures:
-        from processors.verify import Verifier
-        from runtime.agents_registry import load_agents
+    from processors.trust import agents_verifier
 
-        verifier = Verifier(load_agents(settings.agents_registry))
-    return ClassifyStage(validator, classifier, verifier)
+    return ClassifyStage(validator, classifier, agents_verifier(settings))
 
 
 class _Processing:

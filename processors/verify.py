@@ -4,13 +4,17 @@ Every record on ``events.raw`` carries the id of the agent that sent it and an E
 signature of the exact value bytes (Kafka headers ``vigie-agent`` / ``vigie-signature``,
 spelled in :mod:`schemas.enrolment`). The verifier checks, in this order:
 
-1. a known, active agent signed it (``unknown_agent`` otherwise: no header, unknown, revoked);
+1. a known agent signed it (``unknown_agent`` otherwise: no header, not in the registry) and
+   it is not revoked (``revoked_agent``, with when and why);
 2. the signature matches the bytes with that agent's key (``bad_signature``: tampered value,
    wrong key, malformed signature, or a body ``agent.id`` that is not the signer);
 3. the agent is enrolled for the establishment the event claims (``wrong_establishment``).
 
 Pure logic, no Kafka: the processor calls it per record after schema validation (it needs the
-establishment id the event claims), and unit tests call it with forged records.
+establishment id the event claims), and unit tests call it with forged records. The agents it
+looks up are a live mapping: in the processor, the one that ``runtime.agents_topic``'s
+follower thread keeps up to date from the registry topic (``processors.trust``), so that a
+revocation applies to the very next record it sees, without a restart.
 """
 
 from __future__ import annotations
@@ -45,6 +49,11 @@ def _header(headers: Headers, name: str) -> bytes | None:
 class Verifier:
     """Checks records against the agents registry (public keys parsed once, then cached).
 
+    A ``Mapping`` of agents is used as is, not copied: whoever owns it (the registry follower)
+    may change it while the verifier runs, and the next lookup sees the change. Parsed keys
+    are cached by the key itself, so an entry replaced under the same agent id can never be
+    verified with its predecessor's key.
+
     Verification uses libsodium (PyNaCl), not OpenSSL (``cryptography``, which the agent
     signs with): it verifies about twice as fast (`python bench/signatures.py`),
     and verification is the processor's largest per-record cost. Both implement RFC 8032;
@@ -52,16 +61,20 @@ class Verifier:
     keys), which costs honest agents nothing.
     """
 
-    def __init__(self, agents: Mapping[str, AgentEntry] | Iterable[AgentEntry]) -> None:
-        entries = agents.values() if isinstance(agents, Mapping) else agents
-        self.agents: dict[str, AgentEntry] = {e.agent_id: e for e in entries}
+    def __init__(self, agents: Mapping[str, AgentEntry] | Iterable[AgentEntry],
+                 registry: str = "the agents registry") -> None:
+        #: Named in the refusal of an unknown agent: which registry was looked in (in demo
+        #: mode, the simulated one too), so an analyst knows where to enroll it.
+        self.registry = registry
+        self.agents: Mapping[str, AgentEntry] = (
+            agents if isinstance(agents, Mapping) else {e.agent_id: e for e in agents})
         self._keys: dict[str, VerifyKey] = {}
 
     def _key(self, entry: AgentEntry) -> VerifyKey:
-        key = self._keys.get(entry.agent_id)
+        key = self._keys.get(entry.public_key)
         if key is None:
             key = VerifyKey(entry.public_key_bytes)
-            self._keys[entry.agent_id] = key
+            self._keys[entry.public_key] = key
         return key
 
     def verify(self, value: bytes, headers: Headers, establishment_id: str, *,
@@ -80,10 +93,11 @@ class Verifier:
         entry = self.agents.get(signer)
         if entry is None:
             raise Refused(Reason.UNKNOWN_AGENT,
-                          f"agent {signer!r} is not in the agents registry", establishment_id)
+                          f"agent {signer!r} is not in {self.registry}", establishment_id)
         if entry.status is AgentStatus.REVOKED:
             when = entry.revoked_at.isoformat() if entry.revoked_at else "unknown date"
-            raise Refused(Reason.UNKNOWN_AGENT, f"agent {signer!r} was revoked ({when})",
+            why = f": {entry.revoked_reason}" if entry.revoked_reason else ""
+            raise Refused(Reason.REVOKED_AGENT, f"agent {signer!r} was revoked ({when}{why})",
                           establishment_id)
         raw_signature = _header(headers, HEADER_SIGNATURE)
         if not raw_signature:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,14 @@ BATCH_SECONDS = Histogram(
     ["stage"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+
+DEMO_MODE = Gauge("vigie_demo_mode", "1 when the processor trusts simulated agents (demo mode: "
+                  "never in production)")
+SIGNATURES_REQUIRED = Gauge("vigie_signatures_required",
+                            "1 when the processor refuses records not signed by an enrolled "
+                            "agent, 0 when verification is off (demo mode only)")
+AGENTS = Gauge("vigie_agents", "Agents the processor trusts or knows revoked, by registry",
+               ["registry", "status"])
 
 
 def serve_metrics(stage: str, port: int = 0) -> int | None:

@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -58,6 +66,13 @@ RENAMED: dict[str, str] = {
 }
 
 
+#: Settings that no longer exist: their variable gets what replaced them.
+REMOVED: dict[str, str] = {
+    "VIGIE_AGENTS_REGISTRY": "the agents registry is the Kafka topic vigie.agents; load an "
+    "old file once with `vigie agents import FILE`",
+}
+
+
 class SettingsError(ConfigurationError):
     """The settings file or the environment holds something that is not a valid setting."""
 
@@ -81,13 +96,13 @@ class Settings(BaseSettings):
         / "establishments.jsonl",
         description="National registry of establishments (JSON lines)",
     )
-    agents_registry: Path = Field(
-        default_factory=lambda data: data.get("home", DEFAULT_HOME) / "registry"
-        / "agents.jsonl",
-        description="Registry of enrolled agents and their public keys (JSON lines or YAML)",
-    )
     require_signatures: bool = Field(
-        True, description="Refuse events not signed by an enrolled agent of the establishment"
+        True, description="Refuse events not signed by an enrolled agent of the establishment "
+        "(the agents registry, topic vigie.agents); false is allowed in demo mode only"
+    )
+    demo_mode: bool = Field(
+        False, description="Demos, tests and benchmarks only: the processor also trusts the "
+        "simulated agents (topic vigie.agents.simulated, keys derived from a public seed)"
     )
     metrics_port: int = Field(0, description="Prometheus metrics port; 0 picks the default")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
@@ -113,6 +128,16 @@ class Settings(BaseSettings):
     sink_batch_max_docs: int = Field(2000, description="Bulk batch size bound, documents")
     sink_batch_max_bytes: int = Field(8 * 1024 * 1024, description="Bulk batch bound, bytes")
     sink_batch_max_wait_s: float = Field(1.0, description="Flush a partial batch after this")
+
+    @model_validator(mode="after")
+    def _signatures_off_only_in_demo(self) -> Settings:
+        """Turning verification off lets anyone write in any establishment's name: a demo
+        may, a deployment may not."""
+        if not self.require_signatures and not self.demo_mode:
+            raise PydanticCustomError(
+                "demo_only", "require_signatures=false is refused outside demo mode "
+                "(demo_mode: true, VIGIE_DEMO_MODE=true or vigie process --demo)")
+        return self
 
     @field_validator("home")
     @classmethod
@@ -162,6 +187,8 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
             continue
         if upper in RENAMED:
             found.append(f"{variable} (renamed {RENAMED[upper]})")
+        elif upper in REMOVED:
+            found.append(f"{variable} (removed: {REMOVED[upper]})")
         else:
             close = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.75)
             found.append(f"{variable} (did you mean {close[0]}?)" if close else variable)

@@ -28,6 +28,8 @@ class Reason(StrEnum):
     KEY_MISMATCH = "key_mismatch"
     CLOCK_SKEW = "clock_skew"
     UNKNOWN_AGENT = "unknown_agent"
+    REVOKED_AGENT = "revoked_agent"
+    """Signed by an agent the registry revoked (stolen key, retired server)."""
     BAD_SIGNATURE = "bad_signature"
     WRONG_ESTABLISHMENT = "wrong_establishment"
     INDEX_REJECTED = "index_rejected"

@@ -6,10 +6,13 @@ in two Kafka headers rather than inside the JSON, so that what is signed is exac
 stored, with no canonicalisation step that the agent and the processor could disagree on.
 
 The registry says which public key belongs to which agent and for which establishment (FINESS
-id). A revoked agent stays in the file (with ``revoked_at``) so that the reason an event is
-refused remains explainable. The file (read and written by :mod:`runtime.agents_registry`) is
-JSON lines (``.jsonl``, default) or YAML (a list of entries, ``.yaml``/``.yml``), so a national
-admin can edit it by hand or with ``vigie agents add|revoke``.
+id). It lives on a compacted Kafka topic keyed by agent id (``schemas.topics.AGENTS``), one
+:class:`AgentEntry` (JSON) per agent, which every processor worker follows; the same entries
+in a file (JSON lines, or a YAML list) are the import/export format. An agent's life has two
+changes at most: it is enrolled, then maybe revoked (for good: its id and its key are never
+trusted again), so the entry itself carries both with who made them, when and why, and
+compaction loses nothing of it. Each change is also journaled as an :class:`AgentChange` on
+the append-only ``vigie.agents.audit`` topic.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from schemas.limits import Name, Text
 from schemas.organization import FinessId
 
 #: Kafka header holding the signing agent's id (UTF-8).
@@ -48,7 +52,13 @@ class AgentEntry(BaseModel):
     """Base64 of the raw 32-byte Ed25519 public key."""
     status: AgentStatus = AgentStatus.ACTIVE
     enrolled_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    enrolled_by: Name | None = None
+    """Who enrolled it (operator, ``user@host``); None in entries older than the field."""
     revoked_at: AwareDatetime | None = None
+    revoked_by: Name | None = None
+    revoked_reason: Text | None = None
+    """Why it was revoked (stolen key, retired server...): what an analyst reads when its
+    events are refused."""
 
     @field_validator("public_key")
     @classmethod
@@ -64,6 +74,25 @@ class AgentEntry(BaseModel):
     @property
     def public_key_bytes(self) -> bytes:
         return base64.b64decode(self.public_key)
+
+
+class AgentAction(StrEnum):
+    ENROLLED = "enrolled"
+    REVOKED = "revoked"
+
+
+class AgentChange(BaseModel):
+    """One change to the agents registry, as journaled on the audit topic: who did what to
+    which agent, when and why, and the entry as it became."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: AwareDatetime
+    action: AgentAction
+    agent_id: AgentId
+    actor: Name
+    reason: Text
+    entry: AgentEntry
 
 
 def registry_line(entry: AgentEntry) -> str:

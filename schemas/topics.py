@@ -95,6 +95,27 @@ AGENT_PROGRESS = Topic(
     "(vigie-agent-<agent id>) on partition 0, in the same transaction as the records it ships "
     "to events.raw: after a crash it asks for that offset instead of reading events.raw.",
 )
+# The agents registries (runtime.agents_registry): who may sign events.raw records.
+AGENTS = Topic(
+    "vigie.agents",
+    1,
+    {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+    "Enrolled agents (production trust), keyed by agent id, value an AgentEntry (JSON), "
+    "compacted: the latest entry of each agent. Every processor worker follows it.",
+)
+AGENTS_AUDIT = Topic(
+    "vigie.agents.audit",
+    1,
+    {"retention.ms": "-1"},
+    "Every change to the agents registry (AgentChange: who, when, why), kept forever.",
+)
+AGENTS_SIMULATED = Topic(
+    "vigie.agents.simulated",
+    1,
+    {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+    "Simulated agents (keys derived from a public seed), written by the simulator; trusted "
+    "only by a processor in demo mode, never in production.",
+)
 
 ALL_TOPICS: tuple[Topic, ...] = (
     EVENTS_RAW,
@@ -107,4 +128,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     INDICATORS,
     CORRELATION_INPUTS,
     AGENT_PROGRESS,
+    AGENTS,
+    AGENTS_AUDIT,
+    AGENTS_SIMULATED,
 )

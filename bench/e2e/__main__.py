@@ -107,7 +107,7 @@ def main() -> None:
     }
 
     say(f"[{_t(began)}] ceilings with {events} signed simulator records…")
-    base_registry = registry(home, 3036)
+    base_registry = registry(home, 3036, settings.kafka)
     batch = records(base_registry, seed, events)
     docs = classified_documents(base_registry, batch)
     raw = ceilings.measure(settings.kafka, es, batch, docs, repeats, tag, say)
@@ -127,7 +127,7 @@ def main() -> None:
     baseline_eps: float | None = None
     for index, config in enumerate(grid):
         say(f"[{_t(began)}] pipeline: {config.name}")
-        reg = registry(home, config.establishments)
+        reg = registry(home, config.establishments, settings.kafka)
         rule_dir = None if config.rules == "all" else rule_subset(home, int(config.rules),
                                                                    all_dirs)
         pipe = Pipeline(config, reg, rule_dir, settings.kafka,

@@ -84,7 +84,8 @@ class Pipeline:
             "VIGIE_PROCESSOR_APP_ID": self.app_id,
             "VIGIE_SINK_GROUP": self.app_id + "-sink",
             "VIGIE_REGISTRY": str(self.registry.path),
-            "VIGIE_AGENTS_REGISTRY": str(self.registry.agents_path),
+            # The records are signed by simulated agents: trusted in demo mode only.
+            "VIGIE_DEMO_MODE": "true",
             "VIGIE_LOG_LEVEL": "INFO",
             # Faust keeps table files under <cwd>/<app id>-data unless told otherwise.
             "APP_DATADIR": str(self.work / "faust-data"),

@@ -15,9 +15,10 @@ from pathlib import Path
 from processors.classify import PassThrough
 from processors.validate import Validator
 from producers.signing import Signer
-from producers.simulator.fleet import simulated_agents
+from producers.simulator.fleet import register_simulated_agents, simulated_agents
 from producers.simulator.run import AGENT_SEED, registry_for
 from producers.simulator.simulation import Simulation
+from runtime.kafka import KafkaConnection
 from schemas.organization import Organization
 
 Headers = list[tuple[str, bytes]]
@@ -42,17 +43,15 @@ class Registry:
     orgs: list[Organization]
     signers: dict[str, Signer]
 
-    @property
-    def agents_path(self) -> Path:
-        return self.path.with_name("agents.jsonl")
 
-
-def registry(home: Path, count: int) -> Registry:
+def registry(home: Path, count: int, kafka: KafkaConnection) -> Registry:
     """The bench registry of ``count`` establishments (generated once, seed 0, like the
-    national one) and its simulated agents, under ``home/registry-<count>/``."""
+    national one) under ``home/registry-<count>/``, and its simulated agents, registered on
+    the simulated registry (the bench's processors run in demo mode)."""
     path = home / f"registry-{count}" / "establishments.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     orgs = registry_for(path, count)
+    register_simulated_agents(kafka, orgs, AGENT_SEED)
     return Registry(count, path, orgs, simulated_agents(orgs, AGENT_SEED)[1])
 
 

@@ -15,11 +15,10 @@ from typing import TextIO
 from confluent_kafka import KafkaError, Message, Producer
 
 from producers.signing import Signer
-from producers.simulator.fleet import simulated_agents
+from producers.simulator.fleet import register_simulated_agents, simulated_agents
 from producers.simulator.registry import DEFAULT_COUNT, generate_registry
 from producers.simulator.simulation import SimRecord, Simulation
 from runtime import metrics
-from runtime.agents_registry import save_agents
 from runtime.kafka import DeliveryReport, KafkaConnection, produce_blocking
 from runtime.registry import load_registry, write_registry
 from runtime.topics import ensure_topics
@@ -43,20 +42,16 @@ class SimulationReport:
 
 
 def registry_for(path: Path, count: int = DEFAULT_COUNT, seed: int = 0) -> list[Organization]:
-    """The registry at ``path``, generated there first if it does not exist yet; likewise the
-    simulated agents' registry (``agents.jsonl`` beside it, keys from ``AGENT_SEED``)."""
+    """The registry of establishments at ``path``, generated there first if it does not exist
+    yet. Their simulated agents are registered by :func:`simulate` (or
+    ``fleet.register_simulated_agents``), on the simulated registry only."""
     if not path.exists():
         write_registry(path, generate_registry(count, seed))
         log.info("generated a registry of %d establishments at %s", count, path)
-    orgs = list(load_registry(path).values())
-    agents_path = path.with_name("agents.jsonl")
-    if not agents_path.exists():
-        save_agents(agents_path, simulated_agents(orgs, AGENT_SEED)[0])
-        log.info("generated the simulated agents registry at %s", agents_path)
-    return orgs
+    return list(load_registry(path).values())
 
 
-#: Seed of the simulated agents' keys: fixed, so the agents registry matches every run.
+#: Seed of the simulated agents' keys: fixed, so the simulated registry matches every run.
 AGENT_SEED = 0
 
 
@@ -88,6 +83,7 @@ def simulate(
     sim = Simulation(registry, seed=seed, total=total, start=start, span=span,
                      scenarios=scenarios, malformed=malformed)
     ensure_topics(kafka)
+    register_simulated_agents(kafka, registry, AGENT_SEED)
     report = SimulationReport()
     report.delivery.keep_positions = False
     producer = kafka.producer(**{"message.max.bytes": 4 * 1024 * 1024})

@@ -148,7 +148,7 @@ def hunt(settings: Settings, log_dir: Path, events: int, seconds: float, seed: i
                 pipeline.restart("processor")
             elif what == "join":
                 generation += 1
-                extra = Service("processor", ["process"], log_dir / f"{generation}-extra",
+                extra = Service("processor", ["process", "--demo"], log_dir / f"{generation}-extra",
                                 pipeline.env()).start()
             elif extra is not None:
                 extra.stop()

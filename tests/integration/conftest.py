@@ -10,7 +10,8 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from deploy.local.pipeline import PROCESSOR_READY, Service
-from producers.simulator.run import registry_for
+from producers.simulator.fleet import register_simulated_agents
+from producers.simulator.run import AGENT_SEED, registry_for
 from runtime.elasticsearch import make_client
 from runtime.settings import Settings, load_settings
 from runtime.topics import ensure_topics, start_group_at_end
@@ -42,14 +43,19 @@ def es(stack: Settings) -> Elasticsearch:
 
 @pytest.fixture(scope="session")
 def national_registry(stack: Settings) -> list[Organization]:
-    return registry_for(stack.registry)
+    """The establishments, their simulated agents registered on the simulated registry (which
+    only a processor in demo mode trusts)."""
+    orgs = registry_for(stack.registry)
+    register_simulated_agents(stack.kafka, orgs, AGENT_SEED)
+    return orgs
 
 
 @pytest.fixture()
-def services(stack: Settings, tmp_path: Path,
+def services(stack: Settings, national_registry: list[Organization], tmp_path: Path,
              monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Service]]:
-    """Processor and sink as real processes, under consumer groups of their own that start at
-    the current end of every topic; stopped (SIGTERM) after the test.
+    """Processor (in demo mode: the tests sign with simulated agents) and sink as real
+    processes, under consumer groups of their own that start at the current end of every
+    topic; stopped (SIGTERM) after the test.
 
     Fresh groups (and so fresh Faust tables): the processor sees only what the test produces,
     not what other runs left in the shared topics since the shared group last ran (a
@@ -64,7 +70,7 @@ def services(stack: Settings, tmp_path: Path,
     for group in (name, f"{name}-sink"):
         start_group_at_end(stack.kafka, group)
     started = {
-        "processor": Service("processor", ["process"], tmp_path).start(),
+        "processor": Service("processor", ["process", "--demo"], tmp_path).start(),
         "sink": Service("sink", ["sink"], tmp_path).start(),
     }
     # Runs start on a ready processor (README, "Known issues": a Faust start-up race).

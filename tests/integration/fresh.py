@@ -56,9 +56,10 @@ class FreshPipeline:
         return self.services
 
     def restart(self, name: str) -> Service:
-        command = {"processor": "process", "sink": "sink"}[name]
+        # The processor in demo mode: the tests and drills sign with simulated agents.
+        command = {"processor": ["process", "--demo"], "sink": ["sink"]}[name]
         self.generation += 1
-        service = Service(name, [command], self.log_dir / f"{self.generation:02d}-{name}",
+        service = Service(name, command, self.log_dir / f"{self.generation:02d}-{name}",
                           self.env()).start()
         self.services[name] = service
         return service

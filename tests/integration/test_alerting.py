@@ -134,7 +134,7 @@ def test_pages_arrive_once_per_step_and_resolve(
         start_group_at_end(stack.kafka, group)
     alerts_start = end_offsets(stack.kafka, ALERTS.name)
     services = {
-        "processor": Service("processor", ["process"], tmp_path, env).start(),
+        "processor": Service("processor", ["process", "--demo"], tmp_path, env).start(),
         "sink": Service("sink", ["sink"], tmp_path, env).start(),
         "notifier": Service("notifier", ["notify", "--alertmanager", alertmanager],
                             tmp_path, env).start(),

@@ -118,7 +118,8 @@ def test_processor_killed_mid_run_converges_to_the_same_incidents(
         time.sleep(0.5)
     processor.kill()
     assert len(event_id_counts(es, run.report.valid_ids)) < run.report.valid
-    services["processor"] = Service("processor", ["process"], tmp_path / "restarted").start()
+    services["processor"] = Service("processor", ["process", "--demo"],
+                                    tmp_path / "restarted").start()
     wait_for_run(es, run, services)
     expected = _replay(run, national_registry, SCENARIOS)
     found = _wait_incidents(es, expected, services)

@@ -148,27 +148,54 @@ def test_malformed_agents_registry_is_a_data_error(capsys: pytest.CaptureFixture
                                                     tmp_path: Path) -> None:
     registry = tmp_path / "agents.jsonl"
     registry.write_text('{"agent_id": "x"}\n')
-    code, _, err = run(capsys, "agents", "list", "--registry", str(registry))
+    code, _, err = run(capsys, "agents", "list", "--file", str(registry))
+    assert code == 65
+    assert error_line(err).startswith(f"vigie: error: {registry}:1: ")
+    # import reads the file before it contacts Kafka: the same error, nothing written
+    code, _, err = run(capsys, "agents", "import", str(registry))
     assert code == 65
     assert error_line(err).startswith(f"vigie: error: {registry}:1: ")
 
 
-def test_enrolling_an_enrolled_agent_is_refused(capsys: pytest.CaptureFixture[str],
-                                                tmp_path: Path) -> None:
+def test_agents_registry_rules_on_the_command_line(capsys: pytest.CaptureFixture[str],
+                                                   tmp_path: Path) -> None:
+    """One key, one agent; revocations are permanent; each refusal names why."""
     registry = tmp_path / "agents.jsonl"
     key = tmp_path / "agent.key"
     code, out, _ = run(capsys, "agent", "enroll", "--out", str(key))
     assert code == 0
     public = out.split("public key: ")[1].split()[0]
-    add = ("agents", "add", "--agent-id", "chu-01", "--establishment", "750712184",
-           "--public-key", public, "--registry", str(registry))
-    assert run(capsys, *add)[0] == 0
-    code, _, err = run(capsys, *add)
+
+    def add(agent_id: str) -> tuple[str, ...]:
+        return ("agents", "add", "--agent-id", agent_id, "--establishment", "750712184",
+                "--public-key", public, "--file", str(registry), "--by", "alice")
+
+    assert run(capsys, *add("chu-01"))[0] == 0
+    code, _, err = run(capsys, *add("chu-01"))
     assert code == 65
-    assert error_line(err) == (f"vigie: error: {registry}: agent chu-01 is already enrolled; "
-                               "revoke it first to replace its key")
-    code, _, err = run(capsys, "agents", "revoke", "chu-02", "--registry", str(registry))
+    assert error_line(err) == (f"vigie: error: {registry}: agent chu-01 is already enrolled "
+                               "(establishment 750712184)")
+    code, _, err = run(capsys, *add("chu-99"))
+    assert (code, error_line(err)) == (
+        65, f"vigie: error: {registry}: this public key is already enrolled as agent chu-01 "
+        "(establishment 750712184); one key, one agent")
+    code, _, err = run(capsys, "agents", "revoke", "chu-02", "--reason", "x",
+                       "--file", str(registry))
     assert (code, error_line(err)) == (65, f"vigie: error: {registry}: no agent chu-02")
+    code, _, _ = run(capsys, "agents", "revoke", "chu-01", "--reason", "laptop stolen",
+                     "--file", str(registry), "--by", "bob")
+    assert code == 0
+    code, _, err = run(capsys, *add("chu-01"))
+    assert code == 65
+    assert "agent chu-01 was revoked on " in error_line(err)
+    assert "(laptop stolen); revocations are permanent" in error_line(err)
+    code, _, err = run(capsys, *add("chu-02"))
+    assert code == 65
+    assert "this public key was revoked with agent chu-01" in error_line(err)
+    code, out, _ = run(capsys, "agents", "list", "--file", str(registry))
+    assert code == 0
+    assert out.startswith("chu-01\t750712184\trevoked\t")
+    assert out.rstrip("\n").endswith("\tlaptop stolen")
 
 
 def test_overwriting_an_agent_key_is_refused(capsys: pytest.CaptureFixture[str],

@@ -18,7 +18,8 @@ def test_contract_names() -> None:
     assert [t.name for t in topics.ALL_TOPICS] == [
         "events.raw", "events.classified", "detections", "incidents", "alerts", "events.dlq",
         "vigie.incident-ticks", "vigie.indicators",
-        "vigie.correlation-inputs", "vigie.agent-progress"]
+        "vigie.correlation-inputs", "vigie.agent-progress", "vigie.agents",
+        "vigie.agents.audit", "vigie.agents.simulated"]
     assert [f.alias for f in indices.ALL_FAMILIES] == [
         "vigie-events", "vigie-detections", "vigie-incidents", "vigie-alerts", "vigie-dlq"]
     assert topics.INCIDENTS.config["cleanup.policy"] == "compact"

@@ -126,7 +126,6 @@ def test_home_is_one_setting_that_every_default_path_and_the_local_stack_follow(
     settings = load_settings()
     assert settings.home == tmp_path / "state"
     assert settings.registry == tmp_path / "state" / "registry" / "establishments.jsonl"
-    assert settings.agents_registry == tmp_path / "state" / "registry" / "agents.jsonl"
     assert state_dir() == settings.home
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("VIGIE_HOME", "relative")

@@ -19,6 +19,8 @@ from vigie.cli.common import ConfigOpt, console, settings
 
 if TYPE_CHECKING:  # imported for real inside the commands
     from deploy.local.stack import ServiceStatus
+    from runtime.agents_store import AgentsStore
+    from schemas.enrolment import AgentEntry
 
 PANEL = "National platform"
 
@@ -30,14 +32,16 @@ registry_app = typer.Typer(help="The national registry of establishments.",
                            no_args_is_help=True)
 agents_app = typer.Typer(
     help="National registry of enrolled agents (which public key speaks for which "
-         "establishment). The processor rejects events whose signature does not verify "
-         "against it.", no_args_is_help=True)
+         "establishment), on the topic vigie.agents that every processor follows: changes "
+         "apply within seconds, without a restart. The processor rejects events whose "
+         "signature does not verify against it.", no_args_is_help=True)
 kibana_app = typer.Typer(help="Kibana saved objects (deploy/kibana).", no_args_is_help=True)
 commands.add_typer(stack_app, name="stack", rich_help_panel=PANEL)
 commands.add_typer(schemas_app, name="schemas", rich_help_panel=PANEL)
 commands.add_typer(registry_app, name="registry", rich_help_panel=PANEL)
 commands.add_typer(agents_app, name="agents", rich_help_panel=PANEL,
-                   help="The national registry of enrolled agents (add, revoke, list).")
+                   help="The national registry of enrolled agents (add, revoke, list, "
+                        "history, import, export).")
 commands.add_typer(kibana_app, name="kibana", rich_help_panel=PANEL)
 
 
@@ -109,17 +113,23 @@ def registry_generate(
     console.print(f"{written} establishments written to {path}")
 
 
-RegistryOpt = Annotated[Path | None, typer.Option(
-    "--registry", help="Agents registry file (default: VIGIE_AGENTS_REGISTRY or "
-    ".vigie/registry/agents.jsonl)")]
+FileOpt = Annotated[Path | None, typer.Option(
+    "--file", help="Work on a registry file (JSON lines or YAML: the import/export format) "
+    "instead of the live registry (topic vigie.agents)", dir_okay=False)]
+ByOpt = Annotated[str | None, typer.Option(
+    "--by", help="Who makes the change, for the audit (default: user@host)")]
 
 
-def _agents_registry(registry: Path | None) -> Path:
-    if registry is not None:
-        return registry
-    from runtime.settings import load_settings
+def _agents_store(file: Path | None, config: Path | None) -> AgentsStore:
+    from runtime.agents_store import FileStore, TopicStore
 
-    return load_settings().agents_registry
+    return FileStore(file) if file is not None else TopicStore(settings(config).kafka)
+
+
+def _actor(by: str | None) -> str:
+    from runtime.agents_store import default_actor
+
+    return by or default_actor()
 
 
 @agents_app.command("add")
@@ -127,34 +137,95 @@ def agents_add(agent_id: Annotated[str, typer.Option(help="Agent id")],
                establishment: Annotated[str, typer.Option(help="FINESS id it speaks for")],
                public_key: Annotated[str, typer.Option(help="Base64 raw Ed25519 public key, "
                                                             "as `vigie agent enroll` prints")],
-               registry: RegistryOpt = None) -> None:
-    """Enroll an agent: from now on its signed events are accepted for that establishment."""
-    from runtime.agents_registry import enroll_agent
+               reason: Annotated[str, typer.Option(help="Why, for the audit")] = "enrolment",
+               by: ByOpt = None, file: FileOpt = None, config: ConfigOpt = None) -> None:
+    """Enroll an agent: every processor accepts its signed events for that establishment
+    within seconds. Refused if the agent id or the key is enrolled already or was ever
+    revoked (one key, one agent; revocations are permanent)."""
+    from runtime.agents_store import enroll
 
-    path = _agents_registry(registry)
-    enroll_agent(path, agent_id, establishment, public_key)
-    typer.echo(f"enrolled {agent_id} for {establishment} in {path}")
+    store = _agents_store(file, config)
+    enroll(store, agent_id, establishment, public_key, actor=_actor(by), reason=reason)
+    typer.echo(f"enrolled {agent_id} for {establishment} in {store.where}")
 
 
 @agents_app.command("revoke")
 def agents_revoke(agent_id: Annotated[str, typer.Argument(help="Agent id to revoke")],
-                  registry: RegistryOpt = None) -> None:
-    """Revoke an agent (stolen key, decommissioned server): its events are rejected as
-    unknown_agent. The entry stays, so past rejections remain explainable."""
-    from runtime.agents_registry import revoke_agent
+                  reason: Annotated[str, typer.Option(
+                      help="Why (stolen key, retired server...): shown with every refused "
+                           "record")],
+                  by: ByOpt = None, file: FileOpt = None, config: ConfigOpt = None) -> None:
+    """Revoke an agent, for good: every running processor refuses its records (revoked_agent)
+    within 10 seconds, without a restart. Its id and key can never be enrolled again."""
+    from runtime.agents_store import revoke
 
-    revoke_agent(_agents_registry(registry), agent_id)
-    typer.echo(f"revoked {agent_id}; restart (or reload) the processors to apply it")
+    store = _agents_store(file, config)
+    revoke(store, agent_id, actor=_actor(by), reason=reason)
+    typer.echo(f"revoked {agent_id} in {store.where}")
 
 
 @agents_app.command("list")
-def agents_list(registry: RegistryOpt = None) -> None:
-    """Enrolled agents: id, establishment, status, enrolment date."""
-    from runtime.agents_registry import enrolled_agents
-
-    for entry in enrolled_agents(_agents_registry(registry)):
+def agents_list(simulated: Annotated[bool, typer.Option(
+                    "--simulated", help="The simulated agents (demo mode's registry)")] = False,
+                file: FileOpt = None, config: ConfigOpt = None) -> None:
+    """Agents: id, establishment, status, enrolment date, revocation date and reason."""
+    entries = _agent_entries(simulated, file, config)
+    for entry in entries:
+        revoked = (f"\t{entry.revoked_at.isoformat()}\t{entry.revoked_reason or ''}"
+                   if entry.revoked_at else "")
         typer.echo(f"{entry.agent_id}\t{entry.establishment_id}\t{entry.status.value}\t"
-                   f"{entry.enrolled_at.isoformat()}")
+                   f"{entry.enrolled_at.isoformat()}{revoked}")
+
+
+def _agent_entries(simulated: bool, file: Path | None,
+                   config: Path | None) -> list[AgentEntry]:
+    if simulated:
+        from runtime.agents_topic import simulated_entries
+
+        return list(simulated_entries(settings(config).kafka).values())
+    return list(_agents_store(file, config).entries().values())
+
+
+@agents_app.command("history")
+def agents_history(agent_id: Annotated[str | None, typer.Argument(
+                       help="Only this agent's changes")] = None,
+                   config: ConfigOpt = None) -> None:
+    """The audit journal (topic vigie.agents.audit): every change, who, when and why."""
+    from runtime.agents_topic import read_changes
+
+    for change in read_changes(settings(config).kafka):
+        if agent_id is None or change.agent_id == agent_id:
+            typer.echo(f"{change.at.isoformat()}\t{change.action.value}\t{change.agent_id}\t"
+                       f"{change.entry.establishment_id}\t{change.actor}\t{change.reason}")
+
+
+@agents_app.command("import")
+def agents_import(file: Annotated[Path, typer.Argument(
+                      help="Registry file (JSON lines, or YAML list) of an older deployment",
+                      dir_okay=False)],
+                  reason: Annotated[str, typer.Option(help="Why, for the audit")] =
+                      "import of a registry file",
+                  by: ByOpt = None, config: ConfigOpt = None) -> None:
+    """Load a registry file into the live registry, all or nothing, under the same rules as
+    `add` (revoked entries are imported revoked); agents already there as is are skipped."""
+    from runtime.agents_store import TopicStore, import_file
+
+    store = TopicStore(settings(config).kafka)
+    changes = import_file(store, file, actor=_actor(by), reason=reason)
+    typer.echo(f"{len(changes)} change(s) from {file} written to {store.where}")
+
+
+@agents_app.command("export")
+def agents_export(file: Annotated[Path, typer.Argument(
+                      help="File to write (.jsonl, or .yaml)", dir_okay=False)],
+                  simulated: Annotated[bool, typer.Option(
+                      "--simulated", help="The simulated agents instead")] = False,
+                  config: ConfigOpt = None) -> None:
+    """Write the live registry to a file (backup, review, import elsewhere)."""
+    from runtime.agents_registry import save_agents
+
+    count = save_agents(file, _agent_entries(simulated, None, config))
+    typer.echo(f"{count} agents written to {file}")
 
 
 # ---------------------------------------------------------------- pipeline jobs
@@ -173,7 +244,9 @@ def simulate(
         help="Registry size when the registry file does not exist yet")] = 3036,
     config: ConfigOpt = None,
 ) -> None:
-    """Produce simulated national traffic (benign + attacks) to events.raw."""
+    """Produce simulated national traffic (benign + attacks) to events.raw, signed by
+    simulated agents (registered on vigie.agents.simulated only: a processor trusts them in
+    demo mode only, `vigie process --demo`)."""
     from producers.simulator.run import registry_for
     from producers.simulator.run import simulate as run
 
@@ -220,11 +293,14 @@ def process(
     config: ConfigOpt = None,
     metrics_port: Annotated[int | None, typer.Option(help="Prometheus port (default 9402)")] =
         None,
+    demo: Annotated[bool, typer.Option(
+        "--demo", help="Demo mode: also trust the simulated agents (never in production; "
+        "same as VIGIE_DEMO_MODE=true)")] = False,
 ) -> None:
     """Run the stream processor (Faust): validate, classify, route to DLQ. Stop with SIGTERM."""
     from processors.app import run_processor
 
-    loaded = settings(config, metrics_port=metrics_port)
+    loaded = settings(config, metrics_port=metrics_port, demo_mode=True if demo else None)
     sys.argv = [sys.argv[0]]  # Faust's worker parses argv; ours are already consumed
     run_processor(loaded)
 

@@ -134,13 +134,13 @@ def test_forgeries_are_refused_with_their_reason(setup: tuple[Verifier, Signer, 
     assert _refused(verifier, value, forger.headers(value)) is Reason.BAD_SIGNATURE
     # other establishment's id: a valid agent claims to speak for another hospital
     assert _refused(verifier, value, headers, org="130000001") is Reason.WRONG_ESTABLISHMENT
-    # no headers / unknown agent / revoked agent
+    # no headers / unknown agent; a revoked agent is refused as such (not as unknown)
     assert _refused(verifier, value, []) is Reason.UNKNOWN_AGENT
     assert _refused(verifier, value, None) is Reason.UNKNOWN_AGENT
     unknown = [(HEADER_AGENT, b"nobody"), headers[1]]
     assert _refused(verifier, value, unknown) is Reason.UNKNOWN_AGENT
     revoked = Signer("old-03", signer.key)
-    assert _refused(verifier, value, revoked.headers(value)) is Reason.UNKNOWN_AGENT
+    assert _refused(verifier, value, revoked.headers(value)) is Reason.REVOKED_AGENT
     # garbage signature, body agent.id that is not the signer
     assert _refused(verifier, value, [headers[0], (HEADER_SIGNATURE, b"!!")]) \
         is Reason.BAD_SIGNATURE
