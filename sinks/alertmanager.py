@@ -149,7 +149,8 @@ class AlertmanagerEndpoint:
                                      source=shown) from None
         return context
 
-    def request(self, path: str, body: bytes | None = None) -> urllib.request.Request:
+    def _request(self, path: str, body: bytes | None = None) -> urllib.request.Request:
+        """The request with its ``Authorization`` header: built per call, never stored."""
         headers = {"Content-Type": "application/json"} if body is not None else {}
         if self.token is not None:
             headers["Authorization"] = f"Bearer {self.token.get_secret_value()}"
@@ -163,7 +164,7 @@ class AlertmanagerEndpoint:
         """One request (POST ``body``, else GET); the answer's body. Raises
         :class:`AlertmanagerRefused` for what retrying cannot fix, and ``OSError``
         (``URLError`` among them) for what it may."""
-        request = self.request(path, body)
+        request = self._request(path, body)
         try:
             with urllib.request.urlopen(request, timeout=10, context=self._context) as response:
                 if response.status >= 300:
