@@ -205,7 +205,8 @@ def run_processor(settings: Settings, classifier: Classifier | None = None) -> N
     from runtime.topics import ensure_topics
 
     ensure_topics(settings.kafka)
-    metrics.serve_metrics("processor", settings.metrics_port)
+    metrics.serve_metrics("processor", settings.metrics_port, host=settings.metrics_host,
+                          tls=settings.metrics_tls)
     classifier = classifier or default_classifier(settings)
     if isinstance(classifier, SigmaClassifier):
         from processors.reload import install_rule_reload

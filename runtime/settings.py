@@ -39,6 +39,7 @@ from pydantic_settings import (
 
 from runtime.errors import ConfigurationError
 from runtime.kafka import KafkaConnection
+from runtime.metrics import DEFAULT_HOST, MetricsTls
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,6 +106,23 @@ class Settings(BaseSettings):
         "simulated agents (topic vigie.agents.simulated, keys derived from a public seed)"
     )
     metrics_port: int = Field(0, description="Prometheus metrics port; 0 picks the default")
+    metrics_host: str = Field(DEFAULT_HOST, description="Address /metrics listens on "
+                              "(0.0.0.0: every interface)")
+    metrics_tls: MetricsTls = Field(default_factory=MetricsTls,
+                                    description="TLS (and client certificates) for /metrics")
+    alertmanager_url: str = Field("http://localhost:9093",
+                                  description="Alertmanager base URL for `vigie notify`")
+    alertmanager_ca: Path | None = Field(
+        None, description="CA bundle to verify Alertmanager's certificate (default: the "
+        "system's)")
+    alertmanager_certfile: Path | None = Field(
+        None, description="Client certificate presented to Alertmanager (mutual TLS)")
+    alertmanager_keyfile: Path | None = Field(None, description="Its private key")
+    alertmanager_username: str | None = Field(None, description="Alertmanager basic auth user")
+    alertmanager_password: SecretStr | None = Field(
+        None, description="Alertmanager basic auth password")
+    alertmanager_token: SecretStr | None = Field(
+        None, description="Bearer token for Alertmanager (instead of basic auth)")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_json: bool = Field(False, description="Log as JSON lines (for log shippers)")
     max_clock_skew_s: float = Field(

@@ -22,7 +22,8 @@ def run_sink(settings: Settings, topics: list[str] | None = None,
     ensure_topics(settings.kafka)
     es = make_client(settings)
     install_templates(es)
-    metrics.serve_metrics("sink", settings.metrics_port)
+    metrics.serve_metrics("sink", settings.metrics_port, host=settings.metrics_host,
+                          tls=settings.metrics_tls)
     sink = Sink(SinkConfig.from_settings(settings, topics or list(TOPIC_TO_INDEX)), es)
     sink.install_signal_handlers()
     stats = sink.run(idle_exit_s=idle_exit_s, progress=progress)

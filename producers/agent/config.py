@@ -30,6 +30,7 @@ from producers.agent.pseudonymise import Kind
 from producers.agent.spool import FullPolicy
 from runtime.errors import ConfigurationError
 from runtime.kafka import KafkaConnection
+from runtime.metrics import DEFAULT_HOST, MetricsTls
 from runtime.settings import describe_validation
 from schemas.enrolment import AgentId
 from schemas.organization import Organization
@@ -109,7 +110,11 @@ class AgentConfig(_Strict):
     eps: float = Field(0, ge=0, description="Events per second cap; 0: unlimited")
     max_in_flight: int = Field(50_000, ge=100)
     timezone: str = Field("UTC", description="Zone of RFC 3164 / auth.log timestamps")
-    metrics_port: int = 0
+    metrics_port: int = Field(0, description="Prometheus /metrics port; 0: 9404")
+    metrics_host: str = Field(DEFAULT_HOST, description="Address /metrics listens on "
+                              "(0.0.0.0: every interface)")
+    metrics_tls: MetricsTls = Field(default_factory=MetricsTls,
+                                    description="TLS (and client certificates) for /metrics")
     pseudonymise: PseudonymiseConfig = Field(default_factory=PseudonymiseConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
     sources: list[SourceConfig] = Field(default_factory=list)
@@ -168,6 +173,9 @@ def load_config(path: Path) -> AgentConfig:
     kafka = config.kafka.rebased(base)
     if kafka is not config.kafka:
         updates["kafka"] = kafka
+    metrics_tls = config.metrics_tls.rebased(base)
+    if metrics_tls is not config.metrics_tls:
+        updates["metrics_tls"] = metrics_tls
     if updates:
         config = config.model_copy(update=updates)
     if config.pseudonymise.key_path is not None and not config.pseudonymise.key_path.is_absolute():

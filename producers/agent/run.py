@@ -210,7 +210,8 @@ class Agent:
 
 def run_agent(config: AgentConfig, *, drain: float = 30.0) -> int:
     """Run until SIGTERM/SIGINT; exit code 0 on a clean stop."""
-    metrics.serve_metrics("agent", config.metrics_port)
+    metrics.serve_metrics("agent", config.metrics_port, host=config.metrics_host,
+                          tls=config.metrics_tls)
     agent = Agent(config)
     signal.signal(signal.SIGTERM, agent.stop)
     signal.signal(signal.SIGINT, agent.stop)

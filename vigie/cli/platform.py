@@ -322,19 +322,23 @@ def sink(
 
 @commands.command(rich_help_panel=PANEL)
 def notify(
-    alertmanager: Annotated[str, typer.Option(help="Alertmanager base URL")] =
-        "http://localhost:9093",
+    alertmanager: Annotated[str | None, typer.Option(
+        help="Alertmanager base URL (default: the alertmanager_url setting, "
+             "http://localhost:9093); TLS and credentials come from the alertmanager_* "
+             "settings")] = None,
     idle_exit: Annotated[float | None, typer.Option(
         help="Exit after this many seconds without alerts")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Post alerts (the alerts topic) to Prometheus Alertmanager's API v2, with resolves."""
     from runtime import metrics
-    from sinks.alertmanager import Notifier
+    from sinks.alertmanager import AlertmanagerEndpoint, Notifier
 
-    loaded = settings(config)
-    metrics.serve_metrics("notifier", loaded.metrics_port)
-    posted = Notifier(loaded.kafka, alertmanager,
+    loaded = settings(config, alertmanager_url=alertmanager)
+    endpoint = AlertmanagerEndpoint.from_settings(loaded)
+    metrics.serve_metrics("notifier", loaded.metrics_port, host=loaded.metrics_host,
+                          tls=loaded.metrics_tls)
+    posted = Notifier(loaded.kafka, endpoint,
                       group=loaded.notifier_group).run(idle_exit_s=idle_exit)
     console.print(f"{posted} alerts posted")
 
