@@ -78,7 +78,8 @@ def faust_app(settings: Settings) -> faust.App:
 def classify_stage(settings: Settings, classifier: Classifier) -> ClassifyStage:
     """Validation against the registry, signature checks when required, ``classifier``."""
     validator = Validator(load_registry(settings.registry),
-                          timedelta(seconds=settings.max_clock_skew_s))
+                          timedelta(seconds=settings.max_clock_skew_s),
+                          timedelta(days=settings.max_event_age_days))
     verifier = None
     if settings.require_signatures:
         from processors.verify import Verifier
@@ -88,6 +89,31 @@ def classify_stage(settings: Settings, classifier: Classifier) -> ClassifyStage:
     return ClassifyStage(validator, classifier, verifier)
 
 
+class RecordPartitionedTable(faust.Table):
+    """A table whose writes go to the changelog partition named by ``partition``, set by the
+    caller to the partition of the record being handled. Faust takes it from its "current
+    event", which in a batch (``take_events``) is the batch's last record, whatever partition
+    the record being handled came from."""
+
+    partition: int | None = None
+
+    def partition_for_key(self, key: Any) -> int | None:
+        return self.partition
+
+
+def sequences_table(app: faust.App) -> RecordPartitionedTable:
+    """``agent-sequences``: establishment id (the key of ``events.raw``) → its agents'
+    numbering (``processors.replay``), changelogged like the other tables."""
+    schema: faust.Schema = faust.Schema(key_type=str, key_serializer="raw",
+                                        value_serializer="json")
+    table = RecordPartitionedTable(app, name="agent-sequences", default=None,
+                                   beacon=app.tables.beacon, partitions=EVENTS_RAW.partitions,
+                                   schema=schema,
+                                   help="Replay check: each agent's highest sequence")
+    app.tables.add(table)
+    return table
+
+
 class _Processing:
     """The ``events.raw`` agent: batches of records through ``ClassifyStage``, their outputs
     delivered (and acknowledged) before the batch counts as done. No decision is taken here."""
@@ -95,6 +121,8 @@ class _Processing:
     def __init__(self, app: faust.App, stage: ClassifyStage, deliver: Deliver,
                  correlation_inputs: faust.TopicT | None) -> None:
         self.stage = stage
+        # Only signed sequences mean anything: no replay check without verification.
+        self.sequences = sequences_table(app) if stage.verifier is not None else None
         self.deliver = deliver
         self.correlation_inputs = correlation_inputs
         self.raw = app.topic(EVENTS_RAW.name, key_type=bytes, value_type=bytes)
@@ -106,11 +134,16 @@ class _Processing:
         self.out_detections = metrics.EVENTS_OUT.labels("processor", DETECTIONS.name)
         self.batch_seconds = metrics.BATCH_SECONDS.labels("processor")
 
-    def outputs_of(self, result: Classified | Rejected) -> list[Output]:
+    def outputs_of(self, result: Classified | Rejected, partition: int = 0) -> list[Output]:
+        """The outputs of one record read from ``partition``; its replay-table entry is
+        written on the way (so the next record of the establishment sees it)."""
         if isinstance(result, Rejected):
             metrics.DEAD_LETTERS.labels("processor", result.letter.reason.value).inc()
             return [(self.dlq, result.key, result.letter.to_json_bytes())]
         verdict, key = result.verdict, result.key
+        if result.sequences is not None and self.sequences is not None:
+            self.sequences.partition = partition
+            self.sequences[key.decode()] = result.sequences
         outputs: list[Output] = [(self.detections, key, d.to_json_bytes())
                                  for d in verdict.detections]
         self.out_detections.inc(len(verdict.detections))
@@ -126,8 +159,10 @@ class _Processing:
         (Faust would ack the batch anyway): it becomes a dead letter an engineer can replay."""
         message = event.message
         where = Coordinates(message.topic, message.partition, message.offset, event.key)
+        lookup = self.sequences.get if self.sequences is not None else None
         try:
-            return self.outputs_of(self.stage.handle(event.value, where, message.headers))
+            return self.outputs_of(self.stage.handle(event.value, where, message.headers,
+                                                     lookup), message.partition)
         except Exception as exc:
             log.exception("processing failed at %s[%s]@%s", message.topic, message.partition,
                           message.offset)

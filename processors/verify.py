@@ -5,8 +5,9 @@ signature of the exact value bytes (Kafka headers ``vigie-agent`` / ``vigie-sign
 spelled in :mod:`schemas.enrolment`). The verifier checks, in this order:
 
 1. a known, active agent signed it (``unknown_agent`` otherwise: no header, unknown, revoked);
-2. the signature matches the bytes with that agent's key (``bad_signature``: tampered value,
-   wrong key, malformed signature, or a body ``agent.id`` that is not the signer);
+2. the signature matches the sequence and the bytes with that agent's key (``bad_signature``:
+   tampered value or sequence, wrong key, malformed signature, no ``vigie-sequence`` header,
+   or a body ``agent.id`` that is not the signer);
 3. the agent is enrolled for the establishment the event claims (``wrong_establishment``).
 
 Pure logic, no Kafka: the processor calls it per record after schema validation (it needs the
@@ -24,7 +25,15 @@ from nacl.signing import VerifyKey
 
 from processors.validate import Refused
 from schemas.deadletter import Reason
-from schemas.enrolment import HEADER_AGENT, HEADER_SIGNATURE, AgentEntry, AgentStatus
+from schemas.enrolment import (
+    HEADER_AGENT,
+    HEADER_SEQUENCE,
+    HEADER_SIGNATURE,
+    AgentEntry,
+    AgentStatus,
+    parse_sequence,
+    signed_message,
+)
 
 Headers = Iterable[tuple[str, bytes | str | None]] | Mapping[str, bytes | str | None] | None
 
@@ -40,6 +49,11 @@ def _header(headers: Headers, name: str) -> bytes | None:
                 return None
             return value.encode() if isinstance(value, str) else bytes(value)
     return None
+
+
+def record_sequence(headers: Headers) -> int | None:
+    """The agent's sequence number of a record (``vigie-sequence``), None if absent or bad."""
+    return parse_sequence(_header(headers, HEADER_SEQUENCE))
 
 
 class Verifier:
@@ -98,8 +112,14 @@ class Verifier:
             raise Refused(Reason.BAD_SIGNATURE,
                           f"agent {signer!r}: signature of {len(signature)} bytes, not 64",
                           establishment_id)
+        sequence = record_sequence(headers)
+        if sequence is None:
+            raise Refused(Reason.BAD_SIGNATURE,
+                          f"agent {signer!r}: no valid {HEADER_SEQUENCE} header (a decimal "
+                          f"number): the record cannot be told apart from a replay",
+                          establishment_id)
         try:
-            self._key(entry).verify(value, signature)
+            self._key(entry).verify(signed_message(sequence, value), signature)
         except BadSignatureError:
             raise Refused(Reason.BAD_SIGNATURE,
                           f"agent {signer!r}: signature does not match the record "

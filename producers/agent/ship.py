@@ -2,6 +2,9 @@
 
 - Producer: the project's idempotent, ``acks=all``, lz4 configuration
   (:meth:`runtime.kafka.KafkaConnection.producer`), key = establishment id, signature headers.
+- Sequence: each record is signed, when it leaves, with its spool sequence number
+  (``vigie-sequence``, see :mod:`producers.signing`): durable, rising, and the same when a
+  record is sent again, so the processor can tell a copy (``replayed``) from a new record.
   It and the restart check's consumer are both built from the agent's one
   :class:`~runtime.kafka.KafkaConnection`, so TLS/SASL apply to every client.
 - Order and acknowledgement: records are read from the spool in order; the spool is
@@ -36,9 +39,10 @@ from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from producers.agent import metrics as agent_metrics
 from producers.agent.spool import Spool, SpoolRecord
+from producers.signing import Signer
 from runtime import metrics
 from runtime.kafka import KafkaConnection
-from schemas.enrolment import HEADER_AGENT, HEADER_SIGNATURE
+from schemas.enrolment import HEADER_AGENT
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +68,7 @@ class TokenBucket:
 
 
 class Shipper:
-    def __init__(self, spool: Spool, *, kafka: KafkaConnection, topic: str, agent_id: str,
+    def __init__(self, spool: Spool, *, kafka: KafkaConnection, topic: str, signer: Signer,
                  eps: float = 0, max_in_flight: int = 50_000,
                  producer_overrides: dict[str, Any] | None = None) -> None:
         """``producer_overrides``: librdkafka tuning of the producer (timeouts, logging);
@@ -72,8 +76,9 @@ class Shipper:
         self.spool = spool
         self.topic = topic
         self.kafka = kafka
-        self.agent_id = agent_id
-        self._agent_header = agent_id.encode()
+        self.signer = signer
+        self.agent_id = signer.agent_id
+        self._agent_header = signer.agent_id.encode()
         self.bucket = TokenBucket(eps)
         self.max_in_flight = max_in_flight
         self.overrides = dict(producer_overrides or {})
@@ -140,11 +145,12 @@ class Shipper:
 
     # --- sending -----------------------------------------------------------------------------
     def _produce(self, record: SpoolRecord) -> bool:
+        # Signed with its spool number: the same headers each time it is sent.
+        headers: list[tuple[str, str | bytes | None]] = list(
+            self.signer.headers(record.value, record.seq))
         try:
             self.producer.produce(
-                self.topic, value=record.value, key=record.key,
-                headers=[(HEADER_AGENT, self._agent_header),
-                         (HEADER_SIGNATURE, record.signature)],
+                self.topic, value=record.value, key=record.key, headers=headers,
                 on_delivery=functools.partial(self._delivered, record.seq))
         except BufferError:
             return False

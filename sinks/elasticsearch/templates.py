@@ -70,7 +70,7 @@ EVENT_MAPPING: dict[str, Any] = {
                       record_id=LONG, task=KW, opcode=KW, level=KW, event_data=FLAT,
                       user_data=FLAT),
         "tags": KW,
-        "vigie": obj(category=KW, detection_ids=KW),
+        "vigie": obj(category=KW, detection_ids=KW, agent_event_id=KW),
     },
 }
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from producers.agent.ship import Shipper
 from producers.agent.spool import Spool
+from producers.signing import Signer
 from runtime.kafka import KafkaConnection
 
 
@@ -20,7 +23,7 @@ def test_a_batch_spooled_again_after_a_restart_is_handed_to_kafka_once(tmp_path:
     spool.append(_records(["c", "d"]))  # the restart's first step read c, d again
     # Nothing listens there: the producer only queues, which is all this test looks at.
     shipper = Shipper(spool, kafka=KafkaConnection(bootstrap="127.0.0.1:1"), topic="events.raw",
-                      agent_id="agent-x",
+                      signer=Signer("agent-x", Ed25519PrivateKey.generate()),
                       producer_overrides={"message.timeout.ms": 1000, "log_level": 0})
     shipper.reconciled, shipper._skip = True, {"a"}  # what the restart check found in Kafka
     shipper._skip_upto = spool.next_seq - 1
