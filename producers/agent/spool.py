@@ -151,6 +151,7 @@ class Spool:
         self.offset: int | None = state.get("offset")
         self.segments: list[_Segment] = []
         self._total = 0
+        self.next_seq: int = 1  # set by _recover
         self._recover(state)
         if not state and not self.segments and first_seq > self.next_seq:
             self.next_seq, self.acked = first_seq, first_seq - 1
