@@ -34,6 +34,7 @@ from processors.classify import (
     SigmaClassifier,
 )
 from processors.outputs import Output, Outputs
+from processors.replay import EstablishmentSequences
 from processors.validate import Coordinates, Validator
 from runtime import metrics
 from runtime.registry import load_registry
@@ -123,6 +124,9 @@ class _Processing:
         self.stage = stage
         # Only signed sequences mean anything: no replay check without verification.
         self.sequences = sequences_table(app) if stage.verifier is not None else None
+        # The batch's new replay-table entries (establishment → (partition, entry)): read
+        # before the table by the batch's next records, written once per batch.
+        self._pending: dict[str, tuple[int, EstablishmentSequences]] = {}
         self.deliver = deliver
         self.correlation_inputs = correlation_inputs
         self.raw = app.topic(EVENTS_RAW.name, key_type=bytes, value_type=bytes)
@@ -135,15 +139,13 @@ class _Processing:
         self.batch_seconds = metrics.BATCH_SECONDS.labels("processor")
 
     def outputs_of(self, result: Classified | Rejected, partition: int = 0) -> list[Output]:
-        """The outputs of one record read from ``partition``; its replay-table entry is
-        written on the way (so the next record of the establishment sees it)."""
+        """The outputs of one record read from ``partition``; its replay-table entry, once
+        they are built, is kept for the batch's write (the establishment's next record in the
+        batch already sees it)."""
         if isinstance(result, Rejected):
             metrics.DEAD_LETTERS.labels("processor", result.letter.reason.value).inc()
             return [(self.dlq, result.key, result.letter.to_json_bytes())]
         verdict, key = result.verdict, result.key
-        if result.sequences is not None and self.sequences is not None:
-            self.sequences.partition = partition
-            self.sequences[key.decode()] = result.sequences
         outputs: list[Output] = [(self.detections, key, d.to_json_bytes())
                                  for d in verdict.detections]
         self.out_detections.inc(len(verdict.detections))
@@ -152,6 +154,8 @@ class _Processing:
                         for s in verdict.signals]
         outputs.append((self.classified, key, verdict.event.to_json_bytes()))
         self.out_events.inc()
+        if result.sequences is not None:
+            self._pending[key.decode()] = (partition, result.sequences)
         return outputs
 
     def handle(self, event: faust.EventT[bytes]) -> list[Output]:
@@ -159,7 +163,7 @@ class _Processing:
         (Faust would ack the batch anyway): it becomes a dead letter an engineer can replay."""
         message = event.message
         where = Coordinates(message.topic, message.partition, message.offset, event.key)
-        lookup = self.sequences.get if self.sequences is not None else None
+        lookup = self.agent_sequences if self.sequences is not None else None
         try:
             return self.outputs_of(self.stage.handle(event.value, where, message.headers,
                                                      lookup), message.partition)
@@ -167,6 +171,23 @@ class _Processing:
             log.exception("processing failed at %s[%s]@%s", message.topic, message.partition,
                           message.offset)
             return self.outputs_of(ClassifyStage.failed(event.value, where, exc))
+
+    def agent_sequences(self, establishment_id: str) -> EstablishmentSequences | None:
+        """The establishment's replay-table entry, as this batch left it so far."""
+        pending = self._pending.get(establishment_id)
+        if pending is not None:
+            return pending[1]
+        return self.sequences.get(establishment_id) if self.sequences is not None else None
+
+    def store_sequences(self) -> None:
+        """Write the batch's replay-table entries, each to the changelog partition of the
+        records it came from. Before the outputs are delivered: after a crash, the records
+        read again are at or before the offsets stored, and are accepted again."""
+        if self.sequences is not None:
+            for org, (partition, entry) in self._pending.items():
+                self.sequences.partition = partition
+                self.sequences[org] = entry
+        self._pending.clear()
 
     async def process(self, stream: faust.StreamT[bytes]) -> None:
         # ``take_events`` is on Faust's Stream, not on the StreamT protocol agents are typed with.
@@ -177,6 +198,7 @@ class _Processing:
             for event in batch:
                 self.seen.inc()
                 outputs += self.handle(event)
+            self.store_sequences()
             # The batch counts as done (and committable) only once Kafka has every output.
             await self.deliver(outputs)
             self.batch_seconds.observe(time.perf_counter() - began)

@@ -133,3 +133,24 @@ def test_a_signed_record_without_key_is_refused(
     result = stage.handle(value, Coordinates("events.raw", 2, 40, None),
                           signer.headers(value, 1), {}.get)
     assert isinstance(result, Rejected) and result.letter.reason is Reason.KEY_MISMATCH
+
+
+@pytest.mark.parametrize("reached_kafka", [5, 3, 0])
+def test_an_agent_resending_after_a_crash_loses_nothing(reached_kafka: int) -> None:
+    """The agent sent 1..5, died before its spool saw the acknowledgements, and sends 1..5
+    again (the restart check found nothing, or could not run). The copies of records already
+    in Kafka are dead-lettered ``replayed``; each sequence is accepted exactly once."""
+    log = [(seq, offset) for offset, seq in enumerate(range(1, reached_kafka + 1))]
+    log += [(seq, len(log) + i) for i, seq in enumerate(range(1, 6))]
+    state, accepted, replayed = None, [], []
+    for seq, offset in log:
+        try:
+            new = check(state, seq, 0, offset)
+        except Refused as refused:
+            assert refused.reason is Reason.REPLAYED
+            replayed.append(seq)
+            continue
+        state = new if new is not None else state
+        accepted.append(seq)
+    assert sorted(accepted) == [1, 2, 3, 4, 5]
+    assert replayed == list(range(1, reached_kafka + 1))
