@@ -1,8 +1,10 @@
 """Signature verification: no one writes in another's name.
 
-Every record on ``events.raw`` carries the id of the agent that sent it and an Ed25519
-signature of the exact value bytes (Kafka headers ``vigie-agent`` / ``vigie-signature``,
-spelled in :mod:`schemas.enrolment`). The verifier checks, in this order:
+Every record on ``events.raw`` carries the id of the agent that sent it, the agent's sequence
+number of the record and an Ed25519 signature of that number and the exact value bytes (Kafka
+headers ``vigie-agent`` / ``vigie-sequence`` / ``vigie-signature``, spelled in
+:mod:`schemas.enrolment`; the sequence is what ``processors.replay`` checks). The verifier
+checks, in this order:
 
 1. a known, active agent signed it (``unknown_agent`` otherwise: no header, unknown, revoked);
 2. the signature matches the sequence and the bytes with that agent's key (``bad_signature``:
