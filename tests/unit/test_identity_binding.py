@@ -20,18 +20,21 @@ def test_an_event_id_reused_by_another_establishment_routes_elsewhere(
     stage = ClassifyStage(Validator({o.id: o for o in registry}, timedelta(minutes=5)),
                           PassThrough())
     victim = next(r for r in simulation if r.event_id)
+    agent_event_id = victim.event_id
+    assert agent_event_id is not None
     b, a = victim.key.decode(), next(o.id for o in registry if o.id != victim.key.decode())
     forged = json.loads(victim.value)
-    forged["organization"]["id"] = a  # A's own, validly signed event, reusing B's event.id
+    forged["organization"]["id"] = a  # an event of A's reusing B's event.id (signatures: see
+    # tests/integration/test_identity_binding.py, with A's own agent signing it)
     docs = {}
     for org, value in ((b, victim.value), (a, json.dumps(forged).encode())):
         result = stage.handle(value, Coordinates("events.raw", 0, 1, org.encode()))
         assert isinstance(result, Classified)
         assert result.verdict.event.vigie and \
-            result.verdict.event.vigie.agent_event_id == victim.event_id
+            result.verdict.event.vigie.agent_event_id == agent_event_id
         docs[org] = route(EVENTS_CLASSIFIED.name, result.verdict.event.to_json_bytes())
-    assert docs[b].id == national_event_id(b, victim.event_id) == victim.document_id
-    assert docs[a].id == national_event_id(a, victim.event_id) != docs[b].id
+    assert docs[b].id == national_event_id(b, agent_event_id) == victim.document_id
+    assert docs[a].id == national_event_id(a, agent_event_id) != docs[b].id
 
 
 def test_ids_are_deterministic_and_name_the_establishment() -> None:

@@ -131,7 +131,7 @@ def test_a_signed_record_without_key_is_refused(
     """Offsets compare within a partition: the record must be keyed by its establishment."""
     stage, signer, _key, value = signed
     result = stage.handle(value, Coordinates("events.raw", 2, 40, None),
-                          signer.headers(value, 1), {}.get)
+                          signer.headers(value, 1), lambda _org: None)
     assert isinstance(result, Rejected) and result.letter.reason is Reason.KEY_MISMATCH
 
 
