@@ -1,9 +1,10 @@
 """The national registry of enrolled agents, and the Kafka headers that carry signatures.
 
 An agent signs the exact bytes of each Kafka record value (the event's canonical JSON as sent,
-``SecurityEvent.to_json_bytes()``) with its Ed25519 key. The signature travels beside the value
-in two Kafka headers rather than inside the JSON, so that what is signed is exactly what is
-stored, with no canonicalisation step that the agent and the processor could disagree on.
+``SecurityEvent.to_json_bytes()``), preceded by the record's sequence number
+(:func:`signed_message`), with its Ed25519 key. The signature and the sequence travel beside
+the value in Kafka headers rather than inside the JSON, so that what is signed is exactly what
+is stored, with no canonicalisation step that the agent and the processor could disagree on.
 
 The registry says which public key belongs to which agent and for which establishment (FINESS
 id). A revoked agent stays in the file (with ``revoked_at``) so that the reason an event is

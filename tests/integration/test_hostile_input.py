@@ -101,6 +101,13 @@ def hostile_records(base: dict[str, Any]) -> st.SearchStrategy[Hostile]:
         lambda when: ("future_timestamp",
                       _dump(variant(lambda d: d.update({"@timestamp": when.isoformat()}))),
                       True, "clock_skew"))
+    # Beyond the processor's horizon (max_event_age_days, 30 by default): no old index.
+    backdated = st.datetimes(min_value=datetime(1, 1, 1),
+                             max_value=datetime.now() - timedelta(days=31),
+                             timezones=st.just(UTC)).map(
+        lambda when: ("backdated",
+                      _dump(variant(lambda d: d.update({"@timestamp": when.isoformat()}))),
+                      True, "too_old"))
     absurd = st.sampled_from(["2024-13-45T00:00:00Z", "yesterday", "", "2024-01-01T00:00:00",
                               "+275760-09-13T00:00:00Z", "0000-00-00T00:00:00Z"]).map(
         lambda text: ("absurd_timestamp",
@@ -109,8 +116,8 @@ def hostile_records(base: dict[str, Any]) -> st.SearchStrategy[Hostile]:
                        _dump(variant(lambda d: d.pop("organization"))), True, "schema"))
     unsigned = st.just(("unsigned", _dump(base), False, "unknown_agent"))
     tampered = st.just(("tampered", _dump(base), True, "bad_signature"))  # changed after signing
-    return st.one_of(garbage, not_utf8, deep, huge, wrong_type, future, absurd, missing,
-                     unsigned, tampered)
+    return st.one_of(garbage, not_utf8, deep, huge, wrong_type, future, backdated, absurd,
+                     missing, unsigned, tampered)
 
 
 def _numeric(text: str) -> bool:
