@@ -106,7 +106,7 @@ def agent_path(events: int, kafka: KafkaConnection, spool_dir: Path,
     finisher = Finisher(ORG, Signer("bench-agent", Ed25519PrivateKey.generate()),
                         Pseudonymiser(b"k" * 32))
     spool = Spool(spool_dir, fsync=True)
-    shipper = Shipper(spool, kafka=kafka, topic=TOPIC, agent_id="bench-agent")
+    shipper = Shipper(spool, kafka=kafka, topic=TOPIC, signer=finisher.signer)
     read = 0
     wall0, cpu0 = clocks()
     while read < events:
@@ -146,10 +146,14 @@ def stages(events: int, kafka: KafkaConnection, spool_dir: Path,
     for _eid, value in values:
         finisher.check(value)
     cpu3 = time.process_time()
-    records = [(finisher.key, eid, signer.signature(value), value) for eid, value in values]
+    # Signing is timed alone here; the shipper signs again as records leave (with the spool's
+    # sequence), so the ship step below includes it too.
+    for n, (_eid, value) in enumerate(values):
+        signer.signature(value, n)
+    records = [(finisher.key, eid, b"", value) for eid, value in values]
     cpu4 = time.process_time()
     spool = Spool(spool_dir, fsync=True)
-    shipper = Shipper(spool, kafka=kafka, topic=TOPIC, agent_id="bench-agent")
+    shipper = Shipper(spool, kafka=kafka, topic=TOPIC, signer=signer)
     shipper.pump(0)  # connected before the clock starts, as in a running agent
     cpu5 = time.process_time()
     for start in range(0, len(records), 2000):
@@ -165,7 +169,8 @@ def stages(events: int, kafka: KafkaConnection, spool_dir: Path,
             "pseudonymise_serialise_us": 1e6 * (cpu2 - cpu1) / n,
             "validate_us": 1e6 * (cpu3 - cpu2) / n,
             "sign_us": 1e6 * (cpu4 - cpu3) / n,
-            "spool_ship_us": 1e6 * (cpu6 - cpu5) / n}
+            # The shipper signs as it sends: its signing, timed alone above, is taken out.
+            "spool_ship_us": 1e6 * ((cpu6 - cpu5) - (cpu4 - cpu3)) / n}
 
 
 def compare(events: int, repeat: int, kafka: KafkaConnection, paths: list[Path]) -> dict[str, Any]:

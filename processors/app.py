@@ -34,6 +34,7 @@ from processors.classify import (
     SigmaClassifier,
 )
 from processors.outputs import Output, Outputs
+from processors.replay import EstablishmentSequences
 from processors.validate import Coordinates, Validator
 from runtime import metrics
 from runtime.registry import load_registry
@@ -81,10 +82,36 @@ def classify_stage(settings: Settings, classifier: Classifier) -> ClassifyStage:
     when required (``processors.trust``: read to its end before the worker starts, then
     followed), ``classifier``."""
     validator = Validator(load_registry(settings.registry),
-                          timedelta(seconds=settings.max_clock_skew_s))
+                          timedelta(seconds=settings.max_clock_skew_s),
+                          timedelta(days=settings.max_event_age_days))
     from processors.trust import agents_verifier
 
     return ClassifyStage(validator, classifier, agents_verifier(settings))
+
+
+class RecordPartitionedTable(faust.Table):
+    """A table whose writes go to the changelog partition named by ``partition``, set by the
+    caller to the partition of the record being handled. Faust takes it from its "current
+    event", which in a batch (``take_events``) is the batch's last record, whatever partition
+    the record being handled came from."""
+
+    partition: int | None = None
+
+    def partition_for_key(self, key: Any) -> int | None:
+        return self.partition
+
+
+def sequences_table(app: faust.App) -> RecordPartitionedTable:
+    """``agent-sequences``: establishment id (the key of ``events.raw``) → its agents'
+    numbering (``processors.replay``), changelogged like the other tables."""
+    schema: faust.Schema = faust.Schema(key_type=str, key_serializer="raw",
+                                        value_serializer="json")
+    table = RecordPartitionedTable(app, name="agent-sequences", default=None,
+                                   beacon=app.tables.beacon, partitions=EVENTS_RAW.partitions,
+                                   schema=schema,
+                                   help="Replay check: each agent's highest sequence")
+    app.tables.add(table)
+    return table
 
 
 class _Processing:
@@ -94,6 +121,11 @@ class _Processing:
     def __init__(self, app: faust.App, stage: ClassifyStage, deliver: Deliver,
                  correlation_inputs: faust.TopicT | None) -> None:
         self.stage = stage
+        # Only signed sequences mean anything: no replay check without verification.
+        self.sequences = sequences_table(app) if stage.verifier is not None else None
+        # The batch's new replay-table entries (establishment → (partition, entry)): read
+        # before the table by the batch's next records, written once per batch.
+        self._pending: dict[str, tuple[int, EstablishmentSequences]] = {}
         self.deliver = deliver
         self.correlation_inputs = correlation_inputs
         self.raw = app.topic(EVENTS_RAW.name, key_type=bytes, value_type=bytes)
@@ -105,7 +137,10 @@ class _Processing:
         self.out_detections = metrics.EVENTS_OUT.labels("processor", DETECTIONS.name)
         self.batch_seconds = metrics.BATCH_SECONDS.labels("processor")
 
-    def outputs_of(self, result: Classified | Rejected) -> list[Output]:
+    def outputs_of(self, result: Classified | Rejected, partition: int = 0) -> list[Output]:
+        """The outputs of one record read from ``partition``; its replay-table entry, once
+        they are built, is kept for the batch's write (the establishment's next record in the
+        batch already sees it)."""
         if isinstance(result, Rejected):
             metrics.DEAD_LETTERS.labels("processor", result.letter.reason.value).inc()
             return [(self.dlq, result.key, result.letter.to_json_bytes())]
@@ -118,6 +153,8 @@ class _Processing:
                         for s in verdict.signals]
         outputs.append((self.classified, key, verdict.event.to_json_bytes()))
         self.out_events.inc()
+        if result.sequences is not None:
+            self._pending[key.decode()] = (partition, result.sequences)
         return outputs
 
     def handle(self, event: faust.EventT[bytes]) -> list[Output]:
@@ -125,12 +162,31 @@ class _Processing:
         (Faust would ack the batch anyway): it becomes a dead letter an engineer can replay."""
         message = event.message
         where = Coordinates(message.topic, message.partition, message.offset, event.key)
+        lookup = self.agent_sequences if self.sequences is not None else None
         try:
-            return self.outputs_of(self.stage.handle(event.value, where, message.headers))
+            return self.outputs_of(self.stage.handle(event.value, where, message.headers,
+                                                     lookup), message.partition)
         except Exception as exc:
             log.exception("processing failed at %s[%s]@%s", message.topic, message.partition,
                           message.offset)
             return self.outputs_of(ClassifyStage.failed(event.value, where, exc))
+
+    def agent_sequences(self, establishment_id: str) -> EstablishmentSequences | None:
+        """The establishment's replay-table entry, as this batch left it so far."""
+        pending = self._pending.get(establishment_id)
+        if pending is not None:
+            return pending[1]
+        return self.sequences.get(establishment_id) if self.sequences is not None else None
+
+    def store_sequences(self) -> None:
+        """Write the batch's replay-table entries, each to the changelog partition of the
+        records it came from. Before the outputs are delivered: after a crash, the records
+        read again are at or before the offsets stored, and are accepted again."""
+        if self.sequences is not None:
+            for org, (partition, entry) in self._pending.items():
+                self.sequences.partition = partition
+                self.sequences[org] = entry
+        self._pending.clear()
 
     async def process(self, stream: faust.StreamT[bytes]) -> None:
         # ``take_events`` is on Faust's Stream, not on the StreamT protocol agents are typed with.
@@ -141,6 +197,7 @@ class _Processing:
             for event in batch:
                 self.seen.inc()
                 outputs += self.handle(event)
+            self.store_sequences()
             # The batch counts as done (and committable) only once Kafka has every output.
             await self.deliver(outputs)
             self.batch_seconds.observe(time.perf_counter() - began)

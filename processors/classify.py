@@ -11,6 +11,7 @@ the classification does, and lets tests run it without Faust.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,17 +21,39 @@ from pydantic_core import from_json
 from processors.categorize import categorize
 from processors.detection.engine import Engine
 from processors.detection.model import Match
+from processors.replay import EstablishmentSequences, check
 from processors.validate import Coordinates, Refused, Validator, dead_letter
 from schemas.deadletter import DeadLetter, Reason
 from schemas.detection import Detection, RuleRef, Threat
 from schemas.event import Classification, SecurityEvent
-from schemas.identity import detection_id
+from schemas.identity import detection_id, national_event_id
 from schemas.taxonomy import Severity, origin_of
 
 if TYPE_CHECKING:  # the verifier loads libsodium: only when signatures are required
     from processors.verify import Headers, Verifier
 
 _TECHNIQUE = re.compile(r"^T\d{4}(\.\d{3})?$")
+
+#: The replay table's lookup: establishment id → its agents' numbering (None: none yet).
+SequenceLookup = Callable[[str], EstablishmentSequences | None]
+
+
+def bind_identity(event: SecurityEvent) -> SecurityEvent:
+    """The event under its national id (:func:`schemas.identity.national_event_id`), the
+    agent's id kept in ``vigie.agent_event_id``. ``event.organization`` must be the verified
+    establishment (the registry's, the signer's)."""
+    agent_event_id = event.event.id
+    return event.model_copy(update={
+        "event": event.event.model_copy(
+            update={"id": national_event_id(event.organization.id, agent_event_id)}),
+        "vigie": Classification(agent_event_id=agent_event_id),
+    })
+
+
+def _classification(event: SecurityEvent, **conclusions: Any) -> Classification:
+    """The processor's conclusions, keeping the agent's event id set by ``bind_identity``."""
+    return Classification(agent_event_id=event.vigie.agent_event_id if event.vigie else None,
+                          **conclusions)
 
 
 @dataclass
@@ -55,7 +78,7 @@ class PassThrough:
         stamped = event.model_copy(
             update={
                 "event": event.event.model_copy(update={"ingested": datetime.now(UTC)}),
-                "vigie": Classification(),
+                "vigie": _classification(event),
             }
         )
         return Verdict(stamped)
@@ -86,8 +109,8 @@ class SigmaClassifier:
         stamped = event.model_copy(
             update={
                 "event": event.event.model_copy(update={"ingested": datetime.now(UTC)}),
-                "vigie": Classification(category=top.category if top else None,
-                                        detection_ids=[d.id for d in detections]),
+                "vigie": _classification(event, category=top.category if top else None,
+                                         detection_ids=[d.id for d in detections]),
             }
         )
         return Verdict(stamped, detections, signals)
@@ -107,7 +130,7 @@ class SigmaClassifier:
                  if info.level and info.level in Severity.__members__.values()
                  else Severity.MEDIUM)
         return Detection(
-            id=detection_id(info.id, event.id),
+            id=detection_id(event.organization.id, info.id, event.id),
             timestamp=event.timestamp,
             rule=RuleRef(id=info.id, title=info.title[:8000], level=level, status=info.status,
                          author=(info.author or "")[:8000] or None, tags=list(info.tags)[:64]),
@@ -125,10 +148,12 @@ class SigmaClassifier:
 @dataclass(frozen=True)
 class Classified:
     """An accepted record: publish ``verdict``'s event, detections and signals under ``key``
-    (the establishment id, so that one establishment's records stay in order)."""
+    (the establishment id, so that one establishment's records stay in order), and store
+    ``sequences`` (when not None) as the establishment's entry of the replay table."""
 
     key: bytes
     verdict: Verdict
+    sequences: EstablishmentSequences | None = None
 
 
 @dataclass(frozen=True)
@@ -140,7 +165,8 @@ class Rejected:
 
 
 class ClassifyStage:
-    """Raw record → ``Classified`` or ``Rejected``: validate, verify, classify."""
+    """Raw record → ``Classified`` or ``Rejected``: validate, verify, check the agent's
+    sequence (replays), bind the ids to the establishment, classify."""
 
     def __init__(self, validator: Validator, classifier: Classifier,
                  verifier: Verifier | None = None) -> None:
@@ -148,19 +174,45 @@ class ClassifyStage:
         self.classifier = classifier
         self.verifier = verifier
 
-    def handle(self, value: bytes, where: Coordinates,
-               headers: Headers = None) -> Classified | Rejected:
+    def handle(self, value: bytes, where: Coordinates, headers: Headers = None,
+               sequences: SequenceLookup | None = None) -> Classified | Rejected:
+        """``sequences``: the replay table's lookup; without it (or without a verifier, since
+        only a signed sequence means anything) no replay check is made."""
+        stored: EstablishmentSequences | None = None
         try:
             event = self.validator.validate(value, where.key)
             if self.verifier is not None:
-                self.verifier.verify(value, headers, event.organization.id,
-                                     agent_id=event.agent.id if event.agent else None)
+                agent_id = self.verifier.verify(value, headers, event.organization.id,
+                                                agent_id=event.agent.id if event.agent else None)
+                if sequences is not None:
+                    stored = self._sequence(event, agent_id, headers, where, sequences)
         except Refused as refused:
             return self.rejected(value, where, refused)
         # The Sigma engine reads the raw document (the same bytes were validated just above);
         # pydantic-core's parser gives what json.loads gives, in under half the time.
         doc = from_json(value) if event.winlog is not None else None
-        return Classified(event.organization.id.encode(), self.classifier.classify(event, doc))
+        return Classified(event.organization.id.encode(),
+                          self.classifier.classify(bind_identity(event), doc), stored)
+
+    @staticmethod
+    def _sequence(event: SecurityEvent, agent_id: str, headers: Headers, where: Coordinates,
+                  sequences: SequenceLookup) -> EstablishmentSequences | None:
+        """The establishment's new replay-table entry (None: unchanged); raises ``Refused``
+        for a replay. Offsets compare only within one partition: the record must be keyed
+        by its establishment (the validator already refuses another key)."""
+        from processors.verify import record_sequence
+
+        org = event.organization.id
+        if where.key is None:
+            raise Refused(Reason.KEY_MISMATCH, f"record has no key: a signed record must be "
+                          f"keyed by its establishment {org}", org)
+        sequence = record_sequence(headers)
+        if sequence is None:  # the verifier refuses these: a signature needs one
+            raise Refused(Reason.BAD_SIGNATURE, "no sequence", org)
+        current = sequences(org) or {}
+        new = check(current.get(agent_id), sequence, where.partition, where.offset,
+                    agent_id, org)
+        return None if new is None else {**current, agent_id: new}
 
     @staticmethod
     def rejected(value: bytes, where: Coordinates, refused: Refused) -> Rejected:

@@ -86,9 +86,13 @@ def _explain(raw: bytes, error: ValidationError) -> Refused:
 class Validator:
     """Checks a raw record against the wire schema, the registry and the clock."""
 
-    def __init__(self, registry: dict[str, Organization], max_clock_skew: timedelta) -> None:
+    def __init__(self, registry: dict[str, Organization], max_clock_skew: timedelta,
+                 max_event_age: timedelta | None = None) -> None:
+        """``max_event_age``: the horizon; older events are refused (``too_old``) rather than
+        written into (and creating) old monthly indices. None: no horizon."""
         self.registry = registry
         self.max_clock_skew = max_clock_skew
+        self.max_event_age = max_event_age
 
     def validate(self, raw: bytes | None, key: bytes | None,
                  now: datetime | None = None) -> SecurityEvent:
@@ -116,6 +120,11 @@ class Validator:
                           f"event dated {event.timestamp.isoformat()}, "
                           f"{(event.timestamp - now).total_seconds():.0f} s in the future",
                           org_id)
+        if self.max_event_age is not None and now - event.timestamp > self.max_event_age:
+            raise Refused(Reason.TOO_OLD,
+                          f"event dated {event.timestamp.isoformat()}, "
+                          f"{(now - event.timestamp).days} days ago, beyond the horizon of "
+                          f"{self.max_event_age.days} days (max_event_age_days)", org_id)
         # The registry, not the agent, says what the establishment's name and region are.
         return event.model_copy(update={"organization": known})
 

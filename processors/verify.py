@@ -1,13 +1,16 @@
 """Signature verification: no one writes in another's name.
 
-Every record on ``events.raw`` carries the id of the agent that sent it and an Ed25519
-signature of the exact value bytes (Kafka headers ``vigie-agent`` / ``vigie-signature``,
-spelled in :mod:`schemas.enrolment`). The verifier checks, in this order:
+Every record on ``events.raw`` carries the id of the agent that sent it, the agent's sequence
+number of the record and an Ed25519 signature of that number and the exact value bytes (Kafka
+headers ``vigie-agent`` / ``vigie-sequence`` / ``vigie-signature``, spelled in
+:mod:`schemas.enrolment`; the sequence is what ``processors.replay`` checks). The verifier
+checks, in this order:
 
 1. a known agent signed it (``unknown_agent`` otherwise: no header, not in the registry) and
    it is not revoked (``revoked_agent``, with when and why);
-2. the signature matches the bytes with that agent's key (``bad_signature``: tampered value,
-   wrong key, malformed signature, or a body ``agent.id`` that is not the signer);
+2. the signature matches the sequence and the bytes with that agent's key (``bad_signature``:
+   tampered value or sequence, wrong key, malformed signature, no ``vigie-sequence`` header,
+   or a body ``agent.id`` that is not the signer);
 3. the agent is enrolled for the establishment the event claims (``wrong_establishment``).
 
 Pure logic, no Kafka: the processor calls it per record after schema validation (it needs the
@@ -28,7 +31,15 @@ from nacl.signing import VerifyKey
 
 from processors.validate import Refused
 from schemas.deadletter import Reason
-from schemas.enrolment import HEADER_AGENT, HEADER_SIGNATURE, AgentEntry, AgentStatus
+from schemas.enrolment import (
+    HEADER_AGENT,
+    HEADER_SEQUENCE,
+    HEADER_SIGNATURE,
+    AgentEntry,
+    AgentStatus,
+    parse_sequence,
+    signed_message,
+)
 
 Headers = Iterable[tuple[str, bytes | str | None]] | Mapping[str, bytes | str | None] | None
 
@@ -44,6 +55,11 @@ def _header(headers: Headers, name: str) -> bytes | None:
                 return None
             return value.encode() if isinstance(value, str) else bytes(value)
     return None
+
+
+def record_sequence(headers: Headers) -> int | None:
+    """The agent's sequence number of a record (``vigie-sequence``), None if absent or bad."""
+    return parse_sequence(_header(headers, HEADER_SEQUENCE))
 
 
 class Verifier:
@@ -112,8 +128,14 @@ class Verifier:
             raise Refused(Reason.BAD_SIGNATURE,
                           f"agent {signer!r}: signature of {len(signature)} bytes, not 64",
                           establishment_id)
+        sequence = record_sequence(headers)
+        if sequence is None:
+            raise Refused(Reason.BAD_SIGNATURE,
+                          f"agent {signer!r}: no valid {HEADER_SEQUENCE} header (a decimal "
+                          f"number): the record cannot be told apart from a replay",
+                          establishment_id)
         try:
-            self._key(entry).verify(value, signature)
+            self._key(entry).verify(signed_message(sequence, value), signature)
         except BadSignatureError:
             raise Refused(Reason.BAD_SIGNATURE,
                           f"agent {signer!r}: signature does not match the record "

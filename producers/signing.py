@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from nacl.signing import SigningKey
 
 from runtime.errors import CannotWrite, ConfigurationError
-from schemas.enrolment import HEADER_AGENT, HEADER_SIGNATURE
+from schemas.enrolment import HEADER_AGENT, HEADER_SEQUENCE, HEADER_SIGNATURE, signed_message
 
 
 class AgentKeyError(ConfigurationError):
@@ -67,12 +68,33 @@ def public_key_b64(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
+class ClockSequence:
+    """Sequence numbers for a producer without a durable spool (the simulator, tests, the
+    benchmarks): microseconds since the epoch, and +1 when two records fall in the same
+    microsecond. They rise within the process and, the clock going forward, from one run to
+    the next, which is all the processor's replay check asks of an agent's numbers. The real
+    agent numbers its records with its spool instead (:mod:`producers.agent.spool`), which
+    survives its restarts and re-sends a record under the number it first had."""
+
+    def __init__(self) -> None:
+        self.last = 0
+
+    def next(self) -> int:
+        self.last = max(self.last + 1, time.time_ns() // 1000)
+        return self.last
+
+
 class Signer:
     """Signs record values for one agent and builds the Kafka headers that carry it.
 
+    What is signed is the record's sequence number and its value
+    (:func:`schemas.enrolment.signed_message`): the sequence lets the processor refuse a
+    record sent twice, and a replayer cannot renumber a record without the key.
+
     The key is kept and stored with ``cryptography`` (PEM, PKCS#8); signing goes through
     libsodium (PyNaCl), faster than OpenSSL (`python bench/signatures.py`). Ed25519 is
-    deterministic: both give the same signature bytes (a unit test checks it).
+    deterministic: both give the same signature bytes (a unit test checks it), so a record
+    signed again with the same sequence carries the very same headers.
     """
 
     def __init__(self, agent_id: str, key: Ed25519PrivateKey) -> None:
@@ -82,10 +104,16 @@ class Signer:
             serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
             serialization.NoEncryption()))
         self._agent_header = agent_id.encode("utf-8")
+        self.clock = ClockSequence()
 
-    def signature(self, value: bytes) -> bytes:
-        """The base64 signature of ``value`` (the exact Kafka value bytes)."""
-        return base64.b64encode(self._sodium.sign(value).signature)
+    def signature(self, value: bytes, sequence: int) -> bytes:
+        """The base64 signature of ``value`` (the exact Kafka value bytes) numbered
+        ``sequence``."""
+        return base64.b64encode(self._sodium.sign(signed_message(sequence, value)).signature)
 
-    def headers(self, value: bytes) -> list[tuple[str, bytes]]:
-        return [(HEADER_AGENT, self._agent_header), (HEADER_SIGNATURE, self.signature(value))]
+    def headers(self, value: bytes, sequence: int | None = None) -> list[tuple[str, bytes]]:
+        """The Kafka headers of ``value``; without ``sequence``, the next of ``clock``."""
+        if sequence is None:
+            sequence = self.clock.next()
+        return [(HEADER_AGENT, self._agent_header), (HEADER_SEQUENCE, b"%d" % sequence),
+                (HEADER_SIGNATURE, self.signature(value, sequence))]

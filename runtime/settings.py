@@ -128,6 +128,10 @@ class Settings(BaseSettings):
     max_clock_skew_s: float = Field(
         300.0, description="Events dated further in the future than this are refused"
     )
+    max_event_age_days: float = Field(
+        30.0, gt=0, description="Events older than this are dead-lettered as too_old instead "
+        "of creating old monthly indices (raise it to import old logs)"
+    )
     detection_enabled: bool = Field(True, description="Run the Sigma engine in the processor")
     rule_dirs: list[Path] = Field(
         default_factory=list,

@@ -1,9 +1,10 @@
 """The national registry of enrolled agents, and the Kafka headers that carry signatures.
 
 An agent signs the exact bytes of each Kafka record value (the event's canonical JSON as sent,
-``SecurityEvent.to_json_bytes()``) with its Ed25519 key. The signature travels beside the value
-in two Kafka headers rather than inside the JSON, so that what is signed is exactly what is
-stored, with no canonicalisation step that the agent and the processor could disagree on.
+``SecurityEvent.to_json_bytes()``), preceded by the record's sequence number
+(:func:`signed_message`), with its Ed25519 key. The signature and the sequence travel beside
+the value in Kafka headers rather than inside the JSON, so that what is signed is exactly what
+is stored, with no canonicalisation step that the agent and the processor could disagree on.
 
 The registry says which public key belongs to which agent and for which establishment (FINESS
 id). It lives on a compacted Kafka topic keyed by agent id (``schemas.topics.AGENTS``), one
@@ -30,8 +31,30 @@ from schemas.organization import FinessId
 
 #: Kafka header holding the signing agent's id (UTF-8).
 HEADER_AGENT = "vigie-agent"
-#: Kafka header holding the base64 of the 64-byte Ed25519 signature of the record value.
+#: Kafka header holding the base64 of the 64-byte Ed25519 signature of
+#: :func:`signed_message` (the sequence and the record value).
 HEADER_SIGNATURE = "vigie-signature"
+#: Kafka header holding the agent's sequence number of the record (ASCII decimal): it rises
+#: with every record an agent sends, so the processor recognises a record sent twice.
+HEADER_SEQUENCE = "vigie-sequence"
+#: Largest sequence number (fits Kafka/JSON/Java longs; a clock in microseconds fits too).
+MAX_SEQUENCE = 2**63 - 1
+
+
+def signed_message(sequence: int, value: bytes) -> bytes:
+    """The bytes an agent signs: its sequence, then the exact record value. The decimal
+    sequence holds no newline, so no (sequence, value) pair signs like another; a replayed
+    record cannot be given a fresh sequence without breaking its signature."""
+    return b"vigie-sequence:%d\n" % sequence + value
+
+
+def parse_sequence(raw: bytes | None) -> int | None:
+    """The sequence carried by a ``vigie-sequence`` header, or None if absent or not a
+    plain decimal number in range."""
+    if raw is None or not 0 < len(raw) <= 19 or not raw.isdigit():
+        return None
+    sequence = int(raw)
+    return sequence if sequence <= MAX_SEQUENCE else None
 
 AgentId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
 

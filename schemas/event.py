@@ -232,6 +232,9 @@ class Classification(WireModel):
     """What the processor concluded about the event (absent on ``events.raw``)."""
 
     category: Category | None = None
+    agent_event_id: EventId | None = None
+    """The ``event.id`` the agent sent; ``event.id`` itself is the national id
+    (:func:`schemas.identity.national_event_id`), bound to the verified establishment."""
     detection_ids: list[EventId] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
 
 
@@ -259,7 +262,8 @@ class SecurityEvent(WireModel):
 
     @property
     def id(self) -> str:
-        """The deterministic ``event.id``: the Elasticsearch ``_id`` of the event."""
+        """The deterministic ``event.id``: the agent's on ``events.raw``, the national one
+        (the Elasticsearch ``_id``) once the processor has classified the event."""
         return self.event.id
 
     @property

@@ -3,6 +3,14 @@
 Every id in Vigie is derived from what it identifies, never drawn at random: a replay of the
 same source, a restarted processor or a re-delivered Kafka record produce the same id, so the
 Elasticsearch write is an overwrite and not a duplicate.
+
+Two kinds of event id exist. The *agent's* id (:func:`event_id`) is what an agent puts in
+``event.id`` on ``events.raw``: the agent chooses it, so nothing stops a hostile agent from
+reusing another establishment's. The *national* id (:func:`national_event_id`) is what the
+processor derives from the establishment it verified (registry and signature) and the agent's
+id: it is the ``event.id`` of the classified event, its Elasticsearch ``_id``, and what
+detections and incidents point to. No establishment can name a document of another one, since
+its own id is part of every id derived from its records.
 """
 
 from __future__ import annotations
@@ -17,13 +25,21 @@ def stable_id(*parts: str | int) -> str:
 
 
 def event_id(establishment_id: str, source: str, position: str | int) -> str:
-    """Id of the event read at ``position`` (record number, byte offset...) of ``source``."""
+    """The agent's id of the event read at ``position`` (record number, byte offset...) of
+    ``source``: what agents and the simulator put in ``event.id`` on ``events.raw``."""
     return stable_id("event", establishment_id, source, position)
 
 
-def detection_id(rule_id: str, event_id_: str) -> str:
-    """Id of the match of one rule on one event: a rule matches an event at most once."""
-    return stable_id("detection", rule_id, event_id_)
+def national_event_id(establishment_id: str, agent_event_id: str) -> str:
+    """The id the SOC sees (``event.id`` in ``vigie-events``, its ``_id``): bound to the
+    establishment the processor verified, so that two establishments never share one."""
+    return stable_id("national-event", establishment_id, agent_event_id)
+
+
+def detection_id(establishment_id: str, rule_id: str, event_id_: str) -> str:
+    """Id of the match of one rule on one (national) event of one establishment: a rule
+    matches an event at most once."""
+    return stable_id("detection", establishment_id, rule_id, event_id_)
 
 
 def dead_letter_id(topic: str, partition: int, offset: int) -> str:

@@ -3,6 +3,20 @@
 The ``_id`` is the record's own deterministic id and the monthly index is chosen from the
 record's own timestamp, so a replayed record overwrites itself: that is what makes the sink's
 at-least-once delivery count as exactly-once in Elasticsearch.
+
+Every id the sink writes under was derived by the processor and names the establishment
+(``schemas.identity``): an event's ``_id`` is its national ``event.id``, never the id an agent
+chose, so no establishment's records can land on another's documents.
+
+Incidents are the only documents kept by version rather than overwritten (``upsert``), so a
+version is checked before it is trusted: an incident whose version is not one the processor
+could have produced is dead-lettered (``schema``) instead of written. The processor adds one
+version per detection attached and one for the resolution, so an establishment's incident
+never has more than ``counts.detections + 1``; no incident of any scope goes beyond
+``MAX_INCIDENT_VERSION``. Without this, one record carrying version 2^62 would be kept forever
+and every real update after it discarded as older: the incident frozen, never paging again.
+A plausible forged version can still win; only the processor may write ``incidents`` (the
+Kafka ACLs) and that is what closes it.
 """
 
 from __future__ import annotations
@@ -12,9 +26,14 @@ from datetime import datetime
 from typing import Any
 
 from runtime.errors import DataError
+from schemas.incident import Scope
 from schemas.indices import INCIDENTS, TOPIC_TO_INDEX
 from schemas.topics import EVENTS_CLASSIFIED
 from sinks.elasticsearch.bulk import Doc
+
+#: Far above any version the processor reaches (a billion detections in one incident), far
+#: below what breaks a JSON number or an Elasticsearch ``long``.
+MAX_INCIDENT_VERSION = 10**9
 
 
 class Unroutable(DataError):
@@ -46,8 +65,18 @@ def route(topic: str, value: bytes | None, ref: Any = None) -> Doc:
 
 
 def _version(doc: dict[str, Any]) -> int:
-    """An incident's state version: the upsert keeps the highest one (absent means 1)."""
+    """An incident's state version: the upsert keeps the highest one (absent means 1), so
+    one the processor could not have produced is refused here (see the module doc)."""
     version = doc.get("version", 1)
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
         raise Unroutable(f"incident version is not a non-negative integer: {version!r}")
+    if version > MAX_INCIDENT_VERSION:
+        raise Unroutable(f"incident version {version} above {MAX_INCIDENT_VERSION}: not one "
+                         f"the processor produces")
+    if doc.get("scope", Scope.ESTABLISHMENT.value) == Scope.ESTABLISHMENT.value:
+        counts = doc.get("counts")
+        detections = counts.get("detections", 0) if isinstance(counts, dict) else 0
+        if not isinstance(detections, int) or version > detections + 1:
+            raise Unroutable(f"incident version {version} with {detections!r} detections: "
+                             f"the processor adds one version per detection, one to resolve")
     return version

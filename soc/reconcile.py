@@ -20,7 +20,11 @@ _CHUNK = 10_000
 
 
 def event_id_counts(es: Elasticsearch, ids: Iterable[str]) -> Counter[str]:
-    """How many documents under ``vigie-events`` carry each of ``ids`` (1 = exactly once)."""
+    """How many documents under ``vigie-events`` carry each of ``ids`` (1 = exactly once).
+
+    ``ids`` are national event ids (``schemas.identity.national_event_id``: what
+    ``SimulationReport.valid_ids`` and ``SimRecord.document_id`` hold), unique across
+    establishments, so a count never mixes in another establishment's event."""
     es.indices.refresh(index=indices.EVENTS.alias, ignore_unavailable=True,
                        allow_no_indices=True)
     wanted = list(ids)

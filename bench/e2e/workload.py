@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from processors.classify import PassThrough
+from processors.classify import PassThrough, bind_identity
 from processors.validate import Validator
 from producers.signing import Signer
 from producers.simulator.fleet import register_simulated_agents, simulated_agents
@@ -26,7 +26,8 @@ Headers = list[tuple[str, bytes]]
 
 @dataclass(frozen=True)
 class Record:
-    """One record for ``events.raw``: key, value, signature headers and its event id."""
+    """One record for ``events.raw``: key, value, signature headers and its event id (the
+    national one: ``event.id`` and ``_id`` in Elasticsearch)."""
 
     key: bytes
     value: bytes
@@ -64,9 +65,9 @@ def records(reg: Registry, seed: int, total: int) -> list[Record]:
                      span=timedelta(minutes=9), scenarios=scenarios, malformed=0)
     out = []
     for rec in sim:
-        assert rec.event_id is not None
+        assert rec.document_id is not None
         signer = reg.signers[rec.key.decode()]
-        out.append(Record(rec.key, rec.value, signer.headers(rec.value), rec.event_id))
+        out.append(Record(rec.key, rec.value, signer.headers(rec.value), rec.document_id))
     return out
 
 
@@ -77,7 +78,7 @@ def classified_documents(reg: Registry, batch: list[Record]) -> list[tuple[str, 
     stamp = PassThrough()
     docs = []
     for rec in batch:
-        event = stamp.classify(validator.validate(rec.value, rec.key)).event
+        event = stamp.classify(bind_identity(validator.validate(rec.value, rec.key))).event
         docs.append(("", event.event.id, event.to_json_bytes().decode()))
     return docs
 

@@ -2,8 +2,8 @@
 
 One thread does the work, in a fixed order that makes restarts safe::
 
-    poll sources → finish (pseudonymise, validate, sign) → spool.append (fsync)
-    → save positions → shipper.pump (Kafka) → status file every 2 s
+    poll sources → finish (pseudonymise, validate) → spool.append (fsync, numbered)
+    → save positions → shipper.pump (sign with the number, Kafka) → status file every 2 s
 
 Positions are saved only after the records are in the spool; the spool is acknowledged only
 after Kafka committed the transaction that carried them (:mod:`.ship`). SIGTERM/SIGINT stop
@@ -95,15 +95,15 @@ class Agent:
         config.state_dir.mkdir(parents=True, exist_ok=True)
         self.ctx = Context(config.establishment.id, config.agent_id,
                            ZoneInfo(config.timezone))
-        self.finisher = Finisher(config.establishment,
-                                 Signer(config.agent_id, load_key(config.key_path)),
-                                 make_pseudonymiser(config))
+        signer = Signer(config.agent_id, load_key(config.key_path))
+        self.finisher = Finisher(config.establishment, signer, make_pseudonymiser(config))
         self.positions = PositionStore(config.positions_path)
         self.spool = Spool(config.spool_dir, max_bytes=config.spool.max_bytes,
                            policy=config.spool.full_policy,
-                           segment_bytes=config.spool.segment_bytes, fsync=config.spool.fsync)
+                           segment_bytes=config.spool.segment_bytes, fsync=config.spool.fsync,
+                           first_seq=time.time_ns() // 1000)
         self.shipper = Shipper(self.spool, kafka=config.kafka,
-                               topic=EVENTS_RAW.name, agent_id=config.agent_id, eps=config.eps,
+                               topic=EVENTS_RAW.name, signer=signer, eps=config.eps,
                                max_in_flight=config.max_in_flight)
         self.sources = build_sources(config, self.ctx, self.positions)
         self.read = 0

@@ -4,6 +4,9 @@
   producer`), made *transactional* with the stable id ``vigie-agent-<agent id>``; key =
   establishment id, signature headers. Every client is built from the agent's one
   :class:`~runtime.kafka.KafkaConnection`, so TLS/SASL apply to all of them.
+- Sequence: each record is signed, when it leaves, with its spool sequence number
+  (``vigie-sequence``, see :mod:`producers.signing`): durable, rising, and the same when a
+  record is sent again, so the processor can tell a copy (``replayed``) from a new record.
 - One transaction per batch (at most ``commit_interval`` seconds or ``max_in_flight``
   records): the batch's records go to ``events.raw`` and, in the same transaction, the spool
   sequence number of its last record is committed as the offset of the agent's own consumer
@@ -45,9 +48,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from producers.agent import metrics as agent_metrics
 from producers.agent.spool import Spool, SpoolRecord
+from producers.signing import Signer
 from runtime import metrics
 from runtime.kafka import KafkaConnection
-from schemas.enrolment import HEADER_AGENT, HEADER_SIGNATURE
 from schemas.topics import AGENT_PROGRESS
 
 log = logging.getLogger(__name__)
@@ -101,7 +104,7 @@ def _kafka_error(exc: KafkaException) -> KafkaError | None:
 
 
 class Shipper:
-    def __init__(self, spool: Spool, *, kafka: KafkaConnection, topic: str, agent_id: str,
+    def __init__(self, spool: Spool, *, kafka: KafkaConnection, topic: str, signer: Signer,
                  eps: float = 0, max_in_flight: int = 50_000, commit_interval: float = 1.0,
                  progress_topic: str = AGENT_PROGRESS.name,
                  producer_overrides: dict[str, Any] | None = None) -> None:
@@ -112,9 +115,9 @@ class Shipper:
         self.spool = spool
         self.topic = topic
         self.kafka = kafka
-        self.agent_id = agent_id
+        self.signer = signer
+        self.agent_id = signer.agent_id
         self.progress_topic = progress_topic
-        self._agent_header = agent_id.encode()
         self.bucket = TokenBucket(eps)
         self.max_in_flight = max_in_flight
         self.commit_interval = commit_interval
@@ -265,12 +268,13 @@ class Shipper:
 
     # --- sending -----------------------------------------------------------------------------
     def _produce(self, record: SpoolRecord) -> None:
+        # Signed with its spool number: the same headers each time it is sent.
+        headers: list[tuple[str, str | bytes | None]] = list(
+            self.signer.headers(record.value, record.seq))
         while True:
             try:
                 self.producer.produce(
-                    self.topic, value=record.value, key=record.key,
-                    headers=[(HEADER_AGENT, self._agent_header),
-                             (HEADER_SIGNATURE, record.signature)],
+                    self.topic, value=record.value, key=record.key, headers=headers,
                     on_delivery=functools.partial(self._delivered, record.seq))
                 return
             except BufferError:

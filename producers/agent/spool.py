@@ -126,10 +126,15 @@ class Spool:
     def __init__(self, directory: Path, *, max_bytes: int = 1 << 30,
                  policy: FullPolicy = FullPolicy.BLOCK, segment_bytes: int = 16 << 20,
                  fsync: bool = True, read_only: bool = False,
-                 tail_bytes: int = 8 << 20) -> None:
+                 tail_bytes: int = 8 << 20, first_seq: int = 1) -> None:
         """``read_only``: inspect a spool another process may be writing (``status``): no
         repair, no deletion. ``tail_bytes``: how much of what was appended last is kept in
-        memory for the reader (0: read everything back from disk)."""
+        memory for the reader (0: read everything back from disk). ``first_seq``: the number
+        of the first record of a brand-new spool (no state, no segment). Sequence numbers are
+        also what the agent signs for the processor's replay check, which refuses numbers it
+        has already seen from the agent: the agent starts a new spool at the clock (in
+        microseconds), so that one recreated after its state directory was lost does not
+        reuse the numbers of the one before."""
         self.read_only = read_only
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -146,7 +151,10 @@ class Spool:
         self.offset: int | None = state.get("offset")
         self.segments: list[_Segment] = []
         self._total = 0
+        self.next_seq: int = 1  # set by _recover
         self._recover(state)
+        if not state and not self.segments and first_seq > self.next_seq:
+            self.next_seq, self.acked = first_seq, first_seq - 1
         self._writer: BinaryIO | None = None
         self._reader: tuple[int, BinaryIO] | None = None  # (next seq expected, file)
         self.cursor = self.acked + 1  # next seq the shipper will read

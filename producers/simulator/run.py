@@ -37,6 +37,7 @@ class SimulationReport:
     malformed: Counter[str] = field(default_factory=Counter)
     by_scenario: Counter[str] = field(default_factory=Counter)
     valid_ids: list[str] = field(default_factory=list)
+    """The national ids of the valid events: ``event.id`` in Elasticsearch."""
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
     seconds: float = 0.0
 
@@ -138,7 +139,7 @@ def _produce(producer: Producer, record: SimRecord, report: SimulationReport,
         report.malformed[record.malformed_kind or "?"] += 1
     else:
         report.valid += 1
-        report.valid_ids.append(record.event_id)
+        report.valid_ids.append(record.document_id or "")
         if record.scenario:
             report.by_scenario[record.scenario] += 1
 

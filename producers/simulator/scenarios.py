@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any
 
 from producers.simulator import events as ev
-from schemas.identity import event_id
+from schemas.identity import event_id, national_event_id
 from schemas.organization import Organization
 
 Builder = Callable[[datetime], dict[str, Any]]
@@ -39,6 +39,12 @@ class Planned:
     fraction: float
     build: Builder
     event_id: str
+    establishment_id: str
+
+    @property
+    def document_id(self) -> str:
+        """The national id the processor gives the event (``schemas.identity``)."""
+        return national_event_id(self.establishment_id, self.event_id)
 
 
 @dataclass
@@ -60,7 +66,8 @@ class ScenarioInstance:
             "establishments": self.establishments,
             "hosts": self.hosts,
             "indicator": self.indicator,
-            "event_ids": [p.event_id for p in self.planned],
+            # National ids: what detections and incidents point to.
+            "event_ids": [p.document_id for p in self.planned],
         }
 
 
@@ -84,7 +91,7 @@ def brute_force(rng: random.Random, orgs: list[Organization], seed: int,
                                     user=user, source_ip=inst.indicator, logon_type=3,
                                     record=900_000 + n)
 
-        inst.planned.append(Planned(start + n * 0.0005, build, eid))
+        inst.planned.append(Planned(start + n * 0.0005, build, eid, org.id))
     return inst
 
 
@@ -112,7 +119,7 @@ def malware(rng: random.Random, orgs: list[Organization], seed: int,
         ]
         for step in steps:
             eid = event_id(org.id, inst.instance, n)
-            inst.planned.append(Planned(start + n * 0.002, _with_id(step, eid), eid))
+            inst.planned.append(Planned(start + n * 0.002, _with_id(step, eid), eid, org.id))
             n += 1
     return inst
 
@@ -144,7 +151,7 @@ def phishing(rng: random.Random, orgs: list[Organization], seed: int,
         for step in steps:
             eid = event_id(org.id, inst.instance, n)
             inst.planned.append(Planned(start + k * 0.01 + (n % 2) * 0.004,
-                                        _with_id(step, eid), eid))
+                                        _with_id(step, eid), eid, org.id))
             n += 1
     return inst
 

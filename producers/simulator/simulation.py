@@ -19,7 +19,7 @@ from producers.simulator import events as ev
 from producers.simulator.malformed import EXPECTED_REASON, KINDS, malformed
 from producers.simulator.scenarios import SCENARIOS, Planned, ScenarioInstance
 from schemas.deadletter import Reason
-from schemas.identity import event_id
+from schemas.identity import event_id, national_event_id
 from schemas.organization import Organization
 
 
@@ -34,6 +34,14 @@ class SimRecord:
     expected_reason: Reason | None
     malformed_kind: str | None = None
     scenario: str | None = None
+
+    @property
+    def document_id(self) -> str | None:
+        """The national id the processor will give the event (``event.id`` and ``_id`` in
+        Elasticsearch), bound to its establishment; None for a malformed record."""
+        if self.event_id is None:
+            return None
+        return national_event_id(self.key.decode(), self.event_id)
 
 
 class Simulation:

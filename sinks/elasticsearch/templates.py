@@ -70,7 +70,7 @@ EVENT_MAPPING: dict[str, Any] = {
                       record_id=LONG, task=KW, opcode=KW, level=KW, event_data=FLAT,
                       user_data=FLAT),
         "tags": KW,
-        "vigie": obj(category=KW, detection_ids=KW),
+        "vigie": obj(category=KW, detection_ids=KW, agent_event_id=KW),
     },
 }
 
@@ -172,6 +172,10 @@ def install_templates(es: Elasticsearch, replicas: int = 0) -> list[str]:
     names = []
     for family in ALL_FAMILIES:
         es.indices.put_index_template(name=family.alias, **template_body(family, replicas))
+        # Fields added since an index was made (``vigie.agent_event_id``) become searchable
+        # there too, not only from next month's index on: mappings only ever grow here.
+        es.indices.put_mapping(index=family.pattern, allow_no_indices=True,
+                               ignore_unavailable=True, **MAPPINGS[family])
         names.append(family.alias)
     log.info("index templates installed: %s", ", ".join(names))
     return names

@@ -32,6 +32,7 @@ from producers.simulator.run import registry_for, simulate
 from runtime.kafka import KafkaConnection
 from runtime.settings import Settings
 from runtime.topics import end_offsets
+from schemas.identity import national_event_id
 from schemas.topics import EVENTS_CLASSIFIED, EVENTS_DLQ, EVENTS_RAW
 from tests.integration.fresh import FreshPipeline
 
@@ -70,6 +71,15 @@ def _event_id(value: bytes) -> str | None:
         return None
 
 
+def _national_id(raw_value: bytes) -> str | None:
+    """The id the processor gives a raw record's event (the classified ``event.id``)."""
+    try:
+        doc = json.loads(raw_value)
+        return national_event_id(str(doc["organization"]["id"]), str(doc["event"]["id"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def reconcile(settings: Settings, before: dict[str, dict[int, int]],
               after: dict[str, dict[int, int]]) -> Outcome:
     """Raw records without an output (by event id, or by coordinates for dead letters)."""
@@ -87,7 +97,7 @@ def reconcile(settings: Settings, before: dict[str, dict[int, int]],
     outcome = Outcome()
     for message in _read(kafka, EVENTS_RAW.name, before["raw"], after["raw"]):
         outcome.raw += 1
-        event_id = _event_id(message.value())
+        event_id = _national_id(message.value())
         if event_id in answered_ids or (message.partition(), message.offset()) in dead:
             outcome.answered += 1
         else:

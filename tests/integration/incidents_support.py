@@ -1,8 +1,9 @@
 """What the correlation stage must produce for a run, computed in-process, and what it did.
 
-``expected_incidents`` replays a simulation through the same validation, Sigma engine and
-incident logic as the processor, one establishment at a time in production order: it is the
-uninterrupted run that a run on the real stack (killed or not) must converge to.
+``expected_incidents`` replays a simulation through the same validation, id binding (national
+ids), Sigma engine and incident logic as the processor, one establishment at a time in
+production order: it is the uninterrupted run that a run on the real stack (killed or not) must
+converge to.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from processors.classify import SigmaClassifier
+from processors.classify import SigmaClassifier, bind_identity
 from processors.detection.correlation.evaluate import DEFAULT_LATENESS_S, Correlator
 from processors.detection.correlation.signals import as_signal, to_detection
 from processors.detection.engine import Engine
@@ -45,7 +46,7 @@ def expected_incidents(records: list[SimRecord], registry: list[Organization]
             event = validator.validate(record.value, record.key)
         except Refused:
             continue
-        verdict = classifier().classify(event, json.loads(record.value))
+        verdict = classifier().classify(bind_identity(event), json.loads(record.value))
         found = list(verdict.detections)
         for signal in verdict.signals:  # Sigma correlation rules, as the processor runs them
             outcome = correlator.feed(signal.organization.id, as_signal(signal), windows.get)

@@ -57,7 +57,8 @@ def _incident(orgs: list[Organization], version: int = 1, **fields: Any) -> Inci
         "origin": "malicious", "title": "test incident",
         "organizations": [o.model_dump(mode="json") for o in orgs],
         "first_seen": now.isoformat(), "last_seen": now.isoformat(), "version": version,
-        **fields}))
+        # As the processor publishes them: one version per detection (``sinks.routing``).
+        "counts": {"detections": version}, **fields}))
 
 
 def _doc(incident: Incident) -> Doc:

@@ -101,6 +101,13 @@ def hostile_records(base: dict[str, Any]) -> st.SearchStrategy[Hostile]:
         lambda when: ("future_timestamp",
                       _dump(variant(lambda d: d.update({"@timestamp": when.isoformat()}))),
                       True, "clock_skew"))
+    # Beyond the processor's horizon (max_event_age_days, 30 by default): no old index.
+    backdated = st.datetimes(min_value=datetime(1, 1, 1),
+                             max_value=datetime.now() - timedelta(days=31),
+                             timezones=st.just(UTC)).map(
+        lambda when: ("backdated",
+                      _dump(variant(lambda d: d.update({"@timestamp": when.isoformat()}))),
+                      True, "too_old"))
     absurd = st.sampled_from(["2024-13-45T00:00:00Z", "yesterday", "", "2024-01-01T00:00:00",
                               "+275760-09-13T00:00:00Z", "0000-00-00T00:00:00Z"]).map(
         lambda text: ("absurd_timestamp",
@@ -109,8 +116,8 @@ def hostile_records(base: dict[str, Any]) -> st.SearchStrategy[Hostile]:
                        _dump(variant(lambda d: d.pop("organization"))), True, "schema"))
     unsigned = st.just(("unsigned", _dump(base), False, "unknown_agent"))
     tampered = st.just(("tampered", _dump(base), True, "bad_signature"))  # changed after signing
-    return st.one_of(garbage, not_utf8, deep, huge, wrong_type, future, absurd, missing,
-                     unsigned, tampered)
+    return st.one_of(garbage, not_utf8, deep, huge, wrong_type, future, backdated, absurd,
+                     missing, unsigned, tampered)
 
 
 def _numeric(text: str) -> bool:
@@ -194,7 +201,7 @@ def _run(stack: Settings, es: Elasticsearch, registry: list[Organization],
         ranges = {p: (before.get(p, 0), hi) for p, hi in after.items()}
 
         letters = _wait(es, ranges, {positions[2 * i] for i in range(HOSTILE)},
-                        [g.event_id for g in valid if g.event_id], pipeline.services)
+                        [g.document_id for g in valid if g.document_id], pipeline.services)
         for i, (kind, value, _, expected) in enumerate(batch):
             found = letters.get(positions[2 * i], [])
             allowed = expected if isinstance(expected, frozenset) else {expected}
@@ -205,7 +212,7 @@ def _run(stack: Settings, es: Elasticsearch, registry: list[Organization],
         for i in range(HOSTILE):
             assert positions[2 * i + 1] not in letters, "a valid record was dead-lettered"
 
-        ids = [g.event_id for g in valid if g.event_id]
+        ids = [g.document_id for g in valid if g.document_id]
         counts = event_id_counts(es, ids)
         assert counts == dict.fromkeys(ids, 1), "valid records must be indexed exactly once"
         _assert_untouched(es, valid)
@@ -215,7 +222,7 @@ def _run(stack: Settings, es: Elasticsearch, registry: list[Organization],
                          headers=signers[sentinel.key.decode()].headers(sentinel.value))
         assert producer.flush(30) == 0
         deadline = time.monotonic() + 120
-        while not event_id_counts(es, [sentinel.event_id or ""]):
+        while not event_id_counts(es, [sentinel.document_id or ""]):
             assert time.monotonic() < deadline, "the processor no longer processes records"
             time.sleep(1)
 
@@ -241,17 +248,20 @@ def _wait(es: Elasticsearch, ranges: dict[int, tuple[int, int]],
 def _assert_untouched(es: Elasticsearch, valid: list[Any]) -> None:
     """What the agent sent is what an operator finds (the registry may only fill in the
     establishment's name and region, which the simulator already sends identical)."""
-    by_id = {g.event_id: json.loads(g.value) for g in valid}
+    by_id = {g.document_id: json.loads(g.value) for g in valid}
     hits = es.search(index=indices.EVENTS.alias, size=len(by_id),
                      query={"ids": {"values": list(by_id)}})["hits"]["hits"]
     assert len(hits) == len(by_id)
     for hit in hits:
         sent, stored = by_id[hit["_id"]], hit["_source"]
+        # event.id is the national id (the _id); the agent's is kept beside it.
+        assert stored["event"]["id"] == hit["_id"]
+        assert stored["vigie"]["agent_event_id"] == sent["event"]["id"]
         for path in UNTOUCHED:
             assert _same(_get(stored, path), _get(sent, path)), (hit["_id"], path)
 
 
-UNTOUCHED = (("@timestamp",), ("message",), ("event", "id"), ("event", "action"),
+UNTOUCHED = (("@timestamp",), ("message",), ("event", "action"),
              ("event", "code"), ("event", "outcome"), ("organization", "id"),
              ("host", "name"), ("user", "name"), ("process", "command_line"))
 

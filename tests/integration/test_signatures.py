@@ -17,6 +17,7 @@ from producers.simulator.run import AGENT_SEED
 from producers.simulator.simulation import Simulation
 from runtime.settings import Settings
 from runtime.topics import end_offsets
+from schemas.identity import national_event_id
 from schemas.organization import Organization
 from schemas.topics import EVENTS_RAW
 from soc.reconcile import dead_letters_for_offsets, event_id_counts
@@ -39,6 +40,7 @@ def test_forged_records_are_refused_and_a_valid_one_passes(
     org_b = second.key.decode()
     assert org_a != org_b
     doc_a = json.loads(value_a)
+    national_id_a = national_event_id(org_a, doc_a["event"]["id"])
 
     tampered = json.loads(value_a)
     tampered["user"] = {"name": "someone.else"}
@@ -69,9 +71,9 @@ def test_forged_records_are_refused_and_a_valid_one_passes(
     while True:
         letters = {(d["origin"]["partition"], d["origin"]["offset"]): d["reason"]
                    for d in dead_letters_for_offsets(es, ranges)}
-        indexed = event_id_counts(es, [doc_a["event"]["id"]])
+        indexed = event_id_counts(es, [national_id_a])
         if (letters == expected and indexed) or time.monotonic() > deadline:
             break
         time.sleep(1)
     assert letters == expected
-    assert indexed == {doc_a["event"]["id"]: 1}
+    assert indexed == {national_id_a: 1}

@@ -26,7 +26,7 @@ def detection(n: int, level: str = "high", minute: float = 0, host: str | None =
     event_id = stable_id("event", org.id, n)
     rule_id = rule or f"rule-{level}"
     return Detection.model_validate({
-        "id": detection_id(rule_id, event_id),
+        "id": detection_id(org.id, rule_id, event_id),
         "@timestamp": (START + timedelta(minutes=minute)).isoformat(),
         "rule": {"id": rule_id, "title": f"Suspicious {level} activity", "level": level},
         "threat": {"tactics": ["execution"], "techniques": ["T1059"]},

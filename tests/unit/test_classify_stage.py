@@ -26,7 +26,10 @@ def test_a_valid_record_is_classified_under_its_establishment(
     record = next(r for r in simulation if r.event_id)
     result = stage.handle(record.value, Coordinates("events.raw", 3, 42, record.key))
     assert isinstance(result, Classified)
-    assert result.key == record.key and result.verdict.event.id == record.event_id
+    assert result.key == record.key and result.verdict.event.id == record.document_id
+    # The agent's id is kept beside the national one, for the hospital's side of the story.
+    assert result.verdict.event.vigie and \
+        result.verdict.event.vigie.agent_event_id == record.event_id
     assert result.verdict.event.event.ingested is not None
 
 

@@ -43,7 +43,7 @@ def test_scenarios_follow_their_truth(simulation: Simulation) -> None:
     records = list(simulation)
     ids = [r.event_id for r in records if r.event_id]
     assert len(ids) == len(set(ids)), "event ids must be unique"
-    by_id = {r.event_id: r for r in records if r.event_id}
+    by_id = {r.document_id: r for r in records if r.event_id}  # the truth has national ids
     for instance in simulation.instances:
         truth = instance.truth()
         events = [SecurityEvent.model_validate_json(by_id[i].value) for i in truth["event_ids"]]

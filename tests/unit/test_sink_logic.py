@@ -12,7 +12,7 @@ from schemas import indices
 from schemas.organization import Region
 from sinks.elasticsearch.bulk import Doc, _body
 from sinks.elasticsearch.templates import template_body
-from sinks.routing import Unroutable, route
+from sinks.routing import MAX_INCIDENT_VERSION, Unroutable, route
 
 
 def test_events_go_to_the_month_of_their_own_timestamp() -> None:
@@ -62,3 +62,45 @@ def test_templates_cover_every_family_with_region_aliases() -> None:
     props = events["mappings"]["properties"]
     assert props["source"]["properties"]["ip"]["type"] == "ip"
     assert props["process"]["properties"]["command_line"]["fields"]["text"]["type"] == "text"
+
+
+def _incident_record(version: int, detections: int, scope: str = "establishment") -> bytes:
+    return json.dumps({"id": "c" * 32, "scope": scope, "version": version,
+                       "counts": {"detections": detections}}).encode()
+
+
+def test_an_absurd_incident_version_is_refused_not_kept_forever() -> None:
+    """The upsert keeps the highest version: 2^62 would freeze the incident. It is refused
+    (the consumer dead-letters it as ``schema``) and the real versions keep winning."""
+    with pytest.raises(Unroutable, match="above"):
+        route("incidents", _incident_record(2**62, 2**62))
+    with pytest.raises(Unroutable, match="above"):
+        route("incidents", _incident_record(MAX_INCIDENT_VERSION + 1, 0, "national_campaign"))
+    with pytest.raises(Unroutable, match="detections"):  # more versions than evidence
+        route("incidents", _incident_record(1000, 3))
+    assert route("incidents", _incident_record(4, 3)).version == 4
+    assert route("incidents", _incident_record(40, 0, "national_campaign")).version == 40
+
+
+def test_every_version_the_incident_stage_publishes_is_routable() -> None:
+    """The bound is the processor's own accounting (one version per detection, one to
+    resolve): checked against the stage itself, so that a change there shows here."""
+    from datetime import timedelta
+
+    from processors.incidents.config import load_scoring
+    from processors.incidents.lifecycle import IncidentStage, Tick
+    from tests.unit.incident_support import START, detection
+
+    scoring = load_scoring()
+    stage = IncidentStage(scoring)
+    stored: list = []
+    published = []
+    for n in range(40):
+        changes = stage.handle(stored, detection(n, "high", minute=n % 5))
+        stored = changes.stored if changes.stored is not None else stored
+        published += changes.incidents
+    quiet = timedelta(minutes=scoring.windows.resolve_after_minutes + 10)
+    published += stage.handle(stored, Tick(START + quiet)).incidents
+    assert published and published[-1].status == "resolved"
+    for incident in published:
+        assert route("incidents", incident.to_json_bytes()).version == incident.version

@@ -119,3 +119,22 @@ def test_dead_letter_keeps_original_bytes_and_is_deterministic() -> None:
 def test_json_depth_ignores_brackets_in_strings() -> None:
     assert json_depth(b'{"a": "[[[[{{{{", "b": [1, {"c": 2}]}') == 3
     assert json_depth(b'{"a": "\\"[[["}') == 1
+
+
+def test_events_beyond_the_horizon_are_too_old(simulation: Simulation,
+                                               registry: list[Organization]) -> None:
+    """Year 0001 must not create an index: beyond ``max_event_age_days`` it is a dead letter."""
+    validator = Validator({o.id: o for o in registry}, timedelta(minutes=5), timedelta(days=30))
+    key, value = _valid(simulation)
+    doc = json.loads(value)
+    now = datetime.now(UTC)
+    for when, refused in ((datetime(1, 1, 1, tzinfo=UTC), True),
+                          (now - timedelta(days=31), True),
+                          (now - timedelta(days=29), False)):
+        doc["@timestamp"] = when.isoformat()
+        if refused:
+            with pytest.raises(Refused) as exc:
+                validator.validate(json.dumps(doc).encode(), key, now=now)
+            assert exc.value.reason is Reason.TOO_OLD and "30 days" in exc.value.detail
+        else:
+            assert validator.validate(json.dumps(doc).encode(), key, now=now).timestamp == when

@@ -17,10 +17,12 @@ from typing import Any, ClassVar
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import runtime.kafka
 from producers.agent.ship import Shipper
 from producers.agent.spool import Spool
+from producers.signing import Signer
 from runtime.kafka import KafkaConnection
 from runtime.settings import Settings
 from runtime.topics import end_offsets
@@ -98,10 +100,11 @@ def test_restart_resumes_from_the_committed_position_and_reads_nothing_of_events
     monkeypatch.setattr(runtime.kafka, "Consumer", SpyConsumer)  # from here: the agent's
     monkeypatch.setattr(SpyConsumer, "calls", [])
     spool = Spool(tmp_path / "spool", fsync=False)
+    signer = Signer(agent_id, Ed25519PrivateKey.generate())
 
     # 1. 300 records committed in Kafka; the spool's acknowledgement never reaches the disk.
     spool.append(_records("a", 0, 300))
-    first = Shipper(spool, kafka=stack.kafka, topic=EVENTS_RAW.name, agent_id=agent_id,
+    first = Shipper(spool, kafka=stack.kafka, topic=EVENTS_RAW.name, signer=signer,
                     commit_interval=0.2)
     spool.ack = lambda *_: None  # type: ignore[method-assign]  # the SIGKILL comes first
     _ship_until(first, lambda: first.delivered == 300 and not first.in_flight)
@@ -113,7 +116,7 @@ def test_restart_resumes_from_the_committed_position_and_reads_nothing_of_events
 
     restarted = Spool(tmp_path / "spool", fsync=False)
     assert restarted.acked == 0 and restarted.depth == 500
-    second = Shipper(restarted, kafka=stack.kafka, topic=EVENTS_RAW.name, agent_id=agent_id,
+    second = Shipper(restarted, kafka=stack.kafka, topic=EVENTS_RAW.name, signer=signer,
                      commit_interval=0.2)
     _ship_until(second, lambda: restarted.depth == 0)
     second.close()

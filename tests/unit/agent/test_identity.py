@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from processors.validate import Refused
-from processors.verify import Verifier
+from processors.verify import Verifier, record_sequence
 from producers.agent.pipeline import Finisher
 from producers.agent.pseudonymise import Kind, Pseudonymiser
 from producers.signing import Signer, generate_key, load_key, public_key_b64
@@ -19,9 +19,11 @@ from runtime.agents_registry import load_agents, save_agents
 from schemas.deadletter import Reason
 from schemas.enrolment import (
     HEADER_AGENT,
+    HEADER_SEQUENCE,
     HEADER_SIGNATURE,
     AgentEntry,
     AgentStatus,
+    signed_message,
 )
 from schemas.event import SecurityEvent
 from schemas.organization import Organization
@@ -180,4 +182,28 @@ def test_libsodium_signatures_are_the_openssl_ones() -> None:
     key = Ed25519PrivateKey.generate()
     signer = Signer("agent-x", key)
     for value in (b"", b"{}", b'{"event": {"id": "e"}}' * 50):
-        assert base64.b64decode(signer.signature(value)) == key.sign(value)
+        assert base64.b64decode(signer.signature(value, 7)) == \
+            key.sign(signed_message(7, value))
+
+
+def test_the_sequence_is_signed_and_required(setup: tuple[Verifier, Signer, bytes]) -> None:
+    """A replayer cannot give a captured record a fresh number, nor strip it."""
+    verifier, signer, value = setup
+    headers = dict(signer.headers(value, 41))
+    assert verifier.verify(value, headers, ORG.id) == "chu-test-01"
+    assert record_sequence(headers) == 41
+    renumbered = {**headers, HEADER_SEQUENCE: b"42"}
+    assert _refused(verifier, value, renumbered) is Reason.BAD_SIGNATURE
+    unnumbered = {k: v for k, v in headers.items() if k != HEADER_SEQUENCE}
+    assert _refused(verifier, value, unnumbered) is Reason.BAD_SIGNATURE
+    for bad in (b"-1", b"4 1", b"", b"99999999999999999999", "٤١".encode()):
+        assert record_sequence({**headers, HEADER_SEQUENCE: bad}) is None
+
+
+def test_without_a_spool_numbers_rise_with_the_clock() -> None:
+    """The simulator's numbers rise within a run and from one run to the next."""
+    first, second = Signer("a", Ed25519PrivateKey.generate()), \
+        Signer("a", Ed25519PrivateKey.generate())
+    numbers = [int(dict(first.headers(b"{}"))[HEADER_SEQUENCE]) for _ in range(1000)]
+    assert numbers == sorted(set(numbers))
+    assert int(dict(second.headers(b"{}"))[HEADER_SEQUENCE]) >= numbers[-1]

@@ -17,11 +17,13 @@ from typing import Any, ClassVar
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import producers.agent.ship as ship
 import runtime.kafka
 from producers.agent.ship import Shipper
 from producers.agent.spool import Spool
+from producers.signing import Signer
 from runtime.kafka import KafkaConnection
 from schemas.topics import AGENT_PROGRESS, EVENTS_RAW
 
@@ -170,7 +172,8 @@ def _records(ids: list[str]) -> list[tuple[bytes, str, bytes, bytes]]:
 
 def _shipper(spool: Spool, commit_interval: float = 0.0) -> Shipper:
     return Shipper(spool, kafka=KafkaConnection(bootstrap="broker:9093"),
-                   topic=EVENTS_RAW.name, agent_id=AGENT, commit_interval=commit_interval)
+                   topic=EVENTS_RAW.name, signer=Signer(AGENT, Ed25519PrivateKey.generate()),
+                   commit_interval=commit_interval)
 
 
 def _crash_after_commit(spool: Spool) -> None:
