@@ -66,6 +66,7 @@ TRANSACTION_TIMEOUT_MS = 30_000
 #: a call that times out is resumed at a later pump, ``RETRY_S`` later at the earliest.
 CALL_TIMEOUT_S = 1.0
 RETRY_S = 1.0
+COMMIT = "commit a transaction"
 
 
 def agent_transactional_id(agent_id: str) -> str:
@@ -240,7 +241,13 @@ class Shipper:
         self.last_error = str(exc)
         metrics.ERRORS.labels("agent", "transaction").inc()
         self._retry_at = time.monotonic() + RETRY_S
-        if error is not None and error.retriable() and not error.txn_requires_abort():
+        # A commit is never retried in place: after a broker restart librdkafka was seen to
+        # block for good on the second attempt (tests/integration/agent: broker restart
+        # drill). Starting over is always correct: the position committed with the records
+        # says what Kafka has, so what the abandoned transaction held is sent again, once.
+        retry_in_place = what != COMMIT
+        if (retry_in_place and error is not None and error.retriable()
+                and not error.txn_requires_abort()):
             log.warning("cannot %s yet (%s): retrying, events wait in the spool", what, exc)
             return
         log.warning("cannot %s (%s): transaction abandoned, its records will be sent again",
@@ -348,7 +355,7 @@ class Shipper:
                 self._offsets_sent = True
             self.producer.commit_transaction(timeout)
         except KafkaException as exc:
-            self._failed_call("commit a transaction", exc)
+            self._failed_call(COMMIT, exc)
             return
         count = len(self.in_flight)
         self.delivered += count
