@@ -16,13 +16,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from deploy.local.credentials import LOCAL_AGENT, LocalSecurity
+from deploy.security.elasticsearch_roles import write_file_realm
 from deploy.security.kafka_acls import apply_acls, upsert_scram_users
 from runtime.topics import ensure_topics
 
 
-def provision(security: LocalSecurity) -> list[Path]:
-    """Apply users, ACLs, topics and templates; returns the settings files written."""
+def provision(security: LocalSecurity, es_config: Path | None = None) -> list[Path]:
+    """Apply users, ACLs, topics and templates; returns the settings files written.
+    ``es_config``: the running node's configuration folder, whose file realm is rewritten
+    (Elasticsearch reloads it by itself) so that a changed role file applies without restart."""
     passwords = security.passwords()
+    if es_config is not None and es_config.is_dir():
+        write_file_realm(es_config, passwords["elasticsearch"])
     admin_connection = security.kafka("admin")
     admin = admin_connection.admin()
     upsert_scram_users(admin, passwords["kafka"])

@@ -29,6 +29,7 @@ from deploy.local.kafka import Kafka
 from deploy.local.layout import Layout
 from deploy.local.provision import provision
 from deploy.local.service import Service, ServiceStatus
+from deploy.security import elasticsearch_roles, kafka_acls
 
 __all__ = [
     "ServiceStatus",
@@ -74,6 +75,17 @@ def _refuse_plaintext(svc: Service) -> None:
                          f"restart it secured: `vigie stack down` then `vigie stack up`")
 
 
+def _declarations_changed(local: LocalSecurity) -> bool:
+    """True when the clients' settings file is missing or older than what it derives from
+    (the ACL and role declarations): a running stack is then provisioned again."""
+    try:
+        written = local.settings_file.stat().st_mtime
+    except OSError:
+        return True
+    sources = (kafka_acls.DECLARATION, elasticsearch_roles.DECLARATION, local.passwords_file)
+    return any(not path.exists() or path.stat().st_mtime > written for path in sources)
+
+
 @contextlib.contextmanager
 def _locked(layout: Layout) -> Iterator[None]:
     """Serialise up/down across processes (advisory lock on ``run/stack.lock``)."""
@@ -96,6 +108,7 @@ def up(timeout: float = 180, *, progress: Progress = _stderr) -> list[ServiceSta
     time is not counted; a server that misses the deadline is left running so its state can be
     inspected, and ``down()`` stops it). Once both answer, users, ACLs, topics, index
     templates and the clients' settings files are applied (:mod:`deploy.local.provision`).
+    A running stack is provisioned again only when those declarations changed since.
     ``progress`` receives one-line messages ("fetching
     Kafka 4.4.0 from Maven Central…"); the default prints them to stderr.
     """
@@ -139,7 +152,9 @@ def up(timeout: float = 180, *, progress: Progress = _stderr) -> list[ServiceSta
                 )
             if pending:
                 time.sleep(0.5)
-        provision(security(layout))
+        local = security(layout)
+        if started or _declarations_changed(local):
+            provision(local, Elasticsearch(layout).config_dir)
         return [
             svc.status(f"started in {done[svc.key]:.1f} s" if svc.key in done
                        else "already running")
