@@ -141,7 +141,8 @@ class LocalSecurity:
                   "stack's address, CA and\n# this principal's generated credentials. "
                   "Regenerated at each start; do not edit.\n")
         written = []
-        files = {self.settings_file: (self.kafka_user(ADMIN_KAFKA_ROLE), ADMIN_ES_USER)}
+        files: dict[Path, tuple[str, str | None]] = {
+            self.settings_file: (self.kafka_user(ADMIN_KAFKA_ROLE), ADMIN_ES_USER)}
         for role, (kafka_role, es_user) in CLIENTS.items():
             files[self.client_file(role)] = (self.kafka_user(kafka_role), es_user)
         for path, (kafka_user, es_user) in files.items():

@@ -23,6 +23,7 @@ from confluent_kafka.admin import (
     ResourceType,
     ScramCredentialInfo,
     ScramMechanism,
+    UserScramCredentialAlteration,
     UserScramCredentialUpsertion,
 )
 
@@ -159,8 +160,9 @@ def upsert_scram_users(admin: AdminClient, passwords: dict[str, str],
     if not passwords:
         return
     info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS)
-    changes = [UserScramCredentialUpsertion(user, info, password.encode())
-               for user, password in sorted(passwords.items())]
+    changes: list[UserScramCredentialAlteration] = [
+        UserScramCredentialUpsertion(user, info, password.encode())
+        for user, password in sorted(passwords.items())]
     for future in admin.alter_user_scram_credentials(changes,
                                                      request_timeout=timeout).values():
         future.result()
