@@ -44,9 +44,13 @@ class ServerFiles:
 
 @dataclass(frozen=True)
 class Pki:
-    """The files under ``<home>/pki``."""
+    """The files under ``<home>/pki``. ``servers``: who gets a certificate; with
+    ``service_names`` each one's name is in its certificate too (compose: ``kafka``,
+    ``elasticsearch``... are host names on the containers' network)."""
 
     root: Path
+    servers: tuple[str, ...] = SERVERS
+    service_names: bool = False
 
     @property
     def ca_cert(self) -> Path:
@@ -67,18 +71,19 @@ class Pki:
             key = ec.generate_private_key(ec.SECP256R1())
             _write(self.ca_key, _key_pem(key))
             _write(self.ca_cert, _ca_certificate(key).public_bytes(serialization.Encoding.PEM))
-            for name in SERVERS:  # certificates of a previous CA are worthless now
+            for name in self.servers:  # certificates of a previous CA are worthless now
                 self.server(name).cert.unlink(missing_ok=True)
         ca_key = serialization.load_pem_private_key(self.ca_key.read_bytes(), None)
         ca_cert = x509.load_pem_x509_certificate(self.ca_cert.read_bytes())
         if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
             raise ValueError(f"{self.ca_key}: not the EC key this module writes")
-        for name in SERVERS:
+        for name in self.servers:
             files = self.server(name)
             if files.cert.is_file() and files.key.is_file():
                 continue
             key = ec.generate_private_key(ec.SECP256R1())
-            cert = _server_certificate(files.common_name, key, ca_key, ca_cert)
+            dns = (name, *DNS_NAMES) if self.service_names else DNS_NAMES
+            cert = _server_certificate(files.common_name, dns, key, ca_key, ca_cert)
             _write(files.key, _key_pem(key))
             _write(files.cert, cert.public_bytes(serialization.Encoding.PEM)
                    + ca_cert.public_bytes(serialization.Encoding.PEM))
@@ -121,12 +126,13 @@ def _ca_certificate(key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
     )
 
 
-def _server_certificate(common_name: str, key: ec.EllipticCurvePrivateKey,
+def _server_certificate(common_name: str, dns_names: tuple[str, ...],
+                        key: ec.EllipticCurvePrivateKey,
                         ca_key: ec.EllipticCurvePrivateKey,
                         ca_cert: x509.Certificate) -> x509.Certificate:
     """A certificate valid for server and client authentication: the Kafka broker presents
     it to its own controller listener (mutual TLS) as well as to clients."""
-    names: list[x509.GeneralName] = [x509.DNSName(n) for n in DNS_NAMES]
+    names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
     names += [x509.IPAddress(ipaddress.ip_address(a)) for a in IP_ADDRESSES]
     return (
         x509.CertificateBuilder()

@@ -21,7 +21,8 @@ from deploy.security.kafka_acls import apply_acls, upsert_scram_users
 from runtime.topics import ensure_topics
 
 
-def provision(security: LocalSecurity, es_config: Path | None = None) -> list[Path]:
+def provision(security: LocalSecurity, es_config: Path | None = None, *,
+              write_clients: bool = True) -> list[Path]:
     """Apply users, ACLs, topics and templates; returns the settings files written.
     ``es_config``: the running node's configuration folder, whose file realm is rewritten
     (Elasticsearch reloads it by itself) so that a changed role file applies without restart."""
@@ -34,7 +35,7 @@ def provision(security: LocalSecurity, es_config: Path | None = None) -> list[Pa
     apply_acls(admin, agent_ids=[LOCAL_AGENT])
     ensure_topics(admin_connection)
     install_index_templates(security)
-    return security.write_client_files()
+    return security.write_client_files() if write_clients else []
 
 
 def install_index_templates(security: LocalSecurity) -> list[str]:
