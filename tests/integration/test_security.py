@@ -177,3 +177,29 @@ def test_a_regional_operator_sees_only_its_region(security: LocalSecurity, two_r
         with pytest.raises(AuthorizationException) as refused:
             bretagne.search(index=national, query=query)
         assert refused.value.meta.status == 403
+
+
+# --- least privilege of the writers and readers ---------------------------------------------
+def _es_as(security: LocalSecurity, user: str) -> Elasticsearch:
+    return Elasticsearch(security.es_url, ca_certs=str(security.pki.ca_cert),
+                         basic_auth=security.es_auth(user), request_timeout=30)
+
+
+def test_the_sink_user_may_not_manage_templates_or_read_events(security: LocalSecurity) -> None:
+    sink = _es_as(security, "vigie-sink")
+    with pytest.raises(AuthorizationException):
+        sink.indices.put_index_template(name="vigie-events", index_patterns=["vigie-events-*"])
+    with pytest.raises(AuthorizationException):
+        sink.search(index=indices.EVENTS.alias, size=1)
+
+
+def test_the_report_runs_without_the_refresh_privilege(security: LocalSecurity) -> None:
+    from datetime import date
+
+    from soc.report import national_report
+
+    report = _es_as(security, "vigie-report")
+    with pytest.raises(AuthorizationException):
+        report.indices.refresh(index=indices.INCIDENTS.alias)
+    figures = national_report(report, date(2001, 1, 1), date(2001, 2, 1))
+    assert figures.incidents == 0

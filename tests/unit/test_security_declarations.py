@@ -173,3 +173,18 @@ def test_client_files_give_each_principal_its_own_credentials(tmp_path: Path) ->
     passwords = security.passwords()
     assert LocalSecurity(tmp_path, StackSettings()).passwords() == passwords, "kept"
     assert ACLS.agent(LOCAL_AGENT).user in passwords["kafka"]
+
+
+def test_each_long_running_process_gets_its_principals_settings_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from deploy.local.pipeline import client_config
+
+    monkeypatch.setenv("VIGIE_HOME", str(tmp_path))
+    sink = tmp_path / "clients" / "sink.yaml"
+    sink.parent.mkdir()
+    sink.write_text("{}\n")
+    assert client_config(["sink"], {}) == {"VIGIE_CONFIG": str(sink)}
+    assert client_config(["sink"], {"VIGIE_CONFIG": "/chosen.yaml"}) == {}, "a choice wins"
+    assert client_config(["sink", "--config", "/chosen.yaml"], {}) == {}
+    assert client_config(["process"], {}) == {}, "no file written for it: nothing imposed"
+    assert client_config(["simulate"], {}) == {}, "not a principal of its own"
