@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+import runtime.elasticsearch
 import runtime.settings
 
 #: The real lookup, for the test that checks it.
@@ -17,3 +18,10 @@ REAL_DEFAULT_CONFIG = runtime.settings.default_config
 def _no_home_settings_file(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runtime.settings, "default_config",
                         lambda: os.environ.get("VIGIE_CONFIG") or None)
+
+
+@pytest.fixture(autouse=True)
+def _no_elasticsearch_urls_of_earlier_tests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The URLs a "does not answer" error names are those this process's clients used: in a
+    whole-suite run, the integration tests' stack would otherwise show in unit tests' errors."""
+    monkeypatch.setattr(runtime.elasticsearch, "_urls", [])

@@ -128,11 +128,11 @@ def test_file_realm_hashes_are_elasticsearch_pbkdf2() -> None:
 
 
 def test_the_file_realm_is_written_owner_only(tmp_path: Path) -> None:
-    passwords = {user: "pw" for user in ROLES.users}
+    passwords = {user: f"clear-{user}-password" for user in ROLES.users}
     elasticsearch_roles.write_file_realm(tmp_path, passwords, ROLES)
     users = (tmp_path / "users").read_text().splitlines()
     assert {line.split(":")[0] for line in users} == set(ROLES.users)
-    assert "pw" not in (tmp_path / "users").read_text()
+    assert "-password" not in (tmp_path / "users").read_text()
     assert stat.S_IMODE((tmp_path / "users").stat().st_mode) == 0o600
     assert "superuser:vigie-admin" in (tmp_path / "users_roles").read_text().splitlines()
 
