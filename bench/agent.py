@@ -1,6 +1,6 @@
 """EVTX → Kafka through the whole agent, against the raw ``evtx`` parse rate, in one run.
 
-    .venv/bin/python bench/agent.py [--events 20000] [--repeat 3] [--bootstrap localhost:9092]
+    .venv/bin/python bench/agent.py [--events 20000] [--repeat 3] [--bootstrap HOST:PORT]
 
 Two inputs, each compared with the raw parse rate *of the same input*:
 
@@ -54,6 +54,7 @@ from producers.agent.sources.evtx import WindowsFileSource  # noqa: E402
 from producers.agent.spool import Spool  # noqa: E402
 from producers.signing import Signer  # noqa: E402
 from runtime.kafka import KafkaConnection  # noqa: E402
+from runtime.settings import load_settings  # noqa: E402
 from schemas.organization import Organization  # noqa: E402
 
 SAMPLES = sorted((ROOT.parent / "shared" / "data" / "sigma" / "regression").rglob("*.evtx"))
@@ -202,9 +203,12 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--bootstrap", default="localhost:9092")
+    parser.add_argument("--bootstrap", default=None,
+                        help="plaintext broker (default: the settings' connection, which "
+                        "`vigie stack up` writes for the local stack)")
     args = parser.parse_args()
-    kafka = KafkaConnection(bootstrap=args.bootstrap)
+    kafka = (KafkaConnection(bootstrap=args.bootstrap) if args.bootstrap
+             else load_settings().kafka)
     admin = kafka.admin()
     admin.create_topics([NewTopic(TOPIC, 1, 1)])[TOPIC].result()
     try:

@@ -34,18 +34,18 @@ console = Console()
 
 SEARCHES = (
     "# failed logons, per establishment (the brute force stands out)",
-    "curl -s 'localhost:9200/vigie-events/_search?size=0' -H 'Content-Type: application/json'"
+    "curl -s $ES'/vigie-events/_search?size=0' -H 'Content-Type: application/json'"
     " -d '{\"query\":{\"bool\":{\"filter\":[{\"term\":{\"event.outcome\":\"failure\"}},"
     "{\"term\":{\"event.category\":\"authentication\"}}]}},"
     "\"aggs\":{\"by_org\":{\"terms\":{\"field\":\"organization.name\"}}}}'",
     "# shadow copies deleted (ransomware), with host and command line",
-    "curl -s 'localhost:9200/vigie-events/_search?q=process.command_line.text:shadows"
+    "curl -s $ES'/vigie-events/_search?q=process.command_line.text:shadows"
     "&_source=organization.name,host.name,process.command_line'",
     "# open incidents, most recent first (or: vigie incidents list)",
-    "curl -s 'localhost:9200/vigie-incidents/_search?q=status:open&sort=last_seen:desc"
+    "curl -s $ES'/vigie-incidents/_search?q=status:open&sort=last_seen:desc"
     "&_source=title,severity,declarable,organizations.name'",
     "# dead letters by reason",
-    "curl -s 'localhost:9200/vigie-dlq/_search?size=0' -H 'Content-Type: application/json'"
+    "curl -s $ES'/vigie-dlq/_search?size=0' -H 'Content-Type: application/json'"
     " -d '{\"aggs\":{\"r\":{\"terms\":{\"field\":\"reason\"}}}}'",
 )
 
@@ -106,7 +106,7 @@ def run_demo(settings: Settings, *, events: int, malformed: int, seed: int | Non
                     break
                 time.sleep(2)
         incidents = _wait_for_incidents(es, log_dir / f"truth-{seed}.jsonl", deadline)
-        ok = _summary(report, counts, letters, seed, incidents)
+        ok = _summary(report, counts, letters, seed, incidents, settings)
     finally:
         for service in services:
             service.stop()
@@ -129,8 +129,19 @@ def _progress() -> Progress:
                     TimeElapsedColumn(), console=console)
 
 
+def _es_prefix(settings: Settings) -> str:
+    """The shell line that defines ``$ES`` for the searches: TLS with the stack's CA and
+    the national operator's read-only user (password in <home>/pki/passwords.json)."""
+    ca = f"--cacert {settings.es_ca_certs} " if settings.es_ca_certs else ""
+    passwords = settings.home / "pki" / "passwords.json"
+    user = (f"-u vigie-national:$(python3 -c \"import json; print(json.load(open("
+            f"'{passwords}'))['elasticsearch']['vigie-national'])\") "
+            if passwords.is_file() else "")
+    return f"ES=\"{ca}{user}{settings.es_url.rstrip('/')}\""
+
+
 def _summary(report: SimulationReport, counts: Counter[str], letters: list[dict[str, Any]],
-             seed: int, incidents: dict[str, Any]) -> bool:
+             seed: int, incidents: dict[str, Any], settings: Settings) -> bool:
     duplicates = sum(1 for c in counts.values() if c > 1)
     reasons = Counter(letter["reason"] for letter in letters)
     table = Table(title=f"Demo run (seed {seed})", show_header=True)
@@ -157,7 +168,8 @@ def _summary(report: SimulationReport, counts: Counter[str], letters: list[dict[
                   "the dead-letter index[/green]" if ok else
                   "[red]NOT reconciled: see the table above and the logs[/red]")
     print("\nTry these searches (Kibana: data views 'vigie-events', 'vigie-incidents', "
-          "'vigie-dlq'):")
+          "'vigie-dlq'), as the national operator of the local stack:")
+    print(_es_prefix(settings))
     for line in SEARCHES:
         print(line)
     return ok

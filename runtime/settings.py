@@ -2,8 +2,10 @@
 explicit overrides (command-line options).
 
 A hospital IT team or a SOC deploys the same binary in many places; what differs lives in
-one file (``--config`` or ``VIGIE_CONFIG``) and can be overridden per process by environment
-(containers, systemd units). Every setting is documented here and in the README.
+one file (``--config`` or ``VIGIE_CONFIG``; else ``<home>/vigie.yaml`` when it exists, which
+``vigie stack up`` writes with the local stack's address and credentials; ``VIGIE_CONFIG=``
+empty means no file at all) and can be overridden per process by environment (containers,
+systemd units). Every setting is documented here and in the README.
 
 Mistakes are refused, not ignored: an unknown key in the file, or an unknown ``VIGIE_*``
 variable (a renamed setting an operator still sets), stops the process with a message naming
@@ -56,6 +58,12 @@ OWNED_ELSEWHERE: dict[str, str] = {
     "VIGIE_KAFKA_HEAP": "deploy/local (local Kafka's JVM heap), StackSettings",
     "VIGIE_ES_HEAP": "deploy/local (local Elasticsearch's JVM heap), StackSettings",
     "VIGIE_STACK": "deploy/local (marker of the local servers' processes)",
+    "VIGIE_STACK_KAFKA_PORT": "deploy/local (local Kafka's client port), StackSettings",
+    "VIGIE_STACK_CONTROLLER_PORT": "deploy/local (local Kafka's controller port), "
+                                   "StackSettings",
+    "VIGIE_STACK_ES_PORT": "deploy/local (local Elasticsearch's HTTPS port), StackSettings",
+    "VIGIE_STACK_ES_TRANSPORT_PORT": "deploy/local (local Elasticsearch's transport port), "
+                                     "StackSettings",
     "VIGIE_STACK_DRILL": "tests (opt-in stack drills)",
 }
 
@@ -179,11 +187,21 @@ class Settings(BaseSettings):
         """Highest priority first: overrides, environment, the YAML file (defaults last)."""
         sources: list[PydanticBaseSettingsSource] = [
             init_settings, _KnownVariablesOnly(settings_cls), env_settings]
-        config_file = settings_cls.model_config.get("yaml_file") or os.environ.get(
-            "VIGIE_CONFIG")
+        config_file = settings_cls.model_config.get("yaml_file") or default_config()
         if config_file:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
         return tuple(sources)
+
+
+def default_config() -> str | None:
+    """The settings file used when no ``--config`` is given: ``VIGIE_CONFIG`` if set (empty:
+    none), else ``<home>/vigie.yaml`` if it exists (home: ``VIGIE_HOME`` or the default)."""
+    named = os.environ.get("VIGIE_CONFIG")
+    if named is not None:
+        return named or None
+    home = Path(os.environ.get("VIGIE_HOME") or DEFAULT_HOME).expanduser().resolve()
+    found = home / "vigie.yaml"
+    return str(found) if found.is_file() else None
 
 
 def setting_variables(settings_cls: type[BaseModel] = Settings) -> set[str]:
@@ -250,13 +268,14 @@ def describe_validation(error: ValidationError, what: str = "setting") -> str:
 
 
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
-    """Settings from the defaults, ``config`` (else ``VIGIE_CONFIG``), the environment, then
+    """Settings from the defaults, ``config`` (else ``VIGIE_CONFIG``, else
+    ``<home>/vigie.yaml`` when it exists: :func:`default_config`), the environment, then
     the non-None ``overrides``. Reads the environment, never writes it.
 
     Raises :class:`SettingsError` naming the file when it does not exist (pydantic-settings
     would silently run on defaults), is not YAML, or holds an unknown key or a wrong value.
     """
-    config_file = str(config) if config is not None else os.environ.get("VIGIE_CONFIG")
+    config_file = str(config) if config is not None else default_config()
     if config_file and not Path(config_file).is_file():
         raise SettingsError(
             "no such settings file" + ("" if config is not None else " (VIGIE_CONFIG)"),

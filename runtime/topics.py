@@ -11,7 +11,7 @@ import logging
 from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import NewTopic
 
-from runtime.errors import ServiceUnavailable
+from runtime.errors import PermissionDenied, ServiceUnavailable
 from runtime.kafka import KafkaConnection
 from schemas.topics import ALL_TOPICS, Topic
 
@@ -45,8 +45,14 @@ def ensure_topics(
             log.info("created topic %s", name)
         except KafkaException as exc:
             # Another process created it between our list and our create: that is fine.
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise
+            if "TOPIC_ALREADY_EXISTS" in str(exc):
+                continue
+            if "AUTHORIZATION_FAILED" in str(exc):
+                raise PermissionDenied(
+                    f"topic {name} is missing (or not visible to this principal) and it may "
+                    "not create it: topics are provisioned by the admin (`vigie stack up`, or "
+                    "the cluster's operators)", source=kafka.bootstrap) from None
+            raise
     return created
 
 

@@ -10,8 +10,8 @@ from runtime.elasticsearch import make_client
 from runtime.settings import Settings
 from runtime.topics import ensure_topics
 from schemas.indices import TOPIC_TO_INDEX
+from schemas.topics import ALL_TOPICS
 from sinks.consumer import Sink, SinkConfig, SinkStats
-from sinks.elasticsearch.templates import install_templates
 
 log = logging.getLogger(__name__)
 
@@ -19,12 +19,15 @@ log = logging.getLogger(__name__)
 def run_sink(settings: Settings, topics: list[str] | None = None,
              idle_exit_s: float | None = None,
              progress: Callable[[SinkStats], None] | None = None) -> SinkStats:
-    ensure_topics(settings.kafka)
+    # Only the topics it reads (it may see no other), and no index template: templates are
+    # the setup step's (`vigie stack up`, deploy/local/provision.py), so the sink's role needs
+    # no template privilege; documents written before they exist would get dynamic mappings.
+    names = topics or list(TOPIC_TO_INDEX)
+    ensure_topics(settings.kafka, tuple(t for t in ALL_TOPICS if t.name in names))
     es = make_client(settings)
-    install_templates(es)
     metrics.serve_metrics("sink", settings.metrics_port, host=settings.metrics_host,
                           tls=settings.metrics_tls)
-    sink = Sink(SinkConfig.from_settings(settings, topics or list(TOPIC_TO_INDEX)), es)
+    sink = Sink(SinkConfig.from_settings(settings, names), es)
     sink.install_signal_handlers()
     stats = sink.run(idle_exit_s=idle_exit_s, progress=progress)
     log.info("sink stopped: %d read, %d indexed, %d dead-lettered", stats.read, stats.indexed,

@@ -10,11 +10,12 @@ Every figure comes from one aggregation request, not from pulling documents.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from elasticsearch import Elasticsearch
+from elasticsearch import AuthorizationException, Elasticsearch
 
 from schemas import indices
 from schemas.incident import Impacts, Scope
@@ -114,7 +115,9 @@ def national_report(es: Elasticsearch, start: date, end: date,
     gte, lt = _bounds(start, end)
     period = {"range": {"first_seen": {"gte": gte, "lt": lt}}}
     scope = {"term": {"scope": Scope.ESTABLISHMENT.value}}
-    es.indices.refresh(index=index, ignore_unavailable=True, allow_no_indices=True)
+    # See the latest writes when allowed; the vigie_report role only reads (at most 1 s late).
+    with contextlib.suppress(AuthorizationException):
+        es.indices.refresh(index=index, ignore_unavailable=True, allow_no_indices=True)
     response = es.search(index=index, size=0, track_total_hits=True,
                          query={"bool": {"filter": [period, scope]}}, aggs=aggregations(),
                          ignore_unavailable=True, allow_no_indices=True)

@@ -77,12 +77,18 @@ class Pipeline:
 
     @property
     def app_id(self) -> str:
-        return f"bench-{self.tag}"
+        """Under the processor's group prefix (deploy/security/kafka-acls.yaml)."""
+        return f"vigie-processor-bench-{self.tag}"
+
+    @property
+    def sink_group(self) -> str:
+        """Under the sink's group prefix."""
+        return f"vigie-sink-bench-{self.tag}"
 
     def env(self) -> dict[str, str]:
         env = {
             "VIGIE_PROCESSOR_APP_ID": self.app_id,
-            "VIGIE_SINK_GROUP": self.app_id + "-sink",
+            "VIGIE_SINK_GROUP": self.sink_group,
             "VIGIE_REGISTRY": str(self.registry.path),
             # The records are signed by simulated agents: trusted in demo mode only.
             "VIGIE_DEMO_MODE": "true",
@@ -96,7 +102,7 @@ class Pipeline:
 
     def start(self) -> None:
         start_group_at_end(self.kafka, self.app_id)
-        start_group_at_end(self.kafka, self.app_id + "-sink")
+        start_group_at_end(self.kafka, self.sink_group)
         for i in range(self.config.workers):
             env = {**self.env(), "VIGIE_METRICS_PORT": str(free_port())}
             self.processors.append(
@@ -134,7 +140,7 @@ class Pipeline:
         if changelogs:
             for future in admin.delete_topics(changelogs).values():
                 _quietly(future.result)
-        groups = [self.app_id, self.app_id + "-sink"]
+        groups = [self.app_id, self.sink_group]
         for future in admin.delete_consumer_groups(groups, request_timeout=15).values():
             _quietly(future.result)
         shutil.rmtree(self.work / "faust-data", ignore_errors=True)

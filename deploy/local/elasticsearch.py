@@ -8,10 +8,12 @@ distribution itself stays read-only in the cache.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import pwd
 import shutil
+import ssl
 import stat
 import subprocess
 import urllib.request
@@ -19,16 +21,15 @@ from pathlib import Path
 from string import Template
 from typing import Any, ClassVar
 
+from deploy.local.credentials import local_security
 from deploy.local.errors import StackError
 from deploy.local.fetch import Progress, es_zip, extract_zip
 from deploy.local.java import find_jdk
 from deploy.local.service import Launch, Service
 from deploy.local.settings import StackSettings
 from deploy.local.versions import ES_MIN_JAVA, ES_VERSION
+from deploy.security.elasticsearch_roles import write_file_realm
 
-HTTP_PORT = 9200
-TRANSPORT_PORT = 9300
-URL = f"http://localhost:{HTTP_PORT}"
 CLUSTER_NAME = "vigie-local"
 ES_USER = "vigie-es"
 #: Where the distribution is unpacked when the cache (e.g. under /root, mode 700) is not
@@ -89,13 +90,29 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
 
 
 class Elasticsearch(Service):
-    """The local single-node Elasticsearch on http://localhost:9200 (transport 9300)."""
+    """The local single-node Elasticsearch on https://localhost:9200 (transport 9300, TLS
+    too); the ports come from :class:`StackSettings`. Security is on: file-realm users with
+    generated passwords and the roles of ``deploy/security/elasticsearch-roles.yaml``."""
 
     key: ClassVar[str] = "elasticsearch"
     name: ClassVar[str] = "Elasticsearch"
     version: ClassVar[str] = ES_VERSION
-    url: ClassVar[str] = URL
-    ports: ClassVar[tuple[int, ...]] = (HTTP_PORT, TRANSPORT_PORT)
+
+    @property
+    def http_port(self) -> int:
+        return StackSettings().stack_es_port
+
+    @property
+    def transport_port(self) -> int:
+        return StackSettings().stack_es_transport_port
+
+    @property
+    def url(self) -> str:
+        return f"https://localhost:{self.http_port}"
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.http_port, self.transport_port)
 
     @property
     def log(self) -> Path:
@@ -119,12 +136,24 @@ class Elasticsearch(Service):
         return extract_zip(zip_path, SYSTEM_DIST_PARENT / self.layout.es_dist.name, progress)
 
     def _render(self, dist: Path) -> None:
-        """Fresh config dir from the distribution, plus our elasticsearch.yml and heap."""
+        """Fresh config dir from the distribution, plus our elasticsearch.yml and heap, the
+        TLS files (Elasticsearch reads them only from its config folder) and the file realm."""
         self.config_dir.mkdir(parents=True, exist_ok=True)
         shutil.copytree(dist / "config", self.config_dir, dirs_exist_ok=True)
+        security = local_security(self.layout.state)
+        pki = security.pki.ensure()
+        certs = self.config_dir / "certs"
+        certs.mkdir(exist_ok=True)
+        certs.chmod(0o700)
+        server = pki.server("elasticsearch")
+        for source, name in ((server.cert, "node.pem"), (server.key, "node.key"),
+                             (pki.ca_cert, "ca.pem")):
+            (certs / name).write_bytes(source.read_bytes())
+            (certs / name).chmod(0o600)
+        write_file_realm(self.config_dir, security.passwords()["elasticsearch"])
         values = {
             "cluster_name": CLUSTER_NAME, "node_name": f"{CLUSTER_NAME}-1",
-            "http_port": HTTP_PORT, "transport_port": TRANSPORT_PORT,
+            "http_port": self.http_port, "transport_port": self.transport_port,
             "data_dir": self.data_dir, "logs_dir": self.logs_dir,
         }
         (self.config_dir / "elasticsearch.yml").write_text(
@@ -167,17 +196,22 @@ class Elasticsearch(Service):
         )
 
     def _get(self, path: str, timeout: float = 2.0) -> dict[str, Any] | None:
+        """``GET path`` over TLS (our CA) as the admin user; None if anything fails."""
+        security = local_security(self.layout.state)
         try:
-            with urllib.request.urlopen(
-                f"http://127.0.0.1:{HTTP_PORT}{path}", timeout=timeout
-            ) as resp:
+            context = ssl.create_default_context(cafile=str(security.pki.ca_cert))
+            user, password = security.es_auth()
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            request = urllib.request.Request(f"https://localhost:{self.http_port}{path}",
+                                             headers={"Authorization": f"Basic {token}"})
+            with urllib.request.urlopen(request, timeout=timeout, context=context) as resp:
                 body: dict[str, Any] = json.load(resp)
                 return body
         except (OSError, ValueError):
             return None
 
     def node_pid(self) -> int | None:
-        """Pid of the JVM serving port 9200, as the node itself reports it."""
+        """Pid of the JVM serving our HTTP port, as the node itself reports it."""
         body = self._get("/_nodes/_local/process?filter_path=nodes.*.process.id")
         try:
             return int(next(iter(body["nodes"].values()))["process"]["id"]) if body else None

@@ -2,7 +2,13 @@
 
 No tarball and no shell scripts: ``kafka.Kafka`` is started with ``java -cp 'jars/*'`` on the
 classpath Maven resolved, which is all ``kafka-server-start.sh`` does in the end. Storage is
-formatted once with ``kafka.tools.StorageTool format --standalone`` (Kafka 4.x dynamic quorum).
+formatted once with ``kafka.tools.StorageTool format --standalone`` (Kafka 4.x dynamic quorum),
+with ``--add-scram`` for the admin user: in KRaft, SCRAM credentials live in the metadata log,
+and the broker's own SASL connections need one before any admin client could create it.
+Other users are added later through the admin client (``deploy.security.kafka_acls``).
+
+Secured by default (``kafka-server.properties``): SASL_SSL for clients, mutual TLS on the
+loopback controller listener, StandardAuthorizer with no access unless an ACL grants it.
 """
 
 from __future__ import annotations
@@ -10,22 +16,25 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
+import time
 import uuid
 from pathlib import Path
 from string import Template
 from typing import ClassVar
 
 from deploy.local import procs
+from deploy.local.credentials import local_security
 from deploy.local.errors import StackError
 from deploy.local.fetch import Progress, kafka_classpath
 from deploy.local.java import find_jdk
 from deploy.local.service import Launch, Service
 from deploy.local.settings import StackSettings
 from deploy.local.versions import KAFKA_MIN_JAVA, KAFKA_VERSION
+from deploy.security.kafka_acls import load_declaration
 
-BROKER_PORT = 9092
-CONTROLLER_PORT = 9093
-BOOTSTRAP = f"localhost:{BROKER_PORT}"
+#: Written into the storage folder once it is formatted with SCRAM and TLS: a folder formatted
+#: by an older, plaintext stack lacks it and is set aside instead of being reused.
+SECURED_MARK = "vigie-secured"
 
 _TEMPLATES = Path(__file__).parent
 
@@ -48,13 +57,28 @@ def new_cluster_id() -> str:
 
 
 class Kafka(Service):
-    """The local Kafka broker+controller on localhost:9092 (controller on 9093)."""
+    """The local Kafka broker+controller on localhost:9092 (controller on 9093); the ports
+    come from :class:`StackSettings`."""
 
     key: ClassVar[str] = "kafka"
     name: ClassVar[str] = "Kafka"
     version: ClassVar[str] = KAFKA_VERSION
-    url: ClassVar[str] = BOOTSTRAP
-    ports: ClassVar[tuple[int, ...]] = (BROKER_PORT, CONTROLLER_PORT)
+
+    @property
+    def broker_port(self) -> int:
+        return StackSettings().stack_kafka_port
+
+    @property
+    def controller_port(self) -> int:
+        return StackSettings().stack_controller_port
+
+    @property
+    def url(self) -> str:
+        return f"localhost:{self.broker_port}"
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.broker_port, self.controller_port)
 
     @property
     def log(self) -> Path:
@@ -71,12 +95,28 @@ class Kafka(Service):
         """Write server.properties and log4j2.properties; returns the log4j2 file."""
         for path in (self.config_dir, self.data_dir, self.logs_dir):
             path.mkdir(parents=True, exist_ok=True)
+        security = local_security(self.layout.state)
+        pki = security.pki.ensure()
+        server = pki.server("kafka")
+        keystore = self.config_dir / "keystore.pem"  # PEM key store: key, then the chain
+        keystore.unlink(missing_ok=True)
+        fd = os.open(keystore, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(server.key.read_bytes() + server.cert.read_bytes())
+        admin = security.kafka_user("admin")
+        super_users = [*load_declaration().super_users, f"User:{server.common_name}"]
         values = {
-            "broker_port": BROKER_PORT, "controller_port": CONTROLLER_PORT,
+            "broker_port": self.broker_port, "controller_port": self.controller_port,
             "log_dirs": self.data_dir, "logs_dir": self.logs_dir,
+            "keystore": keystore, "truststore": pki.ca_cert,
+            "admin_user": admin, "admin_password": security.passwords()["kafka"][admin],
+            "super_users": ";".join(super_users),
         }
-        self.server_properties.write_text(
-            Template((_TEMPLATES / "kafka-server.properties").read_text()).substitute(values))
+        self.server_properties.unlink(missing_ok=True)  # holds a password: owner only
+        fd = os.open(self.server_properties, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(Template((_TEMPLATES / "kafka-server.properties").read_text())
+                      .substitute(values))
         log4j = self.config_dir / "log4j2.properties"
         log4j.write_text(
             Template((_TEMPLATES / "kafka-log4j2.properties").read_text()).substitute(values))
@@ -92,8 +132,16 @@ class Kafka(Service):
             "-Djava.awt.headless=true", f"-Dkafka.logs.dir={self.logs_dir}",
             f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{jars}/*",
         ]
+        if (self.data_dir / "meta.properties").is_file() and not (
+                self.data_dir / SECURED_MARK).is_file():
+            aside = self.data_dir.with_name(f"data.plaintext-{int(time.time())}")
+            progress(f"Kafka storage {self.data_dir} predates the secured stack (no SCRAM "
+                     f"users in it): moved to {aside}, formatting a new one")
+            self.data_dir.rename(aside)
+            self.data_dir.mkdir()
         if not (self.data_dir / "meta.properties").is_file():
             self._format(jvm)
+            (self.data_dir / SECURED_MARK).write_text("formatted with SCRAM and TLS\n")
         return Launch(
             argv=[*jvm, "kafka.Kafka", str(self.server_properties)],
             env=dict(os.environ), cwd=self.logs_dir,
@@ -101,15 +149,21 @@ class Kafka(Service):
 
     def _format(self, jvm: list[str]) -> None:
         """Format an empty log dir as a standalone KRaft quorum (first start only)."""
+        security = local_security(self.layout.state)
+        admin = security.kafka_user("admin")
+        scram = (f"SCRAM-SHA-512=[name={admin},"
+                 f"password={security.passwords()['kafka'][admin]}]")
         cmd = [*jvm, "kafka.tools.StorageTool", "format", "--config",
-               str(self.server_properties), "--cluster-id", new_cluster_id(), "--standalone"]
+               str(self.server_properties), "--cluster-id", new_cluster_id(), "--standalone",
+               "--add-scram", scram]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False,
                              stdin=subprocess.DEVNULL)
-        (self.logs_dir / "format.out").write_text(out.stdout + out.stderr)
+        text = (out.stdout + out.stderr).replace(security.passwords()["kafka"][admin], "***")
+        (self.logs_dir / "format.out").write_text(text)
         if out.returncode != 0:
             raise StackError(
                 f"formatting Kafka storage in {self.data_dir} failed (exit {out.returncode}); "
-                f"read {self.logs_dir / 'format.out'}:\n{(out.stdout + out.stderr)[-3000:]}"
+                f"read {self.logs_dir / 'format.out'}:\n{text[-3000:]}"
             )
 
     def cluster_id(self) -> str | None:
@@ -127,12 +181,10 @@ class Kafka(Service):
         *our* cluster id: another broker on the port (another checkout) does not count.
         Skipped while the port is closed, so librdkafka prints no connection errors."""
         ours = self.cluster_id()
-        if ours is None or not procs.port_in_use(BROKER_PORT):
+        if ours is None or not procs.port_in_use(self.broker_port):
             return False
-        from runtime.kafka import KafkaConnection  # heavy import, only when needed
-
         try:
-            admin = KafkaConnection(bootstrap=BOOTSTRAP).admin(
+            admin = local_security(self.layout.state).kafka("admin").admin(
                 **{"log_level": 0, "socket.timeout.ms": 3000})
             metadata = admin.list_topics(timeout=3)
         except Exception:  # any failure just means "not answering yet"

@@ -1,4 +1,10 @@
-"""Starting and stopping Vigie's own processes (processor, sink) for the demo and the tests."""
+"""Starting and stopping Vigie's own processes (processor, sink) for the demo and the tests.
+
+Each process connects as its own principal: ``vigie process`` with the processor's settings
+file (``<home>/clients/processor.yaml``, written by ``vigie stack up``), ``vigie sink`` with
+the sink's, ``vigie notify`` with the notifier's, so the demo and the tests run under the same
+ACLs and roles as production. An explicit ``VIGIE_CONFIG`` (or ``--config``) still wins.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,21 @@ from pathlib import Path
 #: What a Faust worker logs once it has joined its group and sought to its committed offsets.
 PROCESSOR_READY = "[^Worker]: Ready"
 
+#: The principal (client settings file) each long-running command connects as.
+PRINCIPAL_OF_COMMAND = {"process": "processor", "sink": "sink", "notify": "notifier"}
+
+
+def client_config(args: list[str], env: dict[str, str]) -> dict[str, str]:
+    """``VIGIE_CONFIG`` naming the settings file of the principal that runs ``args``, when the
+    local stack wrote one and nothing chose a file already."""
+    role = PRINCIPAL_OF_COMMAND.get(args[0]) if args else None
+    if role is None or env.get("VIGIE_CONFIG") or "--config" in args:
+        return {}
+    from runtime.settings import load_settings
+
+    path = load_settings().home / "clients" / f"{role}.yaml"
+    return {"VIGIE_CONFIG": str(path)} if path.is_file() else {}
+
 
 class Service:
     """A ``vigie <command>`` child process with its log file; stopped with SIGTERM."""
@@ -22,7 +43,8 @@ class Service:
         self.args = args
         self.log_path = log_dir / f"{name}.log"
         log_dir.mkdir(parents=True, exist_ok=True)
-        self.env = {**os.environ, **(env or {})}
+        merged = {**os.environ, **(env or {})}
+        self.env = {**merged, **client_config(args, merged)}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Service:

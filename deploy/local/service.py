@@ -63,8 +63,16 @@ class Service(ABC):
     key: ClassVar[str]  # file names and marker: "kafka", "elasticsearch"
     name: ClassVar[str]  # shown to humans
     version: ClassVar[str]
-    url: ClassVar[str]
-    ports: ClassVar[tuple[int, ...]]
+
+    @property
+    @abstractmethod
+    def url(self) -> str:
+        """Where clients reach it (shown by ``vigie stack status``)."""
+
+    @property
+    @abstractmethod
+    def ports(self) -> tuple[int, ...]:
+        """The ports it listens on (``StackSettings``), checked free before a start."""
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout

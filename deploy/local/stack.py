@@ -22,20 +22,20 @@ import time
 from collections.abc import Callable, Iterator
 
 from deploy.local import procs
-from deploy.local.elasticsearch import URL as ES_URL
+from deploy.local.credentials import LocalSecurity, local_security
 from deploy.local.elasticsearch import Elasticsearch
 from deploy.local.errors import StackError
-from deploy.local.kafka import BOOTSTRAP as KAFKA_BOOTSTRAP
 from deploy.local.kafka import Kafka
 from deploy.local.layout import Layout
+from deploy.local.provision import provision
 from deploy.local.service import Service, ServiceStatus
+from deploy.security import elasticsearch_roles, kafka_acls
 
 __all__ = [
-    "ES_URL",
-    "KAFKA_BOOTSTRAP",
     "ServiceStatus",
     "StackError",
     "down",
+    "security",
     "services",
     "status",
     "up",
@@ -53,6 +53,37 @@ def services(layout: Layout | None = None) -> list[Service]:
     """The servers of the stack, Elasticsearch first because it is the slower to start."""
     layout = layout or Layout.default()
     return [Elasticsearch(layout), Kafka(layout)]
+
+
+def security(layout: Layout | None = None) -> LocalSecurity:
+    """Addresses, CA and generated credentials of this home's stack (what the tests use to
+    connect as a given principal)."""
+    return local_security((layout or Layout.default()).state)
+
+
+def _refuse_plaintext(svc: Service) -> None:
+    """A server of ours still running with the configuration of the plaintext stack (before
+    security was on by default) would never answer our authenticated probe: say so."""
+    rendered = (svc.config_dir / ("server.properties" if svc.key == "kafka"
+                                  else "elasticsearch.yml"))
+    try:
+        text = rendered.read_text()
+    except OSError:
+        return
+    if "StandardAuthorizer" not in text and "xpack.security.enabled: true" not in text:
+        raise StackError(f"{svc.name} runs with the old plaintext configuration ({rendered}); "
+                         f"restart it secured: `vigie stack down` then `vigie stack up`")
+
+
+def _declarations_changed(local: LocalSecurity) -> bool:
+    """True when the clients' settings file is missing or older than what it derives from
+    (the ACL and role declarations): a running stack is then provisioned again."""
+    try:
+        written = local.settings_file.stat().st_mtime
+    except OSError:
+        return True
+    sources = (kafka_acls.DECLARATION, elasticsearch_roles.DECLARATION, local.passwords_file)
+    return any(not path.exists() or path.stat().st_mtime > written for path in sources)
 
 
 @contextlib.contextmanager
@@ -75,7 +106,10 @@ def up(timeout: float = 180, *, progress: Progress = _stderr) -> list[ServiceSta
     once both answer; raises StackError (naming the log to read) if a server cannot start,
     exits early, or does not answer within ``timeout`` seconds of being launched (download
     time is not counted; a server that misses the deadline is left running so its state can be
-    inspected, and ``down()`` stops it). ``progress`` receives one-line messages ("fetching
+    inspected, and ``down()`` stops it). Once both answer, users, ACLs, topics, index
+    templates and the clients' settings files are applied (:mod:`deploy.local.provision`).
+    A running stack is provisioned again only when those declarations changed since.
+    ``progress`` receives one-line messages ("fetching
     Kafka 4.4.0 from Maven Central…"); the default prints them to stderr.
     """
     layout = Layout.default()
@@ -85,6 +119,7 @@ def up(timeout: float = 180, *, progress: Progress = _stderr) -> list[ServiceSta
         for svc in services(layout):
             pid = svc.pid()
             if pid is not None:
+                _refuse_plaintext(svc)
                 if not svc.probe():
                     pending[svc] = pid  # still starting (or wedged): wait for it below
                 continue
@@ -117,6 +152,9 @@ def up(timeout: float = 180, *, progress: Progress = _stderr) -> list[ServiceSta
                 )
             if pending:
                 time.sleep(0.5)
+        local = security(layout)
+        if started or _declarations_changed(local):
+            provision(local, Elasticsearch(layout).config_dir)
         return [
             svc.status(f"started in {done[svc.key]:.1f} s" if svc.key in done
                        else "already running")

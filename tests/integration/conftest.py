@@ -17,7 +17,7 @@ from runtime.settings import Settings, load_settings
 from runtime.topics import ensure_topics, start_group_at_end
 from schemas.organization import Organization
 from sinks.elasticsearch.templates import install_templates
-from tests.integration.fresh import delete_leftovers
+from tests.integration.fresh import delete_leftovers, fresh_env, processor_group, sink_group
 
 
 @pytest.fixture(scope="session")
@@ -64,10 +64,10 @@ def services(stack: Settings, national_registry: list[Organization], tmp_path: P
     reads them.
     """
     name = f"it-{int(time.time() * 1000)}"
-    monkeypatch.setenv("VIGIE_PROCESSOR_APP_ID", name)
-    monkeypatch.setenv("VIGIE_SINK_GROUP", f"{name}-sink")
+    for variable, value in fresh_env(name).items():
+        monkeypatch.setenv(variable, value)
     monkeypatch.setenv("APP_DATADIR", str(tmp_path / "faust-data"))
-    for group in (name, f"{name}-sink"):
+    for group in (processor_group(name), sink_group(name)):
         start_group_at_end(stack.kafka, group)
     started = {
         "processor": Service("processor", ["process", "--demo"], tmp_path).start(),

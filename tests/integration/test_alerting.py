@@ -34,7 +34,13 @@ from runtime.topics import end_offsets, start_group_at_end
 from schemas.organization import Organization
 from schemas.topics import ALERTS
 from soc.truth import evaluate
-from tests.integration.fresh import delete_groups, delete_leftovers
+from tests.integration.fresh import (
+    delete_leftovers,
+    fresh_env,
+    notifier_group,
+    processor_group,
+    sink_group,
+)
 from tests.integration.incidents_support import incidents_in_es
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -127,10 +133,8 @@ def test_pages_arrive_once_per_step_and_resolve(
     # pages a step that is over before its group_wait: nothing would be delivered for it.
     name = f"alerting-{int(time.time() * 1000)}"
     env = {"VIGIE_SCORING": str(tmp_path / "scoring.yaml"), "VIGIE_INCIDENT_TICK_S": "3",
-           "VIGIE_PROCESSOR_APP_ID": name, "VIGIE_SINK_GROUP": f"{name}-sink",
-           "VIGIE_NOTIFIER_GROUP": f"{name}-notifier",
-           "APP_DATADIR": str(tmp_path / "faust-data")}
-    for group in (name, f"{name}-sink", f"{name}-notifier"):
+           **fresh_env(name), "APP_DATADIR": str(tmp_path / "faust-data")}
+    for group in (processor_group(name), sink_group(name), notifier_group(name)):
         start_group_at_end(stack.kafka, group)
     alerts_start = end_offsets(stack.kafka, ALERTS.name)
     services = {
@@ -175,7 +179,6 @@ def test_pages_arrive_once_per_step_and_resolve(
         for service in services.values():
             service.stop()
         delete_leftovers(stack.kafka, name)
-        delete_groups(stack.kafka, [f"{name}-notifier"])
 
     assert steps, "the run's incidents paged nobody"
     # Vigie publishes each (incident, rule, severity) step once, then its resolve once.

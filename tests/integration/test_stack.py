@@ -24,13 +24,10 @@ from deploy.local.java import find_jdk
 from deploy.local.kafka import Kafka
 from deploy.local.layout import Layout
 from deploy.local.service import Service
+from deploy.local.settings import StackSettings
 from runtime.kafka import KafkaConnection
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
-
-#: The local stack's broker, as every Vigie client reaches it.
-LOCAL = KafkaConnection(bootstrap=stack.KAFKA_BOOTSTRAP)
-
 
 @pytest.fixture(scope="module")
 def running() -> list[stack.ServiceStatus]:
@@ -38,11 +35,17 @@ def running() -> list[stack.ServiceStatus]:
     return stack.up(timeout=300)
 
 
+@pytest.fixture(scope="module")
+def local(running: list[stack.ServiceStatus]) -> KafkaConnection:
+    """The local stack's broker as its admin reaches it (SASL_SSL, the generated CA)."""
+    return stack.security().kafka("admin")
+
+
 @pytest.fixture
-def topic(running: list[stack.ServiceStatus]) -> Iterator[str]:
+def topic(local: KafkaConnection) -> Iterator[str]:
     """A fresh 2-partition topic, deleted afterwards so the broker stays tidy."""
     name = f"test-stack-{uuid.uuid4().hex[:10]}"
-    admin = LOCAL.admin()
+    admin = local.admin()
     admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])[name].result(30)
     yield name
     admin.delete_topics([name])[name].result(30)
@@ -67,14 +70,14 @@ def test_status_reports_both_running(running: list[stack.ServiceStatus]) -> None
     assert statuses["Elasticsearch"].version.startswith("9.")
 
 
-def test_confluent_kafka_round_trip(topic: str) -> None:
-    producer = LOCAL.producer()  # idempotent, acks=all
+def test_confluent_kafka_round_trip(topic: str, local: KafkaConnection) -> None:
+    producer = local.producer()  # idempotent, acks=all
     sent = [f"confluent-{i}".encode() for i in range(20)]
     for i, value in enumerate(sent):
         producer.produce(topic, value=value, key=str(i % 4).encode())
     assert producer.flush(30) == 0
 
-    consumer = LOCAL.consumer(f"g-{topic}", **{"auto.offset.reset": "earliest"})
+    consumer = local.consumer(f"g-{topic}", **{"auto.offset.reset": "earliest"})
     consumer.subscribe([topic])
     received: list[bytes] = []
     deadline = time.monotonic() + 60
@@ -91,12 +94,12 @@ def test_confluent_kafka_round_trip(topic: str) -> None:
     assert sorted(received) == sorted(sent)
 
 
-def test_aiokafka_round_trip(topic: str) -> None:
+def test_aiokafka_round_trip(topic: str, local: KafkaConnection) -> None:
     """aiokafka is how Faust talks to Kafka: producer, consumer group, commit, transaction."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     async def scenario() -> tuple[list[bytes], int | None]:
-        producer = AIOKafkaProducer(**LOCAL.aiokafka_kwargs(), acks="all",
+        producer = AIOKafkaProducer(**local.aiokafka_kwargs(), acks="all",
                                     enable_idempotence=True)
         await producer.start()
         try:
@@ -105,7 +108,7 @@ def test_aiokafka_round_trip(topic: str) -> None:
         finally:
             await producer.stop()
         # Faust's exactly-once mode uses transactional producers.
-        tx = AIOKafkaProducer(**LOCAL.aiokafka_kwargs(),
+        tx = AIOKafkaProducer(**local.aiokafka_kwargs(),
                               transactional_id=f"tx-{topic}")
         await tx.start()
         try:
@@ -114,7 +117,7 @@ def test_aiokafka_round_trip(topic: str) -> None:
         finally:
             await tx.stop()
 
-        consumer = AIOKafkaConsumer(topic, **LOCAL.aiokafka_kwargs(),
+        consumer = AIOKafkaConsumer(topic, **local.aiokafka_kwargs(),
                                     group_id=f"g-{topic}", auto_offset_reset="earliest",
                                     enable_auto_commit=False, isolation_level="read_committed")
         await consumer.start()
@@ -141,7 +144,9 @@ def test_aiokafka_round_trip(topic: str) -> None:
 
 
 def test_elasticsearch_index_and_search(running: list[stack.ServiceStatus]) -> None:
-    es = Elasticsearch(stack.ES_URL, request_timeout=30)
+    security = stack.security()
+    es = Elasticsearch(security.es_url, basic_auth=security.es_auth(),
+                       ca_certs=str(security.pki.ca_cert), request_timeout=30)
     index = f"test-stack-{uuid.uuid4().hex[:10]}"
     try:
         es.indices.create(index=index, settings={"number_of_shards": 1, "number_of_replicas": 0})
@@ -166,7 +171,8 @@ def test_port_taken_by_another_program_is_a_clear_error(
     """Another checkout (other VIGIE_HOME) must not adopt or fight the running broker."""
     monkeypatch.setenv("VIGIE_HOME", str(tmp_path))
     _only(monkeypatch, Kafka(Layout.default()))
-    with pytest.raises(StackError, match=r"port 9092 is already taken .*pid \d+") as err:
+    port = StackSettings().stack_kafka_port
+    with pytest.raises(StackError, match=rf"port {port} is already taken .*pid \d+") as err:
         stack.up(timeout=30)
     assert str(tmp_path / "kafka" / "logs" / "server.log") in str(err.value)
     assert not (tmp_path / "kafka" / "data").exists(), "nothing fetched or formatted"

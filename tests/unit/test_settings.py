@@ -156,3 +156,23 @@ def test_passwords_are_hidden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         load_settings(config)
     assert "sasl_mechanism" in str(refused.value) and PASSWORD not in str(refused.value)
     assert "registry" not in str(refused.value)  # only the real mistake is reported
+
+
+def test_the_home_settings_file_is_read_by_default_unless_vigie_config_says_otherwise(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`vigie stack up` writes <home>/vigie.yaml: every process of that home connects with
+    it, with no option; VIGIE_CONFIG still names another file, and empty means none."""
+    from tests.unit.conftest import REAL_DEFAULT_CONFIG
+
+    monkeypatch.setattr("runtime.settings.default_config", REAL_DEFAULT_CONFIG)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("VIGIE_HOME", str(home))
+    assert load_settings().sink_group == "vigie-sink"  # no file yet: defaults
+    (home / "vigie.yaml").write_text(yaml.safe_dump({"sink_group": "from-home"}))
+    assert load_settings().sink_group == "from-home"
+    other = _yaml(tmp_path, {"sink_group": "from-variable"})
+    monkeypatch.setenv("VIGIE_CONFIG", str(other))
+    assert load_settings().sink_group == "from-variable"
+    monkeypatch.setenv("VIGIE_CONFIG", "")
+    assert load_settings().sink_group == "vigie-sink"

@@ -21,6 +21,20 @@ from schemas.organization import Organization
 from schemas.topics import EVENTS_RAW
 
 
+def connection_block(kafka: KafkaConnection) -> dict[str, object]:
+    """``kafka`` as an agent configuration's ``kafka:`` block, password included.
+
+    The drills run the agent with the stack's admin connection, not the agent principal of
+    deploy/security/kafka-acls.yaml: the agent's restart check still reads events.raw, which
+    an agent's ACLs do not allow (issue 12, item 3, redesigns that check)."""
+    block: dict[str, object] = {}
+    for name, value in kafka.model_dump(exclude_none=True).items():
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        block[name] = str(value) if isinstance(value, Path) else value
+    return block
+
+
 def write_config(tmp_path: Path, org: Organization, agent_id: str, kafka: KafkaConnection,
                  sources: list[dict], **extra: object) -> Path:
     key = tmp_path / "agent.key"
@@ -28,7 +42,7 @@ def write_config(tmp_path: Path, org: Organization, agent_id: str, kafka: KafkaC
         generate_key(key)
     config = {
         "establishment": org.model_dump(mode="json"), "agent_id": agent_id,
-        "key_path": str(key), "kafka": {"bootstrap": kafka.bootstrap},  # local stack: plaintext
+        "key_path": str(key), "kafka": connection_block(kafka),
         "state_dir": str(tmp_path / "state"), "sources": sources,
         "metrics_port": 0, **extra,
     }
