@@ -39,7 +39,14 @@ from processors.validate import Coordinates, Validator
 from runtime import metrics
 from runtime.registry import load_registry
 from runtime.settings import Settings
-from schemas.topics import DETECTIONS, EVENTS_CLASSIFIED, EVENTS_DLQ, EVENTS_RAW, Topic
+from schemas.topics import (
+    DETECTIONS,
+    EVENTS_CLASSIFIED,
+    EVENTS_DLQ,
+    EVENTS_RAW,
+    PROCESSOR_TOPICS,
+    Topic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +268,7 @@ def run_processor(settings: Settings, classifier: Classifier | None = None) -> N
     reloads the Sigma rules."""
     from runtime.topics import ensure_topics
 
-    ensure_topics(settings.kafka)
+    ensure_topics(settings.kafka, PROCESSOR_TOPICS)
     metrics.serve_metrics("processor", settings.metrics_port, host=settings.metrics_host,
                           tls=settings.metrics_tls)
     classifier = classifier or default_classifier(settings)

@@ -132,3 +132,10 @@ ALL_TOPICS: tuple[Topic, ...] = (
     AGENTS_AUDIT,
     AGENTS_SIMULATED,
 )
+
+#: What the processor reads or writes (its principal can see only these: it checks, and never
+#: creates, them at start; Faust's changelogs are created from the app's tables).
+PROCESSOR_TOPICS: tuple[Topic, ...] = (
+    EVENTS_RAW, EVENTS_CLASSIFIED, DETECTIONS, INCIDENTS, ALERTS, EVENTS_DLQ, INCIDENT_TICKS,
+    INDICATORS, CORRELATION_INPUTS, AGENTS, AGENTS_SIMULATED,
+)
