@@ -29,7 +29,7 @@ from runtime.settings import Settings
 from runtime.topics import end_offsets, start_group_at_end
 from schemas.organization import Organization
 from schemas.topics import EVENTS_CLASSIFIED, EVENTS_DLQ, EVENTS_RAW
-from tests.integration.fresh import _free_port, delete_leftovers
+from tests.integration.fresh import _free_port, delete_leftovers, processor_group
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -43,7 +43,7 @@ def production_processor(stack: Settings, national_registry: list[Organization],
     """A processor of its own (fresh group, starting at the topics' end), NOT in demo mode:
     it trusts the production registry only."""
     work = tmp_path_factory.mktemp("revocation")
-    app_id = f"it-revocation-{int(time.time() * 1000)}"
+    app_id = processor_group(f"it-revocation-{int(time.time() * 1000)}")
     start_group_at_end(stack.kafka, app_id)
     env = {"VIGIE_PROCESSOR_APP_ID": app_id, "VIGIE_METRICS_PORT": str(_free_port()),
            "APP_DATADIR": str(work / "faust-data")}
