@@ -117,6 +117,18 @@ def _read_until(consumer: Consumer, ends: dict[tuple[str, int], int],
             del pending[(topic, partition)]
 
 
+def _read_whole(kafka: KafkaConnection, topic: Topic,
+                handler: Callable[[Topic, str, bytes | None, str], None],
+                timeout: float) -> None:
+    """Every record of ``topic``, from its start to its end now, through ``handler``."""
+    consumer = _consumer(kafka)
+    try:
+        ends = _assign_from_start(consumer, [topic], timeout)
+        _read_until(consumer, ends, {topic.name: topic}, handler, timeout)
+    finally:
+        consumer.close()
+
+
 def read_entries(kafka: KafkaConnection, topic: Topic = AGENTS,
                  timeout: float = 30.0) -> dict[str, AgentEntry]:
     """The registry as it is now: the latest entry of each agent, as the CLI checks a change
@@ -132,12 +144,7 @@ def read_entries(kafka: KafkaConnection, topic: Topic = AGENTS,
         except ValueError as exc:
             raise AgentsRegistryError(str(exc).splitlines()[0], source=where) from None
 
-    consumer = _consumer(kafka)
-    try:
-        ends = _assign_from_start(consumer, [topic], timeout)
-        _read_until(consumer, ends, {topic.name: topic}, keep, timeout)
-    finally:
-        consumer.close()
+    _read_whole(kafka, topic, keep, timeout)
     return entries
 
 
@@ -153,12 +160,7 @@ def read_changes(kafka: KafkaConnection, timeout: float = 30.0) -> list[AgentCha
         except ValueError as exc:
             raise AgentsRegistryError(str(exc).splitlines()[0], source=where) from None
 
-    consumer = _consumer(kafka)
-    try:
-        ends = _assign_from_start(consumer, [AGENTS_AUDIT], timeout)
-        _read_until(consumer, ends, {AGENTS_AUDIT.name: AGENTS_AUDIT}, keep, timeout)
-    finally:
-        consumer.close()
+    _read_whole(kafka, AGENTS_AUDIT, keep, timeout)
     return changes
 
 

@@ -187,11 +187,9 @@ class AlertmanagerEndpoint:
                     source=request.full_url) from None
             # Without a client certificate, a server that requires one may close the
             # connection before its TLS 1.3 alert is read: an EOF then, not a flaky network.
-            refused = isinstance(reason, ssl.SSLError) and (
-                not isinstance(reason, _TRANSIENT_TLS)
-                or (self.certfile is None and isinstance(reason, ssl.SSLEOFError)))
-            if refused:
-                assert isinstance(reason, ssl.SSLError)
+            if isinstance(reason, ssl.SSLError) and (
+                    not isinstance(reason, _TRANSIENT_TLS)
+                    or (self.certfile is None and isinstance(reason, ssl.SSLEOFError))):
                 raise AlertmanagerRefused(
                     f"TLS with Alertmanager failed ({reason.reason or reason}): check "
                     "alertmanager_certfile/keyfile and that the URL's scheme is right",
