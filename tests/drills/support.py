@@ -104,10 +104,15 @@ def assert_exactly_once(run: Run, state: Reconciliation) -> None:
     """Zero lost, zero duplicated: each valid event once in vigie-events, each malformed
     record once in vigie-dlq with the reason it was built to fail with."""
     missing = state.missing(run)
-    assert not missing, f"{len(missing)} events lost, e.g. {sorted(missing)[:3]}"
+    expected = malformed_positions(run)
+    # Letters the run did not build (a valid record refused, or another session's record):
+    # the first thing to read when an event is missing.
+    unexpected = Counter(r for where, reasons in state.letters.items()
+                         if where not in expected for r in reasons)
+    assert not missing, f"{len(missing)} events lost, e.g. {sorted(missing)[:3]}; " \
+                        f"dead letters in the run's range it did not build: {dict(unexpected)}"
     duplicated = state.duplicated()
     assert not duplicated, f"{len(duplicated)} events indexed more than once"
-    expected = malformed_positions(run)
     found = {where: state.letters.get(where) for where in expected}
     wrong = {w: (found[w], r) for w, r in expected.items() if found[w] != [r]}
     assert not wrong, f"{len(wrong)} malformed records not dead-lettered exactly once with " \
