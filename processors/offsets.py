@@ -21,10 +21,13 @@ silent.
 ``events.raw`` is written in transactions by the agents: its offsets have legitimate gaps
 (commit markers, aborted records) that a read_committed consumer never sees, so contiguity
 proves nothing there, and Faust's own gap handling (written for such topics) applies. What
-must still never be committed over is the record whose hand-over a flow suspension
-cancelled: ``install`` notes every record of a transactional topic as it is handed to Faust
-and forgets it once handed over; a commit is held before one left behind, which the same
-timer re-reads.
+must still never be committed over is a record Faust fetched and never handed over: the one
+whose hand-over a flow suspension cancelled, and the rest of its fetch, which ``getmany``
+drops when the flow stops or the generation changes (the drain loop, seeing the next record
+it gets jump over them, then records them as a gap: done). ``install`` notes every record of
+a transactional topic as it is fetched (aborted records and commit markers never are: the
+read_committed fetcher filters them) and forgets it once handed over; a commit is held before
+one left behind, which the same timer re-reads.
 
 Patched at class level because Faust builds its consumer privately; written against
 faust-streaming 0.15.3 (pinned in ``pyproject.toml``) — the unit tests exercise the patched
@@ -75,9 +78,10 @@ class Hole:
 
 _holes: dict[TP, Hole] = {}
 _accepted: dict[TP, int] = {}  # tp -> hole offset given up on (commit may pass it)
-# Transactional topics: offsets handed to Faust's callback whose hand-over has not completed,
+# Transactional topics: offsets fetched whose hand-over to Faust's callback has not completed,
 # and the offset handed last (the drain loop hands one record at a time: a pending offset
-# below it was left behind, the one equal to it may still be on its way).
+# below it was left behind, the one equal to it may still be on its way, those above it are
+# still to come).
 _unhanded: dict[TP, set[int]] = {}
 _latest: dict[TP, int] = {}
 _original_new_offset = Consumer._new_offset
@@ -157,6 +161,23 @@ def _tracked(callback: Callable[[Message], Awaitable[None]]) -> Callable[[Messag
     return call
 
 
+def _noting_fetched(consumer: Consumer, wait_next_records: Callable[[float], Awaitable[Any]]
+                    ) -> Callable[[float], Awaitable[Any]]:
+    """Faust's fetch (``Consumer._wait_next_records``), noting every record of a transactional
+    topic that ``getmany`` will try to hand over (those of active or buffered partitions), so
+    that one it drops instead holds the commit like one whose hand-over was cancelled."""
+
+    async def fetch(timeout: float) -> Any:
+        records, active = await wait_next_records(timeout)
+        for tp, batch in (records or {}).items():
+            if tp.topic in TRANSACTIONAL_TOPICS and (
+                    active is None or tp in active or tp in consumer._buffered_partitions):
+                _unhanded.setdefault(tp, set()).update(r.offset for r in batch)
+        return records, active
+
+    return fetch
+
+
 def holes_to_reread(now: float, assigned: Iterable[TP]) -> list[tuple[TP, Hole]]:
     """The holes held long enough to re-read, among the partitions still assigned."""
     assigned = set(assigned)
@@ -174,6 +195,9 @@ def install(app: faust.App) -> None:
     Consumer._new_offset = held_commit  # type: ignore[method-assign]
     consumer = cast(Consumer, app.consumer)
     consumer.callback = _tracked(consumer.callback)
+    # An instance attribute: ``getmany`` looks the method up on ``self`` at each fetch.
+    consumer._wait_next_records = _noting_fetched(  # type: ignore[method-assign,assignment]
+        consumer, consumer._wait_next_records)
 
     @app.timer(interval=HOLD_BEFORE_REREAD_S / 2)
     async def reread_holes() -> None:

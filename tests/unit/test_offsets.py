@@ -155,3 +155,49 @@ def test_the_record_being_handed_over_does_not_hold_the_commit(consumer) -> None
     assert consumer._new_offset(AGENTS) == 11
     assert not offsets._holes
     on_its_way.close()
+
+
+def test_install_notes_every_fetched_record(consumer) -> None:
+    assert consumer._wait_next_records.__qualname__.startswith("_noting_fetched")
+
+
+def test_records_of_events_raw_a_fetch_dropped_hold_the_commit(consumer) -> None:
+    """``getmany`` hands 10 over, then the flow stops: 11-13 are dropped, not handed. The flow
+    resumes without a seek, 14 comes next; the drain loop records 11-13 as a gap (done)."""
+    from types import SimpleNamespace
+
+    fetches = [{AGENTS: [SimpleNamespace(offset=o) for o in (10, 11, 12, 13)]},
+               {AGENTS: [SimpleNamespace(offset=14)]}]
+
+    async def wait_next_records(timeout: float) -> tuple[dict, set]:
+        return fetches.pop(0), {AGENTS}
+
+    async def callback(message: Message) -> None:
+        pass
+
+    fetch = offsets._noting_fetched(consumer, wait_next_records)
+    tracked = offsets._tracked(callback)
+
+    async def run() -> None:
+        await fetch(1.0)
+        await tracked(_message(10))  # then the flow stops: 11, 12, 13 never handed over
+        await fetch(1.0)
+        await tracked(_message(14))
+
+    asyncio.run(run())
+    consumer._committed_offset[AGENTS] = 10
+    consumer._acked[AGENTS] = [10, 14]
+    asyncio.run(consumer._add_gap(AGENTS, 11, 14))  # what Faust's drain loop does at the jump
+    assert offsets._original_new_offset(consumer, AGENTS) == 15  # Faust alone: 11-13 lost
+    assert consumer._new_offset(AGENTS) is None
+    assert offsets._holes[AGENTS].offset == 11
+
+
+def test_fetched_records_of_paused_partitions_are_not_noted(consumer) -> None:
+    from types import SimpleNamespace
+
+    async def wait_next_records(timeout: float) -> tuple[dict, set]:
+        return {AGENTS: [SimpleNamespace(offset=5)]}, set()  # getmany will not hand it over
+
+    asyncio.run(offsets._noting_fetched(consumer, wait_next_records)(1.0))
+    assert not offsets._unhanded.get(AGENTS)
