@@ -80,8 +80,40 @@ def error_reason(error: dict[str, Any], status: int) -> str:
     return reason
 
 
+#: Bound of one bulk request's body. Elasticsearch refuses a request above its
+#: ``http.max_content_length`` (100 MB by default) by closing the connection, which the client
+#: sees as a transport error: retried forever, the sink would never move again. A batch of
+#: dead letters carrying large original records reached 260 MB; it now leaves in pieces.
+MAX_REQUEST_BYTES = 32 * 1024 * 1024
+
+
+def pieces(docs: list[Doc], max_bytes: int = MAX_REQUEST_BYTES) -> list[list[Doc]]:
+    """``docs`` in order, cut into runs whose sources total at most ``max_bytes`` (a document
+    larger than that alone goes in a run of its own)."""
+    runs: list[list[Doc]] = []
+    size = 0
+    for doc in docs:
+        weight = len(doc.source) + 128  # the action line
+        if not runs or (size + weight > max_bytes and runs[-1]):
+            runs.append([])
+            size = 0
+        runs[-1].append(doc)
+        size += weight
+    return runs
+
+
 def send_bulk(es: Elasticsearch, docs: list[Doc]) -> BulkOutcome:
-    """Send ``docs`` in one request. Transport errors propagate: the caller backs off."""
+    """Send ``docs`` in as few requests as :data:`MAX_REQUEST_BYTES` allows. Transport errors
+    propagate: the caller backs off (and sends again what was already written: ids are
+    deterministic, the writes idempotent)."""
+    outcome = BulkOutcome()
+    for run in pieces(docs):
+        outcome.merge(_send_one(es, run))
+    return outcome
+
+
+def _send_one(es: Elasticsearch, docs: list[Doc]) -> BulkOutcome:
+    """One bulk request and the triage of its items."""
     outcome = BulkOutcome()
     if not docs:
         return outcome

@@ -10,7 +10,7 @@ import pytest
 from runtime.backoff import Backoff
 from schemas import indices
 from schemas.organization import Region
-from sinks.elasticsearch.bulk import Doc, _body
+from sinks.elasticsearch.bulk import Doc, _body, pieces
 from sinks.elasticsearch.templates import template_body
 from sinks.routing import MAX_INCIDENT_VERSION, Unroutable, route
 
@@ -104,3 +104,18 @@ def test_every_version_the_incident_stage_publishes_is_routable() -> None:
     assert published and published[-1].status == "resolved"
     for incident in published:
         assert route("incidents", incident.to_json_bytes()).version == incident.version
+
+
+def test_a_large_batch_leaves_in_requests_elasticsearch_accepts() -> None:
+    # 300 dead letters of ~1 MB each: one request would be ~300 MB, above the 100 MB that
+    # Elasticsearch accepts by default (it closes the connection: a transport error, retried
+    # forever).
+    docs = [Doc("vigie-dlq", f"id{i}", b"x" * 1_000_000) for i in range(300)]
+    runs = pieces(docs, max_bytes=32 * 1024 * 1024)
+    assert [d.id for run in runs for d in run] == [d.id for d in docs]  # all, in order
+    assert all(sum(len(d.source) for d in run) <= 32 * 1024 * 1024 for run in runs)
+    assert len(runs) == 10
+    huge = Doc("vigie-dlq", "big", b"x" * 40_000_000)
+    assert pieces([docs[0], huge, docs[1]], max_bytes=32 * 1024 * 1024) == [
+        [docs[0]], [huge], [docs[1]]]
+    assert pieces([]) == []
