@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 import socket
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -99,13 +100,18 @@ def _checked(store: AgentsStore, error: AgentsRegistryError) -> AgentsRegistryEr
 
 
 def enroll(store: AgentsStore, agent_id: str, establishment_id: str, public_key: str, *,
-           actor: str, reason: str) -> AgentEntry:
-    """Enroll an agent, or say which rule refuses it."""
+           actor: str, reason: str,
+           before_write: Callable[[AgentEntry], None] | None = None) -> AgentEntry:
+    """Enroll an agent, or say which rule refuses it. ``before_write`` runs once the rules
+    accept the entry and before it is written (``vigie agents add`` creates the agent's Kafka
+    credential there: a refused enrolment creates none)."""
     try:
         change = enrolment(store.entries(), agent_id, establishment_id, public_key,
                            actor=actor, reason=reason, at=datetime.now(UTC))
     except AgentsRegistryError as exc:
         raise _checked(store, exc) from None
+    if before_write is not None:
+        before_write(change.entry)
     store.write([change])
     return change.entry
 

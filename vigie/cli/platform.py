@@ -36,6 +36,8 @@ agents_app = typer.Typer(
          "apply within seconds, without a restart. The processor rejects events whose "
          "signature does not verify against it.", no_args_is_help=True)
 kibana_app = typer.Typer(help="Kibana saved objects (deploy/kibana).", no_args_is_help=True)
+security_app = typer.Typer(help="Kafka ACLs against deploy/security/kafka-acls.yaml.",
+                           no_args_is_help=True)
 commands.add_typer(stack_app, name="stack", rich_help_panel=PANEL)
 commands.add_typer(schemas_app, name="schemas", rich_help_panel=PANEL)
 commands.add_typer(registry_app, name="registry", rich_help_panel=PANEL)
@@ -43,6 +45,7 @@ commands.add_typer(agents_app, name="agents", rich_help_panel=PANEL,
                    help="The national registry of enrolled agents (add, revoke, list, "
                         "history, import, export).")
 commands.add_typer(kibana_app, name="kibana", rich_help_panel=PANEL)
+commands.add_typer(security_app, name="security", rich_help_panel=PANEL)
 
 
 # ---------------------------------------------------------------- stack
@@ -132,21 +135,88 @@ def _actor(by: str | None) -> str:
     return by or default_actor()
 
 
+CredentialOutOpt = Annotated[Path | None, typer.Option(
+    "--credential-out", help="Where to write the agent's Kafka client block (0600, never "
+    "overwritten; default ./<agent-id>.kafka.yaml)", dir_okay=False)]
+AgentBootstrapOpt = Annotated[str | None, typer.Option(
+    "--agent-bootstrap", help="Brokers as the agents reach them (default: this connection's)")]
+AgentCaOpt = Annotated[Path | None, typer.Option(
+    "--agent-ca", help="The brokers' CA file as named on the agent's host (default: this "
+    "connection's ssl_cafile; relative: next to the agent's configuration)")]
+
+
 @agents_app.command("add")
 def agents_add(agent_id: Annotated[str, typer.Option(help="Agent id")],
                establishment: Annotated[str, typer.Option(help="FINESS id it speaks for")],
                public_key: Annotated[str, typer.Option(help="Base64 raw Ed25519 public key, "
                                                             "as `vigie agent enroll` prints")],
                reason: Annotated[str, typer.Option(help="Why, for the audit")] = "enrolment",
+               credential: Annotated[bool, typer.Option(
+                   "--credential/--no-credential",
+                   help="Create the agent's Kafka SCRAM-SHA-512 user and ACLs (--no-credential: "
+                        "a site whose agent identity is managed elsewhere)")] = True,
+               credential_out: CredentialOutOpt = None,
+               agent_bootstrap: AgentBootstrapOpt = None, agent_ca: AgentCaOpt = None,
                by: ByOpt = None, file: FileOpt = None, config: ConfigOpt = None) -> None:
     """Enroll an agent: every processor accepts its signed events for that establishment
     within seconds. Refused if the agent id or the key is enrolled already or was ever
-    revoked (one key, one agent; revocations are permanent)."""
+    revoked (one key, one agent; revocations are permanent). Also creates its Kafka
+    credential (user agent-<id>, a generated password, the ACLs of kafka-acls.yaml's
+    agent_template: write events.raw, read nothing) and writes the agent's `kafka:` section
+    to --credential-out; the password is never printed. Not with --file (offline registry):
+    issue it later with `vigie agents credential`."""
     from runtime.agents_store import enroll
 
     store = _agents_store(file, config)
-    enroll(store, agent_id, establishment, public_key, actor=_actor(by), reason=reason)
+    if not credential or file is not None:
+        enroll(store, agent_id, establishment, public_key, actor=_actor(by), reason=reason)
+        typer.echo(f"enrolled {agent_id} for {establishment} in {store.where}")
+        typer.echo("no Kafka credential created" + (
+            " (offline registry file: `vigie agents credential` issues it once the agent is "
+            "in the live registry)" if file is not None and credential else ""))
+        return
+
+    from deploy.security.agent_credentials import default_credential_file, enrol_with_credential
+
+    kafka = settings(config).kafka
+    _, issued = enrol_with_credential(
+        store, kafka.admin(), kafka, agent_id, establishment, public_key,
+        credential_out or default_credential_file(agent_id), actor=_actor(by), reason=reason,
+        bootstrap=agent_bootstrap, ca=agent_ca)
     typer.echo(f"enrolled {agent_id} for {establishment} in {store.where}")
+    _print_issued(issued.user, issued.acls, issued.path)
+
+
+def _print_issued(user: str, acls: int, path: Path) -> None:
+    typer.echo(f"Kafka user {user} (SCRAM-SHA-512) created with {acls} ACL(s); its client "
+               f"settings, password included, written to {path} (0600): copy its kafka: "
+               "section into the agent's configuration, then delete the file")
+
+
+@agents_app.command("credential")
+def agents_credential(agent_id: Annotated[str, typer.Argument(help="An active agent's id")],
+                      credential_out: CredentialOutOpt = None,
+                      agent_bootstrap: AgentBootstrapOpt = None, agent_ca: AgentCaOpt = None,
+                      config: ConfigOpt = None) -> None:
+    """Issue an active agent's Kafka credential again (a new password replaces the old one,
+    its ACLs are set): a lost credential file, a rotation, or an agent imported or added
+    with --file."""
+    from deploy.security.agent_credentials import default_credential_file, issue_credential
+    from runtime.agents_registry import AgentsRegistryError
+    from runtime.agents_store import TopicStore
+    from schemas.enrolment import AgentStatus
+
+    kafka = settings(config).kafka
+    store = TopicStore(kafka)
+    entry = store.entries().get(agent_id)
+    if entry is None or entry.status is not AgentStatus.ACTIVE:
+        state = "unknown" if entry is None else "revoked"
+        raise AgentsRegistryError(f"agent {agent_id} is {state}: a credential is only issued "
+                                  "to an active agent", source=store.where)
+    issued = issue_credential(kafka.admin(), kafka, agent_id,
+                              credential_out or default_credential_file(agent_id),
+                              bootstrap=agent_bootstrap, ca=agent_ca)
+    _print_issued(issued.user, issued.acls, issued.path)
 
 
 @agents_app.command("revoke")
@@ -156,12 +226,26 @@ def agents_revoke(agent_id: Annotated[str, typer.Argument(help="Agent id to revo
                            "record")],
                   by: ByOpt = None, file: FileOpt = None, config: ConfigOpt = None) -> None:
     """Revoke an agent, for good: every running processor refuses its records (revoked_agent)
-    within 10 seconds, without a restart. Its id and key can never be enrolled again."""
+    within 10 seconds, without a restart. Its id and key can never be enrolled again. Its
+    Kafka credential and ACLs are deleted too (it can no longer connect); none is not an
+    error. With --file (offline registry) Kafka is not touched."""
     from runtime.agents_store import revoke
 
     store = _agents_store(file, config)
-    revoke(store, agent_id, actor=_actor(by), reason=reason)
+    if file is not None:
+        revoke(store, agent_id, actor=_actor(by), reason=reason)
+        typer.echo(f"revoked {agent_id} in {store.where} (offline registry file: Kafka "
+                   "credential not touched)")
+        return
+
+    from deploy.security.agent_credentials import revoke_with_credential
+
+    _, removed = revoke_with_credential(store, settings(config).kafka.admin(), agent_id,
+                                        actor=_actor(by), reason=reason)
     typer.echo(f"revoked {agent_id} in {store.where}")
+    typer.echo(f"Kafka user {removed.user}: " + (
+        "credential deleted" if removed.had_credential else "had no credential here")
+        + f", {removed.acls} ACL(s) deleted")
 
 
 @agents_app.command("list")
@@ -226,6 +310,39 @@ def agents_export(file: Annotated[Path, typer.Argument(
 
     count = save_agents(file, _agent_entries(simulated, None, config))
     typer.echo(f"{count} agents written to {file}")
+
+
+# ---------------------------------------------------------------- security
+@security_app.command("acls")
+def security_acls(
+    apply: Annotated[bool, typer.Option(
+        "--apply", help="Make the changes (default: only list them)")] = False,
+    keep_agent: Annotated[list[str] | None, typer.Option(
+        "--keep-agent", help="An agent whose ACLs stay though it is not active in the "
+        "registry (the local stack's local-agent); repeatable")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Compare the broker's ACLs with kafka-acls.yaml and the live agents registry: `+`
+    missing bindings, `-` ALLOW bindings granted but not declared (fixed principals), or of
+    an agent that is not active (revoked, unknown). Exit 1 if they differ, unless --apply."""
+    from deploy.security.kafka_acls import apply_acls, check_acls
+    from runtime.agents_store import TopicStore
+    from schemas.enrolment import AgentStatus
+
+    kafka = settings(config).kafka
+    active = [e.agent_id for e in TopicStore(kafka).entries().values()
+              if e.status is AgentStatus.ACTIVE]
+    kept = keep_agent or []
+    admin = kafka.admin()
+    plan = (apply_acls(admin, agent_ids=kept, active_agents=active) if apply
+            else check_acls(admin, agent_ids=kept, active_agents=active))
+    for line in plan.lines():
+        typer.echo(line)
+    verb = "applied" if apply else "to apply"
+    typer.echo(f"{len(plan.add)} binding(s) to create, {len(plan.remove)} to delete: "
+               + ("in sync" if plan.in_sync else verb))
+    if not apply and not plan.in_sync:
+        raise typer.Exit(1)
 
 
 # ---------------------------------------------------------------- pipeline jobs
