@@ -76,11 +76,13 @@ def create_api_key(es: Elasticsearch, name: str, role: str, *, expiration: str |
             name=name, role_descriptors=descriptors, expiration=check_expiration(expiration),
             metadata={"vigie_role": role, "created_by": "vigie"})
     except BadRequestError as error:
-        if _NO_SECURITY_INDEX.search(str(error)):
+        reason = (str(error.body.get("error", {}).get("reason", error))
+                  if isinstance(error.body, dict) else str(error))
+        if _NO_SECURITY_INDEX.search(reason):
             raise ApiKeysUnsupported(
                 "this Elasticsearch cannot store API keys: it lacks the analysis module its "
-                f".security index needs ({error.message}); use a user and password here, API "
-                "keys on a full distribution (deploy/compose)") from None
+                f".security index needs ({reason}); use a user and password here, API keys "
+                "on a full distribution (deploy/compose)") from None
         raise
     return ApiKey(name=name, role=role, id=str(created["id"]),
                   encoded=SecretStr(str(created["encoded"])),
