@@ -17,7 +17,8 @@ ServiceUnavailable       69  Kafka, Elasticsearch, Alertmanager or Kibana does n
                              or the local stack cannot start
 (unexpected exception)   70  a bug: ``main()`` prints one line and how to get the traceback
 CannotWrite              73  an output file cannot be created (e.g. would overwrite a key)
-PermissionDenied         77  the user may not read or write a file the command needs
+PermissionDenied         77  the user may not read or write a file the command needs, or a
+                             service refuses the credentials or the request (401, 403)
 ConfigurationError       78  the configuration (settings file, agent YAML, keys) is wrong
 =====================  ====  ==========================================================
 

@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     es_username: str | None = Field(None, description="Elasticsearch user (full clusters)")
     es_password: SecretStr | None = Field(None, description="Elasticsearch password")
     es_ca_certs: Path | None = Field(None, description="CA bundle to verify Elasticsearch TLS")
+    es_api_key: SecretStr | None = Field(
+        None, description="Elasticsearch API key, the `encoded` value Elasticsearch returns "
+        "(base64 of id:key); when set it is used instead of es_username/es_password")
     registry: Path = Field(
         default_factory=lambda data: data.get("home", DEFAULT_HOME) / "registry"
         / "establishments.jsonl",

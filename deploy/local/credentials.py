@@ -8,7 +8,12 @@ principal gets a Vigie settings file holding its own Kafka and Elasticsearch cre
   by default (``runtime.settings``), so ``vigie`` commands, the demo and the tests connect
   with no extra step;
 * ``<home>/clients/<role>.yaml``: the processor's, the sink's and the notifier's, which the
-  harness (:mod:`deploy.local.pipeline`) hands to each child process.
+  harness (:mod:`deploy.local.pipeline`) hands to each child process;
+* ``<home>/clients/api-keys.yaml``: the Elasticsearch API keys of the roles that run
+  unattended (``api_keys:`` of elasticsearch-roles.yaml), rotated at each provisioning. They
+  sit in a file of their own rather than as ``es_api_key`` in the client files: those files
+  are what the local processes run with (user and password of the file realm, which need no
+  ``.security`` index), and a key is for handing to one process or script elsewhere.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -26,6 +31,9 @@ from deploy.local.pki import Pki
 from deploy.local.settings import StackSettings
 from deploy.security import elasticsearch_roles, kafka_acls
 from runtime.kafka import KafkaConnection
+
+if TYPE_CHECKING:  # the Elasticsearch client is imported only where keys are made
+    from deploy.security.elasticsearch_api_keys import ApiKey
 
 #: The enrolled agent the local stack creates a Kafka credential for (tests, demo).
 LOCAL_AGENT = "local-agent"
@@ -70,6 +78,10 @@ class LocalSecurity:
 
     def client_file(self, role: str) -> Path:
         return self.home / "clients" / f"{role}.yaml"
+
+    @property
+    def api_keys_file(self) -> Path:
+        return self.home / "clients" / "api-keys.yaml"
 
     @property
     def bootstrap(self) -> str:
@@ -151,6 +163,25 @@ class LocalSecurity:
             written.append(path)
         (self.home / "clients").chmod(0o700)
         return written
+
+    def write_api_keys(self, keys: list[ApiKey]) -> Path:
+        """``clients/api-keys.yaml`` (0600): the address, the CA and, per key name, its role,
+        id and the ``es_api_key`` value a client sets (VIGIE_ES_API_KEY)."""
+        header = ("# Written by `vigie stack up` (deploy/local/provision.py): "
+                  "Elasticsearch API keys, one role each\n# "
+                  "(deploy/security/elasticsearch-roles.yaml, api_keys). Rotated at "
+                  "each provisioning; do not edit.\n")
+        data = {"es_url": self.es_url, "es_ca_certs": str(self.pki.ca_cert), "keys": {
+            key.name: {"role": key.role, "id": key.id,
+                       "es_api_key": key.encoded.get_secret_value()} for key in keys}}
+        _write_private(self.api_keys_file, header + yaml.safe_dump(data, sort_keys=False))
+        (self.home / "clients").chmod(0o700)
+        return self.api_keys_file
+
+    def api_key(self, name: str) -> str:
+        """The encoded key ``name`` of ``clients/api-keys.yaml`` (KeyError: none written)."""
+        data = yaml.safe_load(self.api_keys_file.read_text())
+        return str(data["keys"][name]["es_api_key"])
 
 
 def local_security(home: Path) -> LocalSecurity:

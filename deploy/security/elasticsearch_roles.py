@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,12 @@ PBKDF2_ITERATIONS = 10_000
 
 @dataclass(frozen=True)
 class SecurityDeclaration:
-    """Roles by name (regional ones expanded) and users with their roles."""
+    """Roles by name (regional ones expanded), users with their roles, and the API keys the
+    setup step creates (key name -> role)."""
 
     roles: dict[str, dict[str, Any]]
     users: dict[str, list[str]]
+    api_keys: dict[str, str] = field(default_factory=dict)
 
 
 def _expand(value: Any, region: str) -> Any:
@@ -61,7 +63,11 @@ def load_declaration(path: Path = DECLARATION) -> SecurityDeclaration:
         name = role.pop("name")
         roles[name] = role
         users[str(data["regional_user"]).replace("{region}", region.value)] = [name]
-    return SecurityDeclaration(roles, users)
+    api_keys = {str(name): str(role) for name, role in (data.get("api_keys") or {}).items()}
+    unknown = sorted(role for role in api_keys.values() if role not in roles)
+    if unknown:
+        raise ValueError(f"{path}: api_keys name undeclared role(s): {', '.join(unknown)}")
+    return SecurityDeclaration(roles, users, api_keys)
 
 
 def role_bodies(declaration: SecurityDeclaration | None = None) -> dict[str, dict[str, Any]]:

@@ -16,6 +16,7 @@ import typer
 
 from runtime.logs import setup_logging
 from vigie.cli.common import ConfigOpt, console, settings
+from vigie.cli.es import EsApiKeyOpt, EsCaOpt, elasticsearch
 
 if TYPE_CHECKING:  # imported for real inside the commands
     from deploy.local.stack import ServiceStatus
@@ -38,6 +39,11 @@ agents_app = typer.Typer(
 kibana_app = typer.Typer(help="Kibana saved objects (deploy/kibana).", no_args_is_help=True)
 security_app = typer.Typer(help="Kafka ACLs against deploy/security/kafka-acls.yaml.",
                            no_args_is_help=True)
+es_app = typer.Typer(help="Elasticsearch security (deploy/security).", no_args_is_help=True)
+api_key_app = typer.Typer(
+    help="API keys, each limited to one role of deploy/security/elasticsearch-roles.yaml.",
+    no_args_is_help=True)
+es_app.add_typer(api_key_app, name="api-key")
 commands.add_typer(stack_app, name="stack", rich_help_panel=PANEL)
 commands.add_typer(schemas_app, name="schemas", rich_help_panel=PANEL)
 commands.add_typer(registry_app, name="registry", rich_help_panel=PANEL)
@@ -46,6 +52,7 @@ commands.add_typer(agents_app, name="agents", rich_help_panel=PANEL,
                         "history, import, export).")
 commands.add_typer(kibana_app, name="kibana", rich_help_panel=PANEL)
 commands.add_typer(security_app, name="security", rich_help_panel=PANEL)
+commands.add_typer(es_app, name="es", rich_help_panel=PANEL)
 
 
 # ---------------------------------------------------------------- stack
@@ -476,6 +483,44 @@ def demo(
                   timeout=timeout, config=config)
     if not ok:
         raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- Elasticsearch API keys
+KeyNameOpt = Annotated[str, typer.Option("--name", help="Key name (who or what holds it)")]
+
+
+@api_key_app.command("create")
+def api_key_create(
+    role: Annotated[str, typer.Option(help="A role of elasticsearch-roles.yaml, e.g. "
+                                           "vigie_regional_operator_bretagne")],
+    name: KeyNameOpt,
+    expiration: Annotated[str | None, typer.Option(
+        help="Lifetime: 30d, 12h… (default: never expires)")] = None,
+    config: ConfigOpt = None,
+    es_api_key: EsApiKeyOpt = None,
+    es_ca: EsCaOpt = None,
+) -> None:
+    """Create a key limited to ROLE; prints its encoded value (VIGIE_ES_API_KEY) on stdout.
+    Run as a user that may manage API keys (the admin settings of `vigie stack up`)."""
+    from deploy.security.elasticsearch_api_keys import check_expiration, create_api_key
+
+    check_expiration(expiration)  # a usage error before Elasticsearch is contacted
+    key = create_api_key(elasticsearch(config, es_api_key, es_ca), name, role,
+                         expiration=expiration)
+    print(key.encoded.get_secret_value())
+    console.print(f"API key {key.name!r} (id {key.id}) created with role {key.role}, "
+                  + (f"expires in {expiration}" if expiration else "no expiry")
+                  + "; Elasticsearch will not show it again")
+
+
+@api_key_app.command("invalidate")
+def api_key_invalidate(name: KeyNameOpt, config: ConfigOpt = None,
+                       es_api_key: EsApiKeyOpt = None, es_ca: EsCaOpt = None) -> None:
+    """Invalidate every active key called NAME (a leaked or retired key)."""
+    from deploy.security.elasticsearch_api_keys import invalidate_api_keys
+
+    count = invalidate_api_keys(elasticsearch(config, es_api_key, es_ca), name)
+    console.print(f"{count} API key(s) named {name!r} invalidated")
 
 
 # ---------------------------------------------------------------- Kibana

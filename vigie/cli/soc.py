@@ -20,11 +20,10 @@ from rich.console import Console
 
 from runtime.errors import UsageError
 from runtime.logs import setup_logging
-from vigie.cli.common import ConfigOpt, console, settings
+from vigie.cli.common import ConfigOpt, console
+from vigie.cli.es import EsApiKeyOpt, EsCaOpt, elasticsearch
 
 if TYPE_CHECKING:  # imported for real inside the commands
-    from elasticsearch import Elasticsearch
-
     from soc.incidents import IncidentFilter
 
 PANEL = "SOC"
@@ -35,12 +34,6 @@ incidents_app = typer.Typer(help="Search and read incidents in Elasticsearch.",
 rules_app = typer.Typer(help="Sigma rule sets (processors/detection).", no_args_is_help=True)
 commands.add_typer(incidents_app, name="incidents", rich_help_panel=PANEL)
 commands.add_typer(rules_app, name="rules", rich_help_panel=PANEL)
-
-
-def _elasticsearch(config: Path | None) -> Elasticsearch:
-    from runtime.elasticsearch import make_client
-
-    return make_client(settings(config))
 
 
 def _day(text: str, option: str) -> date:
@@ -116,13 +109,14 @@ def incidents_list(region: RegionOpt = None, establishment: EstablishmentOpt = N
                    severity: SeverityOpt = None, status: StatusOpt = None,
                    category: CategoryOpt = None, declarable: DeclarableOpt = None,
                    since: SinceOpt = None, scope: ScopeOpt = None, limit: LimitOpt = 50,
-                   as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+                   as_json: JsonOpt = False, config: ConfigOpt = None,
+                   es_api_key: EsApiKeyOpt = None, es_ca: EsCaOpt = None) -> None:
     """Incidents matching the filters, most recently active first."""
     from soc.incidents import find_incidents
 
     f = _incident_filter(region, establishment, severity, status, category, declarable, since,
                          scope)
-    total, found = find_incidents(_elasticsearch(config), f, limit=limit)
+    total, found = find_incidents(elasticsearch(config, es_api_key, es_ca), f, limit=limit)
     _print_incidents(total, found, as_json)
 
 
@@ -132,24 +126,26 @@ def incidents_search(text: Annotated[str, typer.Argument(help="Words, an id, a t
                      severity: SeverityOpt = None, status: StatusOpt = None,
                      category: CategoryOpt = None, declarable: DeclarableOpt = None,
                      since: SinceOpt = None, scope: ScopeOpt = None, limit: LimitOpt = 50,
-                     as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+                     as_json: JsonOpt = False, config: ConfigOpt = None,
+                   es_api_key: EsApiKeyOpt = None, es_ca: EsCaOpt = None) -> None:
     """Full-text search (title, establishment, reasons, indicator, techniques) plus filters."""
     from soc.incidents import find_incidents
 
     f = _incident_filter(region, establishment, severity, status, category, declarable, since,
                          scope)
-    total, found = find_incidents(_elasticsearch(config), f, text, limit=limit)
+    es = elasticsearch(config, es_api_key, es_ca)
+    total, found = find_incidents(es, f, text, limit=limit)
     _print_incidents(total, found, as_json)
 
 
 @incidents_app.command("show")
-def incidents_show(incident_id: str, as_json: JsonOpt = False, config: ConfigOpt = None
-                   ) -> None:
+def incidents_show(incident_id: str, as_json: JsonOpt = False, config: ConfigOpt = None,
+                   es_api_key: EsApiKeyOpt = None, es_ca: EsCaOpt = None) -> None:
     """One incident in full, with the establishment incidents a campaign links."""
     from soc.incidents import get_incident, linked_incidents
     from soc.render import incident_page
 
-    es = _elasticsearch(config)
+    es = elasticsearch(config, es_api_key, es_ca)
     incident = get_incident(es, incident_id)  # AmbiguousId (a UsageError) for a short prefix
     if incident is None:
         raise UsageError(f"no incident {incident_id}")
@@ -167,6 +163,8 @@ def report(
     out: Annotated[Path | None, typer.Option(help="Write here instead of stdout")] = None,
     format_: Annotated[str, typer.Option("--format", help="html or json")] = "html",
     config: ConfigOpt = None,
+    es_api_key: EsApiKeyOpt = None,
+    es_ca: EsCaOpt = None,
 ) -> None:
     """The national report: incidents, malicious share, who reports, trends, with charts."""
     from soc.report import national_report
@@ -174,7 +172,7 @@ def report(
     if format_ not in ("html", "json"):
         raise UsageError(f"{format_!r} is neither html nor json", source="--format")
     start, end = _day(from_, "--from"), _day(to, "--to")
-    figures = national_report(_elasticsearch(config), start, end)
+    figures = national_report(elasticsearch(config, es_api_key, es_ca), start, end)
     if format_ == "json":
         text = json.dumps(figures.to_dict(), indent=2, ensure_ascii=False)
     else:
@@ -194,6 +192,8 @@ def retention(
                                                  "is older than this (180d, 26w)")] = "180d",
     dry_run: Annotated[bool, typer.Option(help="Only say what would be deleted")] = False,
     config: ConfigOpt = None,
+    es_api_key: EsApiKeyOpt = None,
+    es_ca: EsCaOpt = None,
 ) -> None:
     """Delete whole monthly indices (events, detections, alerts) older than the limit."""
     from soc.retention import apply_retention, parse_duration
@@ -202,7 +202,7 @@ def retention(
         limit = parse_duration(older_than)
     except ValueError as exc:
         raise UsageError(str(exc), source="--older-than") from None
-    plan = apply_retention(_elasticsearch(config), limit, dry_run=dry_run)
+    plan = apply_retention(elasticsearch(config, es_api_key, es_ca), limit, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
     for index in plan.delete:
         print(f"{verb} {index.name}")
@@ -215,11 +215,13 @@ def evaluate(
     truth: Annotated[Path, typer.Option(help="Ground truth written by `vigie simulate --truth`",
                                         exists=True, dir_okay=False)],
     config: ConfigOpt = None,
+    es_api_key: EsApiKeyOpt = None,
+    es_ca: EsCaOpt = None,
 ) -> None:
     """Precision and recall of the incidents in Elasticsearch against a simulation's truth."""
     from soc.truth import evaluate as run_evaluate
 
-    print(json.dumps(run_evaluate(_elasticsearch(config), truth), indent=2))
+    print(json.dumps(run_evaluate(elasticsearch(config, es_api_key, es_ca), truth), indent=2))
 
 
 # ---------------------------------------------------------------- hunting with Sigma
