@@ -1,5 +1,9 @@
 """Elasticsearch 9 from the integ-test zip on Maven Central, run as a dedicated user.
 
+That distribution lacks the analysis module Elasticsearch's ``.security`` index needs, so the
+``vigie-analysis`` plugin (:mod:`deploy.local.es_analysis`) is built and installed into it
+before the node starts; without it the node runs but cannot store API keys.
+
 Elasticsearch refuses to run as root, so when we are root a system user ``vigie-es`` owns the
 node's data, logs and configuration and the JVM runs under it. The configuration directory is a
 copy inside the state directory because Elasticsearch writes there (its keystore), and the
@@ -23,6 +27,7 @@ from typing import Any, ClassVar
 
 from deploy.local.credentials import local_security
 from deploy.local.errors import StackError
+from deploy.local.es_analysis import install_plugin, restart_reason
 from deploy.local.fetch import Progress, es_zip, extract_zip
 from deploy.local.java import find_jdk
 from deploy.local.service import Launch, Service
@@ -127,13 +132,17 @@ class Elasticsearch(Service):
         return "org.elasticsearch" in cmdline or "bin/elasticsearch" in cmdline
 
     def _dist(self, progress: Progress, uid: int, gid: int) -> Path:
-        """The unpacked distribution, somewhere the ES user can read."""
+        """The unpacked distribution, somewhere the ES user can read, with the current
+        build of the ``vigie-analysis`` plugin in its ``plugins/``."""
         zip_path = es_zip(self.layout, progress)
         if reachable_by(self.layout.cache, uid, gid):
-            return extract_zip(zip_path, self.layout.es_dist, progress)
-        SYSTEM_DIST_PARENT.mkdir(parents=True, exist_ok=True)
-        SYSTEM_DIST_PARENT.chmod(0o755)
-        return extract_zip(zip_path, SYSTEM_DIST_PARENT / self.layout.es_dist.name, progress)
+            dist = extract_zip(zip_path, self.layout.es_dist, progress)
+        else:
+            SYSTEM_DIST_PARENT.mkdir(parents=True, exist_ok=True)
+            SYSTEM_DIST_PARENT.chmod(0o755)
+            dist = extract_zip(zip_path, SYSTEM_DIST_PARENT / self.layout.es_dist.name, progress)
+        install_plugin(dist, progress)
+        return dist
 
     def _render(self, dist: Path) -> None:
         """Fresh config dir from the distribution, plus our elasticsearch.yml and heap, the
@@ -217,6 +226,22 @@ class Elasticsearch(Service):
             return int(next(iter(body["nodes"].values()))["process"]["id"]) if body else None
         except (KeyError, StopIteration, TypeError, ValueError):
             return None
+
+    def restart_reason(self) -> str | None:
+        """Why the running node should be restarted: it lacks the current ``vigie-analysis``
+        build (it was started before the plugin existed, or before its sources changed), so it
+        cannot store API keys. None when it has it, or when the node does not say."""
+        # nodes.*.name too: a node without plugins would otherwise filter down to ``{}``.
+        body = self._get("/_nodes/_local/plugins?filter_path=nodes.*.name,"
+                         "nodes.*.plugins.name,nodes.*.plugins.version")
+        if body is None:
+            return None
+        try:
+            node = next(iter(body["nodes"].values()))
+        except (KeyError, StopIteration, TypeError, AttributeError):
+            return None
+        plugins = node.get("plugins", []) if isinstance(node, dict) else []
+        return restart_reason(p for p in plugins if isinstance(p, dict))
 
     def probe(self) -> bool:
         """Cluster health yellow/green (``GET /`` is 405 on the integ-test distribution), and

@@ -39,6 +39,12 @@ class Jdk:
     def java(self) -> Path:
         return self.home / "bin" / "java"
 
+    @property
+    def javac(self) -> Path | None:
+        """The compiler, or None for a runtime-only install (a JRE)."""
+        javac = self.home / "bin" / "javac"
+        return javac if javac.is_file() and os.access(javac, os.X_OK) else None
+
     def __str__(self) -> str:
         return f"Java {self.major} ({self.home})"
 
@@ -102,27 +108,30 @@ def candidate_homes(env_vars: tuple[str, ...] = ("JAVA_HOME",)) -> list[Path]:
 
 def find_jdk(
     min_major: int, *, purpose: str, env_vars: tuple[str, ...] = ("JAVA_HOME",),
-    prefer_newest: bool = False,
+    prefer_newest: bool = False, compiler: bool = False,
 ) -> Jdk:
     """A JDK of at least ``min_major``.
 
     The first configured one that qualifies wins (``env_vars`` in order, then the ``java`` on
     ``PATH``), so a user's explicit choice is respected; with ``prefer_newest`` an unset
-    environment picks the highest version installed rather than the first found.
-    Raises StackError listing what was found when nothing qualifies.
+    environment picks the highest version installed rather than the first found. With
+    ``compiler`` only JDKs that have ``javac`` qualify (to build the local Elasticsearch's
+    analysis plugin). Raises StackError listing what was found when nothing qualifies.
     """
     found = [jdk for home in candidate_homes(env_vars) if (jdk := jdk_at(home))]
     explicit = [
         jdk for var in env_vars if os.environ.get(var)
         if (jdk := jdk_at(Path(os.environ[var]))) and jdk.major >= min_major
+        and (jdk.javac or not compiler)
     ]
     if explicit:
         return explicit[0]
-    good = [jdk for jdk in found if jdk.major >= min_major]
+    good = [jdk for jdk in found if jdk.major >= min_major and (jdk.javac or not compiler)]
     if not good:
-        seen = ", ".join(str(j) for j in found) or "none"
+        seen = ", ".join(str(j) + ("" if j.javac else " without javac") for j in found) or "none"
+        what = "JDK with javac" if compiler else "JDK"
         raise StackError(
-            f"{purpose} needs Java {min_major}+, but no such JDK was found (found: {seen}). "
+            f"{purpose} needs Java {min_major}+, but no such {what} was found (found: {seen}). "
             f"Install one (e.g. apt-get install openjdk-{max(min_major, 21)}-jdk-headless or a "
             f"Temurin JDK under /usr/lib/jvm) or point {' / '.join(env_vars)} at it."
         )

@@ -128,6 +128,12 @@ class Service(ABC):
     def probe(self) -> bool:
         """True if the server answers requests right now (quick, never raises)."""
 
+    def restart_reason(self) -> str | None:
+        """Why a server that runs and answers should be restarted to get what ``prepare``
+        would give it now (None: nothing). ``up`` says so; it never restarts a running server
+        itself, since clients may be using it."""
+        return None
+
     # --- processes -------------------------------------------------------------------------
     def is_ours(self, pid: int) -> bool:
         """``pid`` is alive, looks like this server and carries this checkout's marker."""

@@ -109,6 +109,9 @@ def up(timeout: float = 180, *, progress: Progress = _stderr) -> list[ServiceSta
     inspected, and ``down()`` stops it). Once both answer, users, ACLs, topics, index
     templates and the clients' settings files are applied (:mod:`deploy.local.provision`).
     A running stack is provisioned again only when those declarations changed since.
+    A running server that lacks what a start would now give it (Elasticsearch without the
+    current ``vigie-analysis`` plugin, hence without API keys) is left running, with a warning
+    naming the two commands that restart it: other processes may be using it.
     ``progress`` receives one-line messages ("fetching
     Kafka 4.4.0 from Maven Central…"); the default prints them to stderr.
     """
@@ -152,6 +155,10 @@ def up(timeout: float = 180, *, progress: Progress = _stderr) -> list[ServiceSta
                 )
             if pending:
                 time.sleep(0.5)
+        for svc in services(layout):
+            if svc.key not in started and (reason := svc.restart_reason()):
+                progress(f"warning: {svc.name} (pid {svc.pid()}) runs, but {reason}; restart "
+                         f"it to fix that: `vigie stack down` then `vigie stack up`")
         local = security(layout)
         if started or _declarations_changed(local):
             provision(local, Elasticsearch(layout).config_dir)
