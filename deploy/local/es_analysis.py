@@ -29,7 +29,7 @@ import shutil
 import subprocess
 import time
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from string import Template
 
@@ -177,7 +177,7 @@ def install_plugin(dist: Path, progress: Progress) -> Path:
     return target
 
 
-def restart_reason(node_plugins: Iterable[dict[str, object]]) -> str | None:
+def restart_reason(node_plugins: Iterable[Mapping[str, object]]) -> str | None:
     """Why a running node must restart to store API keys, from its ``_nodes/plugins`` list
     (``[{"name": …, "version": …}]``); None when it runs the current build."""
     versions = {str(p.get("name")): str(p.get("version")) for p in node_plugins}
