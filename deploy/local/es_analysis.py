@@ -143,7 +143,13 @@ def _swap_into(staged: Path, target: Path) -> None:
     old = target.parent.parent / f".{PLUGIN_NAME}.old-{os.getpid()}"
     if target.exists():
         target.rename(old)
-    staged.rename(target)
+    try:
+        staged.rename(target)
+    except OSError:
+        # Another checkout sharing this distribution installed a build in between: fine if
+        # it is this one.
+        if installed_version(target.parent.parent) != plugin_version():
+            raise
     shutil.rmtree(old, ignore_errors=True)
 
 

@@ -11,9 +11,10 @@ and the clients' settings files. Every step is idempotent, so it runs at each ``
 5. ``<home>/vigie.yaml`` and ``<home>/clients/<role>.yaml``;
 6. the Elasticsearch API keys of ``api_keys:`` in elasticsearch-roles.yaml, as the admin,
    each replacing (invalidating) the previous key of its name, into
-   ``<home>/clients/api-keys.yaml``. An Elasticsearch that cannot store keys (the local
-   integ-test distribution lacks the analysis module its ``.security`` index needs) gets a
-   warning, not a failed start: every process here authenticates as a file-realm user.
+   ``<home>/clients/api-keys.yaml``. An Elasticsearch that cannot store keys (a node started
+   before the ``vigie-analysis`` plugin existed: the integ-test distribution lacks the analysis
+   module its ``.security`` index needs) gets a warning, not a failed start: every process
+   here authenticates as a file-realm user.
 """
 
 from __future__ import annotations

@@ -81,8 +81,9 @@ def create_api_key(es: Elasticsearch, name: str, role: str, *, expiration: str |
         if _NO_SECURITY_INDEX.search(reason):
             raise ApiKeysUnsupported(
                 "this Elasticsearch cannot store API keys: it lacks the analysis module its "
-                f".security index needs ({reason}); use a user and password here, API keys "
-                "on a full distribution (deploy/compose)") from None
+                f".security index needs ({reason}); on the local stack, restart it so that it "
+                "loads the vigie-analysis plugin (`vigie stack down` then `vigie stack up`), "
+                "elsewhere use the full distribution (deploy/compose)") from None
         raise
     return ApiKey(name=name, role=role, id=str(created["id"]),
                   encoded=SecretStr(str(created["encoded"])),
