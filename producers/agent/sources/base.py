@@ -64,7 +64,7 @@ def reason_of(exc: Exception) -> str:
         return "invalid_utf8"
     if isinstance(exc, MemoryError):
         return "too_large"
-    if isinstance(exc, (OverflowError, OSError)):
+    if isinstance(exc, OverflowError):
         return "out_of_range"
     return "parser_error"
 

@@ -172,8 +172,10 @@ class WindowsFileSource(Source):
                 # of this file is lost, counted and quarantined; the file is marked done so a
                 # restart does not fail on it again.
                 reason = reason_of(exc)
+                if reason == "parser_error" or isinstance(exc, (OSError, RuntimeError)):
+                    reason = "unreadable_file"
                 self.ctx.report_malformed(
-                    self.name, "unreadable_file" if reason == "parser_error" else reason,
+                    self.name, reason,
                     f"{key}: {type(exc).__name__}: {exc}",
                     position={"file": key, "record": entry["next"]})
                 self._finish(key, ident)
