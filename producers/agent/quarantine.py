@@ -62,9 +62,9 @@ class Quarantine:
         self._last_error_log = 0.0
 
     def add(self, source: str, reason: str, *, position: dict[str, Any] | None = None,
-            data: bytes | None = None, detail: str = "") -> None:
+            data: bytes | None = None, size: int | None = None, detail: str = "") -> None:
         """Write one refused record (never raises: a full disk costs the sample, not the
-        agent)."""
+        agent). ``size``: the record's length when ``data`` is only its head."""
         entry: dict[str, Any] = {
             "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace(
                 "+00:00", "Z"),
@@ -73,7 +73,7 @@ class Quarantine:
         if detail:
             entry["detail"] = detail[:500]
         if data is not None:
-            entry["size"] = len(data)
+            entry["size"] = len(data) if size is None else size
             entry["head_b64"] = base64.b64encode(data[:self.head_bytes]).decode("ascii")
         line = (json.dumps(entry, ensure_ascii=True, default=str) + "\n").encode("ascii")
         with self._lock:

@@ -34,15 +34,17 @@ class Context:
 
     def report_malformed(self, source: str, reason: str, detail: str, *,
                          data: bytes | None = None, position: dict[str, Any] | None = None,
-                         keep: bool = True) -> None:
+                         size: int | None = None, keep: bool = True) -> None:
         """Count, quarantine (the first bytes of ``data``, where it was, why) and log (at most
         once per 10 s per source and reason) an input that is not an event.
 
+        ``size``: the record's length when ``data`` is only its first bytes (oversized).
         ``keep=False`` counts without quarantining: for drops under load (a full queue),
         where writing every lost datagram to disk would only deepen the overload."""
         self.malformed[(source, reason)] += 1
         if keep and self.quarantine is not None:
-            self.quarantine.add(source, reason, position=position, data=data, detail=detail)
+            self.quarantine.add(source, reason, position=position, data=data, size=size,
+                                detail=detail)
         agent_metrics.MALFORMED.labels(source, reason).inc()
         key = f"{source}:{reason}"
         now = time.monotonic()

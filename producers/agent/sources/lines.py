@@ -64,6 +64,7 @@ class LineFileSource(Source):
     def _refuse(self, line: Line, reason: str, detail: str) -> None:
         self.ctx.report_malformed(
             self.name, reason, f"{self.path} offset {line.offset}: {detail}", data=line.data,
+            size=line.size if line.size >= 0 else None,
             position={"file": str(self.path), "inode": line.ino, "offset": line.offset})
 
     def position(self) -> Any:
