@@ -70,15 +70,21 @@ def sudo_fields(message: str) -> tuple[str, str, str, bool] | None:
     at = rest.find(" ; USER=")
     if at < 0:
         return None
-    target, sep, rest = rest[at + 8:].partition(" ; ")
-    if not sep or not _word(target):
+    start = at + 8
+    end = rest.find(" ; ", start)
+    target = rest[start:end]
+    if end < 0 or not _word(target):
         return None
-    while not rest.startswith("COMMAND="):  # ENV=..., CHROOT=...: "KEY=value ; " pairs
-        pair, sep, rest = rest.partition(" ; ")
-        key, eq, value = pair.partition("=")
-        if not sep or not eq or not _SUDO_KEY.fullmatch(key) or not _word(value):
+    # ENV=..., CHROOT=...: "KEY=value ; " pairs, walked by index (slicing the rest at each
+    # pair would copy it each time: quadratic)
+    start = end + 3
+    while not rest.startswith("COMMAND=", start):
+        end = rest.find(" ; ", start)
+        key, eq, value = rest[start:end].partition("=")
+        if end < 0 or not eq or not _SUDO_KEY.fullmatch(key) or not _word(value):
             return None
-    return user, target, rest[8:], failed
+        start = end + 3
+    return user, target, rest[start + 8:], failed
 
 
 def pam_failure_fields(message: str) -> tuple[str, str | None, str | None] | None:

@@ -15,6 +15,7 @@ import pytest
 
 from producers.agent.clock import FutureCheck, host_timezone, resolve_timezone
 from producers.agent.follow import Follower
+from producers.agent.parse.authlog import pam_failure_fields, sudo_fields
 from producers.agent.quarantine import Quarantine, read_quarantine
 from producers.agent.sources.authlog import authlog_line, authlog_source
 from producers.agent.sources.base import Context
@@ -138,13 +139,44 @@ def test_paris_auth_log_line_is_not_in_the_future() -> None:
     assert check.check(wrong["@timestamp"], "auth") and check.count == 1
 
 
-@pytest.mark.parametrize("timestamp", [
-    (datetime.now(UTC) + timedelta(hours=2)).isoformat().replace("+00:00", "Z"),
-    (datetime.now(UTC) + timedelta(hours=2)).isoformat(timespec="seconds"),
-    (datetime.now(UTC) + timedelta(hours=2)).astimezone(ZoneInfo("Europe/Paris")).isoformat(),
-])
-def test_future_check_reads_every_iso_form(timestamp: str) -> None:
+_FORMS = {
+    "utc_z": lambda t: t.isoformat().replace("+00:00", "Z"),
+    "utc_offset": lambda t: t.isoformat(timespec="seconds"),
+    "paris_offset": lambda t: t.astimezone(ZoneInfo("Europe/Paris")).isoformat(),
+}
+
+
+@pytest.mark.parametrize("form", sorted(_FORMS))
+def test_future_check_reads_every_iso_form(form: str) -> None:
+    timestamp = _FORMS[form](datetime.now(UTC) + timedelta(hours=2))
     check = FutureCheck(tolerance_s=300)
     assert check.check(timestamp, "s")
     past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
     assert not check.check(past, "s") and check.count == 1
+
+
+@pytest.mark.parametrize(("message", "expected"), [
+    ("dupont : TTY=pts/0 ; PWD=/home/dupont ; USER=root ; COMMAND=/usr/bin/id -a",
+     ("dupont", "root", "/usr/bin/id -a", False)),
+    ("  dupont : 3 incorrect password attempts ; TTY=pts/1 ; PWD=/a ; b ; USER=root ; "
+     "ENV=LANG=C ; CHROOT=/ ; COMMAND=/bin/sh -c 'x ; y'",
+     ("dupont", "root", "/bin/sh -c 'x ; y'", True)),
+    ("dupont : PWD=/ ; USER=root ; lower=x ; COMMAND=/bin/id", None),
+    ("dupont : PWD=/ ; USER=root ; ENV=x", None),
+    ("du pont : PWD=/ ; USER=root ; COMMAND=/bin/id", None),
+])
+def test_sudo_lines_split_by_hand(message: str,
+                                  expected: tuple[str, str, str, bool] | None) -> None:
+    assert sudo_fields(message) == expected
+
+
+@pytest.mark.parametrize(("message", "expected"), [
+    ("pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= "
+     "rhost=10.0.0.9  user=bob", ("sshd", "bob", "10.0.0.9")),
+    ("pam_unix(sudo:auth): authentication failure; logname=alice uid=1000 euid=0 tty=/dev/pts/0"
+     " ruser=alice rhost=", ("sudo", None, None)),
+    ("pam_unix(sshd:session): session opened for user root", None),
+])
+def test_pam_failure_fields(message: str,
+                            expected: tuple[str, str | None, str | None] | None) -> None:
+    assert pam_failure_fields(message) == expected
