@@ -17,6 +17,8 @@ from typing import Any
 def ip_or_none(value: Any) -> str | None:
     if not isinstance(value, str) or value in ("", "-"):  # "-": Windows' "no address"
         return None
+    if len(value) > 64:  # no address is this long; and the cache must not keep 64 KiB keys
+        return None
     return _ip(value)
 
 

@@ -26,7 +26,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from producers.agent.clock import DEFAULT_TOLERANCE_S
 from producers.agent.pseudonymise import Kind
+from producers.agent.quarantine import DEFAULT_HEAD_BYTES, DEFAULT_KEEP, DEFAULT_MAX_BYTES
 from producers.agent.spool import FullPolicy
 from runtime.errors import ConfigurationError
 from runtime.kafka import KafkaConnection
@@ -46,12 +48,19 @@ class _SourceBase(_Strict):
     from_end: bool = Field(False, description="Followed files: start at the end the first time")
 
 
+class _FollowedFileBase(_SourceBase):
+    max_record_bytes: int = Field(
+        64 * 1024, ge=1024, le=16 << 20,
+        description="Longest line accepted; a longer one is refused as `oversized` "
+                    "(counted, quarantined), never cut")
+
+
 class EvtxSource(_SourceBase):
     type: Literal["evtx"]
     paths: list[str] = Field(min_length=1, description="Globs of .evtx files")
 
 
-class JsonSource(_SourceBase):
+class JsonSource(_FollowedFileBase):
     type: Literal["json"]
     paths: list[str] = Field(min_length=1,
                              description="Globs of .json exports, or one .jsonl file to follow")
@@ -67,18 +76,30 @@ class SyslogSourceConfig(_SourceBase):
     max_frame: int = Field(64 * 1024, ge=480)
 
 
-class AuthlogSource(_SourceBase):
+class AuthlogSource(_FollowedFileBase):
     type: Literal["authlog"]
     path: Path = Path("/var/log/auth.log")
 
 
-class CefSource(_SourceBase):
+class CefSource(_FollowedFileBase):
     type: Literal["cef"]
     path: Path
 
 
 SourceConfig = Annotated[EvtxSource | JsonSource | SyslogSourceConfig | AuthlogSource | CefSource,
                          Field(discriminator="type")]
+
+
+class QuarantineConfig(_Strict):
+    """The local file of refused input (see :mod:`producers.agent.quarantine`)."""
+
+    enabled: bool = True
+    path: Path | None = Field(None, description="Default <state_dir>/quarantine.jsonl "
+                              "(0600; holds raw, not pseudonymised, input: never shipped)")
+    max_bytes: int = Field(DEFAULT_MAX_BYTES, ge=4096, description="Rotated beyond this")
+    keep: int = Field(DEFAULT_KEEP, ge=0, le=100, description="Rotated files kept")
+    head_bytes: int = Field(DEFAULT_HEAD_BYTES, ge=0, le=64 * 1024,
+                            description="First bytes of each refused record kept (base64)")
 
 
 class PseudonymiseConfig(_Strict):
@@ -109,12 +130,18 @@ class AgentConfig(_Strict):
     state_dir: Path = Path("/var/lib/vigie-agent")
     eps: float = Field(0, ge=0, description="Events per second cap; 0: unlimited")
     max_in_flight: int = Field(50_000, ge=100)
-    timezone: str = Field("UTC", description="Zone of RFC 3164 / auth.log timestamps")
     metrics_port: int = Field(0, description="Prometheus /metrics port; 0: 9404")
     metrics_host: str = Field(DEFAULT_HOST, description="Address /metrics listens on "
                               "(0.0.0.0: every interface)")
     metrics_tls: MetricsTls = Field(default_factory=MetricsTls,
                                     description="TLS (and client certificates) for /metrics")
+    # --- hostile input and time (issue 13, items 1 and 3) ---------------------------------
+    timezone: str | None = Field(None, description="Zone of RFC 3164 / auth.log timestamps "
+                                 "(e.g. Europe/Paris); default: the host's zone")
+    future_tolerance_s: float = Field(DEFAULT_TOLERANCE_S, ge=0, description=(
+        "Events dated further ahead than this are counted and logged (wrong timezone?)"))
+    quarantine: QuarantineConfig = Field(default_factory=QuarantineConfig)
+    # ---------------------------------------------------------------------------------------
     pseudonymise: PseudonymiseConfig = Field(default_factory=PseudonymiseConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
     sources: list[SourceConfig] = Field(default_factory=list)
@@ -137,6 +164,10 @@ class AgentConfig(_Strict):
     @property
     def status_path(self) -> Path:
         return self.state_dir / "status.json"
+
+    @property
+    def quarantine_path(self) -> Path:
+        return self.quarantine.path or self.state_dir / "quarantine.jsonl"
 
     @property
     def pseudonym_key_path(self) -> Path:
@@ -178,6 +209,8 @@ def load_config(path: Path) -> AgentConfig:
         updates["metrics_tls"] = metrics_tls
     if updates:
         config = config.model_copy(update=updates)
+    if config.quarantine.path is not None and not config.quarantine.path.is_absolute():
+        config.quarantine.path = base / config.quarantine.path
     if config.pseudonymise.key_path is not None and not config.pseudonymise.key_path.is_absolute():
         config.pseudonymise.key_path = base / config.pseudonymise.key_path
     return config

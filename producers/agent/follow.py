@@ -14,6 +14,10 @@ Rules that make it lossless and duplicate-free:
   its inode among the siblings (``auth.log.1``), and its rest is read first.
 - Truncation (``copytruncate``, ``> file``): a size smaller than the position restarts at 0.
 - A last line without ``\\n`` in a rotated-away file is returned (the writer moved on).
+- A line longer than ``max_line`` bytes is not cut (its tail would have become a line of its
+  own): it is returned once, when its end is found, as an ``oversized`` line holding only its
+  first ``head_bytes`` (for the quarantine), and the position moves past all of it. Memory
+  stays bounded by ``max_line`` whatever the file holds.
 Not covered: rotated files that were compressed before the agent could read their rest.
 """
 
@@ -29,6 +33,8 @@ log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
 MAX_LINE = 64 * 1024
+#: Bytes of an oversized line kept (for the quarantine file); the rest is skipped.
+HEAD_BYTES = 1024
 
 
 @dataclass
@@ -56,18 +62,27 @@ class Line:
     generation: int
     offset: int  # where the line starts: its position, for the event id
     after: FilePosition  # where to resume once this line is safely stored
+    #: Longer than the follower's ``max_line``: ``data`` is only its head, ``size`` its length
+    oversized: bool = False
+    size: int = -1
 
 
 class Follower:
     """Tails one path; ``read(max_lines)`` returns what is new, never blocks."""
 
     def __init__(self, path: Path, position: FilePosition | None = None, *,
-                 from_end: bool = False) -> None:
+                 from_end: bool = False, max_line: int = MAX_LINE,
+                 head_bytes: int = HEAD_BYTES) -> None:
         self.path = path
         self.pos = position
         self.from_end = from_end
+        self.max_line = max_line
+        self.head_bytes = head_bytes
         self.fh: BinaryIO | None = None
         self.buffer = b""
+        #: While inside an oversized line: (its head, bytes of it read so far). The buffer is
+        #: empty then; what is read next continues that line.
+        self.long: tuple[bytes, int] | None = None
         self.truncations = 0
         self.rotations = 0
         self.long_lines = 0
@@ -140,6 +155,7 @@ class Follower:
                     self.path, size, self.pos.offset)
         self.pos = FilePosition(self.pos.dev, self.pos.ino, 0, self.pos.generation + 1)
         self.buffer = b""
+        self.long = None
         self.fh.seek(0)
 
     def read(self, max_lines: int = 10_000) -> list[Line]:
@@ -158,14 +174,31 @@ class Follower:
         return lines
 
     def _split(self, data: bytes, lines: list[Line], max_lines: int) -> None:
+        """Cut ``data`` (what follows ``self.pos.offset``, or the rest of an oversized line)
+        into lines; keep an incomplete last line for the next read."""
         assert self.pos is not None and self.fh is not None
         start = 0
         offset = self.pos.offset
+        if self.long is not None:  # inside an oversized line: find its end, keep nothing
+            head, seen = self.long
+            end = data.find(b"\n")
+            if end < 0:
+                self.long = (head, seen + len(data))
+                self.buffer = b""
+                return
+            self._emit_oversized(head, offset, seen + end, lines)
+            offset = self.pos.offset
+            start = end + 1
+            self.long = None
         while len(lines) < max_lines:
             end = data.find(b"\n", start)
             if end < 0:
                 break
-            self._emit(data[start:end], offset, offset + end + 1 - start, lines)
+            if end - start > self.max_line:
+                self._emit_oversized(data[start:start + self.head_bytes], offset, end - start,
+                                     lines)
+            else:
+                self._emit(data[start:end], offset, offset + end + 1 - start, lines)
             offset += end + 1 - start
             start = end + 1
         rest = data[start:]
@@ -173,13 +206,22 @@ class Follower:
             # Give back what we did not consume; it is read again next time.
             self.fh.seek(offset)
             rest = b""
-        elif len(rest) > MAX_LINE:
-            self.long_lines += 1
-            log.warning("%s: line longer than %d bytes at offset %d: cut", self.path,
-                        MAX_LINE, offset)
-            self._emit(rest[:MAX_LINE], offset, offset + len(rest), lines)
+        elif len(rest) > self.max_line:
+            self.long = (rest[:self.head_bytes], len(rest))
             rest = b""
         self.buffer = rest
+
+    def _emit_oversized(self, head: bytes, offset: int, length: int,
+                        lines: list[Line]) -> None:
+        """A line of ``length`` bytes (without its newline) starting at ``offset``."""
+        assert self.pos is not None
+        self.long_lines += 1
+        log.warning("%s: line of %d bytes at offset %d is longer than %d: refused as "
+                    "oversized", self.path, length, offset, self.max_line)
+        self.pos = FilePosition(self.pos.dev, self.pos.ino, offset + length + 1,
+                                self.pos.generation)
+        lines.append(Line(head, self.pos.ino, self.pos.generation, offset, self.pos,
+                          oversized=True, size=length))
 
     def _emit(self, data: bytes, offset: int, after: int, lines: list[Line]) -> None:
         assert self.pos is not None
@@ -187,7 +229,8 @@ class Follower:
             data = data[:-1]
         self.pos = FilePosition(self.pos.dev, self.pos.ino, after, self.pos.generation)
         if data.strip():
-            lines.append(Line(data, self.pos.ino, self.pos.generation, offset, self.pos))
+            lines.append(Line(data, self.pos.ino, self.pos.generation, offset, self.pos,
+                              size=len(data)))
 
     def _switch_if_rotated(self, lines: list[Line]) -> bool:
         """At end of file: follow a rotation or a truncation. True if there is more to read."""
@@ -198,7 +241,11 @@ class Follower:
             return False  # rotated, new file not created yet: keep the old one
         own = os.fstat(self.fh.fileno())
         if (st.st_dev, st.st_ino) != (own.st_dev, own.st_ino):
-            if self.buffer:  # the writer moved on: its last line will not be completed
+            if self.long is not None:  # the writer moved on, in the middle of a long line
+                head, seen = self.long
+                self._emit_oversized(head, self.pos.offset, seen, lines)
+                self.long = None
+            elif self.buffer:  # the writer moved on: its last line will not be completed
                 self._emit(self.buffer, self.pos.offset, self.pos.offset + len(self.buffer),
                            lines)
                 self.buffer = b""
@@ -209,7 +256,8 @@ class Follower:
             new = os.fstat(self.fh.fileno())
             self.pos = FilePosition(new.st_dev, new.st_ino, 0, 0)
             return True
-        if own.st_size < self.pos.offset + len(self.buffer):
+        pending = len(self.buffer) + (self.long[1] if self.long is not None else 0)
+        if own.st_size < self.pos.offset + pending:
             self._truncated(own.st_size)
             return True
         return False

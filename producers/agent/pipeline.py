@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from pydantic_core import to_json
 
 from producers.agent import metrics as agent_metrics
+from producers.agent.clock import FutureCheck
 from producers.agent.pseudonymise import Pseudonymiser
 from producers.agent.spool import SpoolInput
 from producers.signing import Signer
@@ -38,7 +39,8 @@ VALIDATE_EVERY = 1
 
 class Finisher:
     def __init__(self, organization: Organization, signer: Signer,
-                 pseudonymiser: Pseudonymiser | None) -> None:
+                 pseudonymiser: Pseudonymiser | None, *,
+                 future: FutureCheck | None = None) -> None:
         self.organization = organization.model_dump(mode="json")
         self.key = organization.id.encode()
         self.signer = signer
@@ -48,11 +50,14 @@ class Finisher:
         self.validate_every = VALIDATE_EVERY
         self._seen = 0
         self._last_log = 0.0
+        #: Events dated in the future (a wrong ``timezone``): counted and logged, still sent.
+        self.future = future or FutureCheck()
 
     def value(self, doc: dict[str, Any], source: str = "-") -> tuple[str, bytes]:
         """(event id, value bytes) of a parsed document."""
         doc["organization"] = self.organization
         doc["agent"] = self.agent
+        self.future.check(doc.get("@timestamp"), source)
         if self.pseudonymiser is not None:
             self.pseudonymiser.apply(doc)
         raw = to_json(doc)

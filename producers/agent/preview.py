@@ -15,8 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from producers.agent.config import AgentConfig
 from producers.agent.pipeline import Finisher
-from producers.agent.run import dry_run_docs, make_pseudonymiser
-from producers.agent.sources.base import Context
+from producers.agent.run import agent_context, dry_run_docs, make_pseudonymiser
 from producers.signing import Signer, load_key
 from schemas.organization import Organization
 
@@ -36,4 +35,4 @@ def preview_events(paths: Iterable[Path], config: AgentConfig | None,
     else:
         org, agent_id = PLACEHOLDER, PLACEHOLDER_AGENT
         finisher = Finisher(org, Signer(agent_id, Ed25519PrivateKey.generate()), None)
-    yield from dry_run_docs(paths, finisher, Context(org.id, agent_id), fmt)
+    yield from dry_run_docs(paths, finisher, agent_context(config, org.id, agent_id), fmt)

@@ -23,8 +23,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from producers.agent.clock import FutureCheck, resolve_timezone
 from producers.agent.config import (
     AgentConfig,
     AuthlogSource,
@@ -40,6 +40,7 @@ from producers.agent.pseudonymise import (
     Pseudonymiser,
     generate_pseudonym_key,
 )
+from producers.agent.quarantine import Quarantine
 from producers.agent.ship import Shipper
 from producers.agent.sources.authlog import authlog_source
 from producers.agent.sources.base import Context, Source
@@ -75,16 +76,46 @@ def build_sources(config: AgentConfig, ctx: Context, positions: PositionStore) -
         if isinstance(sc, EvtxSource):
             sources.append(WindowsFileSource(sc.name, sc.paths, ctx, pos))
         elif isinstance(sc, JsonSource):
-            sources.append(json_source(sc.name, sc.paths, ctx, pos, from_end=sc.from_end))
+            sources.append(json_source(sc.name, sc.paths, ctx, pos, from_end=sc.from_end,
+                                       max_record_bytes=sc.max_record_bytes))
         elif isinstance(sc, AuthlogSource):
-            sources.append(authlog_source(sc.name, sc.path, ctx, pos, from_end=sc.from_end))
+            sources.append(authlog_source(sc.name, sc.path, ctx, pos, from_end=sc.from_end,
+                                          max_record_bytes=sc.max_record_bytes))
         elif isinstance(sc, CefSource):
-            sources.append(cef_source(sc.name, sc.path, ctx, pos, from_end=sc.from_end))
+            sources.append(cef_source(sc.name, sc.path, ctx, pos, from_end=sc.from_end,
+                                      max_record_bytes=sc.max_record_bytes))
         elif isinstance(sc, SyslogSourceConfig):
             sources.append(SyslogSource(SyslogServer(
                 sc.name, sc.protocol, sc.host, sc.port, ctx, certfile=sc.tls_cert,
                 keyfile=sc.tls_key, max_frame=sc.max_frame)))
     return sources
+
+
+def agent_context(config: AgentConfig | None, establishment_id: str,
+                  agent_id: str) -> Context:
+    """The context sources run in: the configured zone (default: the host's) for times that
+    carry none, and the quarantine file in the state directory for what they refuse.
+    Without a configuration (a dry run), the host's zone and no quarantine file (refused
+    records are still counted and summarised)."""
+    if config is None:
+        return Context(establishment_id, agent_id, resolve_timezone(None))
+    quarantine = None
+    if config.quarantine.enabled:
+        settings = config.quarantine
+        quarantine = Quarantine(config.quarantine_path, max_bytes=settings.max_bytes,
+                                keep=settings.keep, head_bytes=settings.head_bytes)
+    return Context(establishment_id, agent_id, resolve_timezone(config.timezone),
+                   quarantine=quarantine)
+
+
+def malformed_summary(ctx: Context) -> str:
+    """One line: how many records were refused, why, and where they are kept."""
+    total = sum(ctx.malformed.values())
+    reasons = ", ".join(f"{source}/{reason}={count}"
+                        for (source, reason), count in sorted(ctx.malformed.items()))
+    where = (f"; quarantined in {ctx.quarantine.path}" if ctx.quarantine is not None
+             else "; no quarantine file (no --config)")
+    return f"{total} malformed records" + (f" ({reasons}){where}" if total else "")
 
 
 class Agent:
@@ -93,10 +124,11 @@ class Agent:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         config.state_dir.mkdir(parents=True, exist_ok=True)
-        self.ctx = Context(config.establishment.id, config.agent_id,
-                           ZoneInfo(config.timezone))
+        self.ctx = agent_context(config, config.establishment.id, config.agent_id)
+        log.info("timestamps without a zone are read in %s", self.ctx.tz)
         signer = Signer(config.agent_id, load_key(config.key_path))
-        self.finisher = Finisher(config.establishment, signer, make_pseudonymiser(config))
+        self.finisher = Finisher(config.establishment, signer, make_pseudonymiser(config),
+                                 future=FutureCheck(config.future_tolerance_s))
         self.positions = PositionStore(config.positions_path)
         self.spool = Spool(config.spool_dir, max_bytes=config.spool.max_bytes,
                            policy=config.spool.full_policy,
@@ -167,6 +199,8 @@ class Agent:
             self.shipper.close()
             self.write_status()
             self.spool.close()
+            if self.ctx.quarantine is not None:
+                self.ctx.quarantine.close()
         if left:
             log.warning("%d records not yet acknowledged by Kafka stay in the spool for the "
                         "next start", left)
@@ -201,6 +235,9 @@ class Agent:
             "spool_dropped": self.spool.dropped,
             "invalid": self.finisher.invalid,
             "malformed": {f"{s}/{r}": n for (s, r), n in self.ctx.malformed.items()},
+            "quarantine": (str(self.ctx.quarantine.path) if self.ctx.quarantine is not None
+                           else None),
+            "future_timestamps": self.finisher.future.count,
             "last_error": self.shipper.last_error,
         }
         tmp = self.config.status_path.with_suffix(".tmp")
@@ -230,6 +267,10 @@ def dry_run_docs(paths: Iterable[Path], finisher: Finisher, ctx: Context,
             for doc in docs:
                 yield finisher.value(doc, source.name)[1]
         source.close()
+    if ctx.quarantine is not None:
+        ctx.quarantine.close()
+    log.log(logging.WARNING if ctx.malformed else logging.INFO, "%s",
+            malformed_summary(ctx))
 
 
 def file_sources(paths: Iterable[Path], ctx: Context, fmt: str = "auto") -> list[Source]:

@@ -17,7 +17,12 @@ from producers.agent.parse.common import Doc, clip, put
 from producers.ecs_values import int_or_none, ip_or_none, port_or_none
 from runtime.errors import DataError
 
-_NEXT_KEY = re.compile(r"(?<!\\) (?=[A-Za-z0-9_.\[\]-]+=)")
+# A value runs until the next unescaped " key=": the look-ahead's key is possessive, so each
+# space costs at most the length of the word after it (linear over the line).
+_NEXT_KEY = re.compile(r"(?<!\\) (?=[A-Za-z0-9_.\[\]-]++=)")
+_VALUE_ESCAPE = re.compile(r"\\([=\\nr])")
+#: Epoch milliseconds between 1970 and 9999: more digits than this is no time.
+_MAX_EPOCH_MS = 253402300799999
 _SEVERITY_WORDS = {"unknown": 0, "low": 3, "medium": 5, "high": 8, "very-high": 10,
                    "very high": 10}
 _OUTCOMES = {"success": "success", "succeeded": "success", "allowed": "success",
@@ -67,7 +72,7 @@ def _split_header(text: str) -> list[str]:
 
 
 def _unescape_value(value: str) -> str:
-    return re.sub(r"\\([=\\nr])", lambda m: {"n": "\n", "r": "\r"}.get(m[1], m[1]), value)
+    return _VALUE_ESCAPE.sub(lambda m: {"n": "\n", "r": "\r"}.get(m[1], m[1]), value)
 
 
 def parse_extension(text: str) -> dict[str, str]:
@@ -106,7 +111,11 @@ def _timestamp(ext: dict[str, str]) -> str | None:
         value = ext.get(key)
         if not value:
             continue
-        if value.isdigit():
+        if value.isascii() and value.isdigit():
+            # Bounded before converting: rt=99999999999999999999 raised OSError and
+            # rt=253402300800000 ValueError, which nothing caught (issue 13).
+            if len(value) > 15 or int(value) > _MAX_EPOCH_MS:
+                raise MalformedCef("bad_timestamp", f"{key}={value[:40]}: out of range")
             return datetime.fromtimestamp(int(value) / 1000, UTC).isoformat().replace(
                 "+00:00", "Z")
         for fmt in ("%b %d %Y %H:%M:%S", "%b %d %Y %H:%M:%S.%f"):

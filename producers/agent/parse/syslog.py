@@ -23,17 +23,22 @@ _MONTHS = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
     start=1)}
 
-_PRI = re.compile(rb"^<(\d{1,3})>")
+# Linear time whatever the frame: anchored patterns whose variable parts are possessive
+# (``\S++``) or bounded, and structured data matched element by element with atomic groups
+# (see :mod:`producers.agent.parse.authlog` for the rules; the growth test holds them).
+_PRI = re.compile(rb"<(\d{1,3})>")
 _RFC5424 = re.compile(
-    r"^1 (?P<ts>\S+) (?P<host>\S+) (?P<app>\S+) (?P<procid>\S+) (?P<msgid>\S+) "
-    r"(?P<rest>.*)$", re.S)
-_BSD_TS = re.compile(r"^(?P<mon>[A-Z][a-z]{2}) {1,2}(?P<day>\d{1,2}) "
+    r"1 (?P<ts>\S++) (?P<host>\S++) (?P<app>\S++) (?P<procid>\S++) (?P<msgid>\S++) "
+    r"(?P<rest>.*)", re.S)
+_BSD_TS = re.compile(r"(?P<mon>[A-Z][a-z]{2}) {1,2}(?P<day>\d{1,2}) "
                      r"(?P<h>\d{2}):(?P<m>\d{2}):(?P<s>\d{2}) ")
-_ISO_TS = re.compile(r"^(?P<ts>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?"
+_ISO_TS = re.compile(r"(?P<ts>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d++)?"
                      r"(?:Z|[+-]\d{2}:\d{2})) ")
-_TAG = re.compile(r"^(?P<app>[^\s:\[]{1,48})(?:\[(?P<pid>[^\]\s]{1,32})\])?: ?")
-_SD_ELEMENT = re.compile(r'\[(?P<id>[^\s\]=]+)(?P<params>(?: [^\s=\]]+="(?:\\.|[^"\\])*")*)\]')
-_SD_PARAM = re.compile(r'([^\s=\]]+)="((?:\\.|[^"\\])*)"')
+_TAG = re.compile(r"(?P<app>[^\s:\[]{1,48})(?:\[(?P<pid>[^\]\s]{1,32})\])?: ?")
+_SD_ELEMENT = re.compile(
+    r'\[(?P<id>[^\s\]=]++)(?P<params>(?> [^\s=\]]++="(?>\\.|[^"\\]++)*+")*+)\]', re.S)
+_SD_PARAM = re.compile(r'([^\s=\]]++)="((?>\\.|[^"\\]++)*+)"', re.S)
+_SD_UNESCAPE = re.compile(r'\\(["\\\]])')
 
 
 class MalformedMessage(DataError, ValueError):
@@ -71,12 +76,24 @@ def _parse_sd(rest: str) -> tuple[dict[str, dict[str, str]], str]:
         match = _SD_ELEMENT.match(rest, position)
         if not match:
             raise MalformedMessage("bad_structured_data", rest[position:position + 60])
-        data[match["id"]] = {k: re.sub(r"\\([\"\\\]])", r"\1", v)
+        data[match["id"]] = {k: _SD_UNESCAPE.sub(r"\1", v)
                              for k, v in _SD_PARAM.findall(match["params"])}
         position = match.end()
     if not data:
         raise MalformedMessage("bad_structured_data", rest[:60])
     return data, rest[position + 1:] if rest[position:position + 1] == " " else rest[position:]
+
+
+def _iso_utc(ts: str) -> datetime:
+    """An RFC 3339 time with its zone, in UTC; ``bad_timestamp`` for anything else, including
+    times a calendar has but UTC has not (``0001-01-01T00:00:00+01:00``)."""
+    try:
+        when = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        if when.tzinfo is None:
+            raise MalformedMessage("bad_timestamp", f"{ts[:40]} has no time zone")
+        return when.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise MalformedMessage("bad_timestamp", ts[:40]) from None
 
 
 def _parse_5424(text: str, pri: int) -> SyslogMessage:
@@ -86,16 +103,11 @@ def _parse_5424(text: str, pri: int) -> SyslogMessage:
     ts = match["ts"]
     if ts == "-":
         raise MalformedMessage("bad_timestamp", "NILVALUE timestamp")
-    try:
-        when = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    except ValueError:
-        raise MalformedMessage("bad_timestamp", ts[:40]) from None
-    if when.tzinfo is None:
-        raise MalformedMessage("bad_timestamp", f"{ts[:40]} has no time zone")
+    when = _iso_utc(ts)
     sd, message = _parse_sd(match["rest"])
     if message.startswith("\ufeff"):  # the BOM RFC 5424 puts before UTF-8 messages
         message = message[1:]
-    return SyslogMessage(when.astimezone(UTC), message, "5424", pri >> 3, pri & 7,
+    return SyslogMessage(when, message, "5424", pri >> 3, pri & 7,
                          _nil(match["host"]), _nil(match["app"]), _nil(match["procid"]),
                          _nil(match["msgid"]), sd)
 
@@ -103,7 +115,7 @@ def _parse_5424(text: str, pri: int) -> SyslogMessage:
 def _parse_bsd(text: str, pri: int | None, received: datetime, tz: tzinfo) -> SyslogMessage:
     iso_ts = _ISO_TS.match(text)
     if iso_ts:  # rsyslog's RFC3339 file format (Debian ≥ 12 auth.log)
-        when = datetime.fromisoformat(iso_ts["ts"].replace("Z", "+00:00")).astimezone(UTC)
+        when = _iso_utc(iso_ts["ts"])
         rest = text[iso_ts.end():]
     else:
         match = _BSD_TS.match(text)

@@ -22,6 +22,8 @@ def authlog_line(ctx: Context, line: bytes, eid: str, received: datetime | None 
 
 
 def authlog_source(name: str, path: Path, ctx: Context, position: Any = None,
-                   *, from_end: bool = False) -> LineFileSource:
+                   *, from_end: bool = False,
+                   max_record_bytes: int | None = None) -> LineFileSource:
     return LineFileSource(name, path, lambda line, eid: authlog_line(ctx, line, eid), ctx,
-                          position, from_end=from_end)
+                          position, from_end=from_end,
+                          max_record_bytes=max_record_bytes)

@@ -22,5 +22,7 @@ def cef_line(line: bytes, eid: str, received: datetime | None = None) -> Doc:
 
 
 def cef_source(name: str, path: Path, ctx: Context, position: Any = None,
-               *, from_end: bool = False) -> LineFileSource:
-    return LineFileSource(name, path, cef_line, ctx, position, from_end=from_end)
+               *, from_end: bool = False,
+               max_record_bytes: int | None = None) -> LineFileSource:
+    return LineFileSource(name, path, cef_line, ctx, position, from_end=from_end,
+                          max_record_bytes=max_record_bytes)

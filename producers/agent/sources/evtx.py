@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import os
 import stat
+import struct
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from typing import Any
 
 from producers.agent.parse.common import Doc
 from producers.agent.parse.windows import windows_doc
-from producers.agent.sources.base import Context, Source
+from producers.agent.sources.base import Context, Source, reason_of
 from producers.windows import read_events
 from producers.windows.normalize import WindowsEvent
 
@@ -40,6 +41,34 @@ def _literal(pattern: str) -> bool:
     """No wildcard: the pattern names one file, and a ``stat`` answers for it (``glob`` would
     list its directory for the same answer — per file, for agents given many)."""
     return not any(c in pattern for c in "*?[")
+
+
+_EVTX_MAGIC = b"ElfFile\x00"
+_EVTX_HEADER = 4096
+_EVTX_CHUNK = 65536
+
+
+def evtx_truncation(path: str, size: int) -> str | None:
+    """Why an ``.evtx`` file is shorter than its header says (None: it is not, or it is not
+    an EVTX file, which the reader reports itself). The file header (4 KiB) counts the
+    64 KiB chunks that follow it."""
+    if not path.lower().endswith(".evtx"):
+        return None
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(_EVTX_HEADER)
+    except OSError:
+        return None
+    if not header.startswith(_EVTX_MAGIC):
+        return None
+    if len(header) < 44:
+        return f"{size} bytes: shorter than the file header"
+    chunks = struct.unpack_from("<H", header, 42)[0]
+    expected = _EVTX_HEADER + chunks * _EVTX_CHUNK
+    if size < expected:
+        return (f"{size} bytes, its header announces {chunks} chunk(s) = {expected} bytes: "
+                "the records of the missing chunks are lost")
+    return None
 
 
 class WindowsFileSource(Source):
@@ -96,7 +125,15 @@ class WindowsFileSource(Source):
         self.files[path] = {**ident, "next": skip, "size": -1}  # -1: not finished
 
         def on_error(index: int, reason: str) -> None:
-            self.ctx.report_malformed(self.name, "bad_record", f"{path} #{index}: {reason}")
+            self.ctx.report_malformed(self.name, "bad_record", f"{path} #{index}: {reason}",
+                                      position={"file": path, "record": index})
+
+        truncated = evtx_truncation(path, ident["size"])
+        if truncated:
+            # The reader returns the records of the chunks that are there and says nothing
+            # of the missing ones (issue 13: a truncated EVTX gave 0 events and no count).
+            self.ctx.report_malformed(self.name, "truncated_evtx", f"{path}: {truncated}",
+                                      position={"file": path, "size": ident["size"]})
 
         records = read_events(path, on_error)
         if skip:
@@ -122,14 +159,25 @@ class WindowsFileSource(Source):
                     try:
                         append(windows_doc(event, establishment_id=establishment,
                                            fallback_source=fallback, fallback_position=index))
-                    except (KeyError, TypeError, ValueError) as exc:
-                        self.ctx.report_malformed(self.name, "bad_record", f"{key}: {exc}")
+                    except Exception as exc:  # any mapping failure costs this record only
+                        self.ctx.report_malformed(
+                            self.name, "bad_record", f"{key} #{index}: {type(exc).__name__}: "
+                            f"{exc}", position={"file": key, "record": index})
                     if len(docs) >= max_items:
                         break
                 else:
                     self._finish(key, ident)
-            except (OSError, RuntimeError) as exc:
-                self.ctx.report_malformed(self.name, "unreadable_file", f"{key}: {exc}")
+            except Exception as exc:
+                # The reader itself failed (not EVTX, not UTF-8, JSON too deep...): the rest
+                # of this file is lost, counted and quarantined; the file is marked done so a
+                # restart does not fail on it again.
+                reason = reason_of(exc)
+                if reason == "parser_error" or isinstance(exc, (OSError, RuntimeError)):
+                    reason = "unreadable_file"
+                self.ctx.report_malformed(
+                    self.name, reason,
+                    f"{key}: {type(exc).__name__}: {exc}",
+                    position={"file": key, "record": entry["next"]})
                 self._finish(key, ident)
         return docs
 

@@ -5,12 +5,21 @@ Framing (RFC 6587): on TCP/TLS each frame is either octet-counted (``LEN SP MSG`
 tells them apart per frame by its first byte (a digit: octet-counted). A UDP datagram is one
 message (RFC 5426).
 
-Robustness: a malformed frame is counted (``vigie_agent_malformed_total{reason}``), logged,
-and skipped; an octet count that cannot be trusted (not a number, larger than
-``max_frame``) leaves no way to find the next frame, so only that connection is closed.
-The listener itself keeps serving. The network thread hands frames to the agent through a
-bounded queue: when it is full, TCP readers wait (the sender is slowed down: backpressure)
-and UDP datagrams are dropped *and counted*, as UDP gives no other choice.
+Robustness: a malformed frame (one the parsers refuse, one longer than ``max_frame``, one
+that makes a parser raise anything at all) is counted (``vigie_agent_malformed_total
+{reason}``), quarantined with its peer and reason (:mod:`producers.agent.quarantine`), and
+skipped; an octet count that cannot be trusted (not a number, larger than ``max_frame``)
+leaves no way to find the next frame, so only that connection is closed. The listener itself
+keeps serving.
+
+The listener and the shipper cannot stall each other: the network thread only reads and
+queues bytes (it never parses), and the agent's thread parses and ships. Between them a
+queue bounded in frames *and* bytes (``queue_size``, ``queue_bytes``): when it is full, TCP
+readers wait (the sender's TCP window fills and it slows down: back-pressure, lossless), and
+UDP datagrams are dropped *and counted* (``dropped_queue_full``; not quarantined: writing
+every lost datagram to disk would deepen the overload), as UDP gives no other choice — the
+kernel would drop them silently otherwise. On the other side, one ``poll`` parses for at most
+``POLL_BUDGET_S`` seconds, so the shipper runs between two slices of a flood.
 
 Messages whose text is CEF are parsed as CEF; sshd/sudo messages get auth semantics.
 """
@@ -22,19 +31,57 @@ import logging
 import queue
 import ssl
 import threading
+import time
+from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
 
 from producers.agent.parse.authlog import enrich
-from producers.agent.parse.cef import MalformedCef, cef_doc
+from producers.agent.parse.cef import cef_doc
 from producers.agent.parse.common import Doc
-from producers.agent.parse.syslog import MalformedMessage, parse_syslog, syslog_doc
-from producers.agent.sources.base import Context, Source
+from producers.agent.parse.syslog import parse_syslog, syslog_doc
+from producers.agent.sources.base import Context, Source, reason_of
 from schemas.identity import event_id
 
 log = logging.getLogger(__name__)
 
 Frame = tuple[bytes, datetime, str]
+
+#: Seconds one ``poll`` may spend parsing frames before handing over to the shipper.
+POLL_BUDGET_S = 0.25
+
+
+class FrameQueue:
+    """The bounded hand-over between the network thread and the agent's thread: at most
+    ``max_frames`` frames and ``max_bytes`` bytes (50,000 frames of 64 KiB would otherwise be
+    3 GiB). ``put_nowait`` raises ``queue.Full``; ``get_nowait`` raises ``queue.Empty``."""
+
+    def __init__(self, max_frames: int, max_bytes: int) -> None:
+        self.max_frames = max_frames
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._items: deque[Frame] = deque()
+        self._lock = threading.Lock()
+
+    def put_nowait(self, item: Frame) -> None:
+        with self._lock:
+            size = len(item[0])
+            if self._items and (len(self._items) >= self.max_frames
+                                or self.bytes + size > self.max_bytes):
+                raise queue.Full
+            self._items.append(item)
+            self.bytes += size
+
+    def get_nowait(self) -> Frame:
+        with self._lock:
+            if not self._items:
+                raise queue.Empty
+            item = self._items.popleft()
+            self.bytes -= len(item[0])
+            return item
+
+    def qsize(self) -> int:
+        return len(self._items)
 
 
 def message_doc(ctx: Context, frame: bytes, received: datetime, eid: str) -> Doc:
@@ -53,7 +100,8 @@ class SyslogServer:
 
     def __init__(self, name: str, protocol: str, host: str, port: int, ctx: Context, *,
                  certfile: Path | None = None, keyfile: Path | None = None,
-                 max_frame: int = 64 * 1024, queue_size: int = 50_000) -> None:
+                 max_frame: int = 64 * 1024, queue_size: int = 50_000,
+                 queue_bytes: int = 64 << 20) -> None:
         if protocol not in ("udp", "tcp", "tls"):
             raise ValueError(f"syslog protocol must be udp, tcp or tls, not {protocol!r}")
         if protocol == "tls" and certfile is None:
@@ -66,7 +114,7 @@ class SyslogServer:
         self.certfile = certfile
         self.keyfile = keyfile
         self.max_frame = max_frame
-        self.frames: queue.Queue[Frame] = queue.Queue(queue_size)
+        self.frames = FrameQueue(queue_size, queue_bytes)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: threading.Thread | None = None
         self.bound_port: int | None = None
@@ -130,7 +178,8 @@ class SyslogServer:
             self.frames.put_nowait((data, datetime.now(UTC), peer))
         except queue.Full:
             self.ctx.report_malformed(self.name, "dropped_queue_full",
-                                      f"UDP datagram from {peer} dropped: agent queue full")
+                                      f"UDP datagram from {peer} dropped: agent queue full",
+                                      keep=False)
 
     async def _put(self, frame: bytes, peer: str) -> None:
         item = (frame, datetime.now(UTC), peer)
@@ -161,8 +210,9 @@ class SyslogServer:
                     except asyncio.IncompleteReadError as exc:
                         rest = exc.partial  # last frame, no newline before close
                     except asyncio.LimitOverrunError:
-                        self.ctx.report_malformed(self.name, "frame_too_long",
-                                                  f"{peer}: newline frame > {self.max_frame}")
+                        self.ctx.report_malformed(self.name, "oversized",
+                                                  f"{peer}: newline frame > {self.max_frame}",
+                                                  data=first, position={"peer": peer})
                         await self._skip_line(reader)
                         continue
                     await self._put(first + rest, peer)
@@ -239,17 +289,28 @@ class SyslogSource(Source):
 
     def poll(self, max_items: int) -> list[Doc]:
         docs: list[Doc] = []
-        while len(docs) < max_items:
+        deadline = time.monotonic() + POLL_BUDGET_S
+        for _ in range(max_items):
+            if time.monotonic() > deadline:
+                break  # the shipper's turn; the rest waits in the queue
             try:
                 frame, received, peer = self.server.frames.get_nowait()
             except queue.Empty:
                 break
             self._sequence += 1
+            if len(frame) > self.server.max_frame:  # a UDP datagram: TCP frames are bounded
+                self._refuse(frame, peer, "oversized",
+                             f"frame of {len(frame)} bytes (max {self.server.max_frame})")
+                continue
             eid = event_id(self.ctx.establishment_id,
                            f"syslog:{self.ctx.agent_id}:{self.name}:{self._boot}",
                            self._sequence)
             try:
                 docs.append(message_doc(self.ctx, frame, received, eid))
-            except (MalformedMessage, MalformedCef) as exc:
-                self.ctx.report_malformed(self.name, exc.reason, f"{peer}: {exc}")
+            except Exception as exc:  # any parser failure costs this frame only
+                self._refuse(frame, peer, reason_of(exc), f"{type(exc).__name__}: {exc}")
         return docs
+
+    def _refuse(self, frame: bytes, peer: str, reason: str, detail: str) -> None:
+        self.ctx.report_malformed(self.name, reason, f"{peer}: {detail}", data=frame,
+                                  position={"peer": peer, "protocol": self.server.protocol})
