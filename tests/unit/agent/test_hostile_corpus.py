@@ -29,7 +29,7 @@ from producers.signing import generate_key
 
 HOSTILE = Path(__file__).resolve().parents[2] / "data" / "hostile"
 ROOT = Path(__file__).resolve().parents[3]
-REGRESSION = ROOT.parent.parent / "shared" / "data" / "sigma" / "regression"
+REGRESSION = ROOT.parent / "shared" / "data" / "sigma" / "regression"
 
 
 def _expected(parser: str) -> dict:
