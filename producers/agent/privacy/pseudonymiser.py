@@ -106,7 +106,7 @@ class Pseudonymiser:
         self._tree = _compile(self.policy)
         self._cache: dict[tuple[Treatment, str], tuple[str, Known]] = {}
         self.scrubber = Scrubber(user=self.user, host=self.host, ip=self.ip_text, dns=self.dns,
-                                 opaque=self.opaque, patient_roots=patient_roots,
+                                 opaque=self.opaque, sid=self.sid, patient_roots=patient_roots,
                                  patient_params=patient_params)
         #: Fields dropped because no rule keeps them (default deny), since start.
         self.dropped = 0
@@ -129,6 +129,9 @@ class Pseudonymiser:
 
     def host(self, value: str) -> str:
         return self._identity(value, Treatment.HOST)[0]
+
+    def sid(self, value: str) -> str:
+        return self._identity(value, Treatment.SID)[0]
 
     def dns(self, value: str) -> str:
         return self._identity(value, Treatment.DNS)[0]
@@ -263,6 +266,8 @@ class Pseudonymiser:
             return None
 
     def _address(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+        if address.is_loopback or address.is_unspecified:
+            return None  # the same on every machine: no one's, and Sigma rules name them
         if self.ip_scope == "private" and not is_internal(address):
             return None
         if address.version == 6 and address.packed[0] == 0xFD:

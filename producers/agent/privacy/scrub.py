@@ -9,8 +9,8 @@ Two kinds of identity are found in text:
 2. **structured patterns** that name someone whatever the record: home folders
    (``C:\\Users\\<x>``, ``/home/<x>``), URL parameters that name a patient (``nom=``,
    ``prenom=``, ``patient=``, ``ipp=``...), ``key=value`` accounts in Unix logs (``user=``,
-   ``ruser=``, ``rhost=``), e-mail addresses, LDAP ``CN=`` names, internal IPv4 addresses,
-   ``NAME_Firstname`` tokens (how hospital software names patient documents), and every
+   ``ruser=``, ``rhost=``), domain accounts' SIDs (``HKU\\S-1-5-21-…-1104``), e-mail addresses, LDAP ``CN=`` names, internal IPv4 addresses,
+   the server of a share (``\\\\server\\``), ``NAME_Firstname`` tokens (how hospital software names patient documents), and every
    file or folder name under a configured patient-document root.
 
 What is left is technical text (program paths, switches, registry keys), which is what Sigma
@@ -53,6 +53,16 @@ def _alternation(words: Iterable[str]) -> str:
     return "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
 
 
+def _root_pattern(root: str) -> str:
+    """A folder as a pattern matching it with either separator (shares and exports write
+    both): ``\\\\srv\\patients`` also matches ``//srv/patients`` and ``\\srv\\patients``."""
+    leading = len(root) - len(root.lstrip("\\/"))
+    parts = [re.escape(part) for part in re.split(r"[\\/]+", root.strip("\\/"))]
+    # A share's leading ``\\\\`` is often halved by one escaping too many on the way (CEF).
+    start = "[\\\\/]{1,%d}" % leading if leading else ""
+    return start + "[\\\\/]".join(parts)
+
+
 def _constant(value: str) -> Callable[[re.Match[str]], str]:
     """A ``re.sub`` replacement that inserts ``value`` literally (it may hold a ``\\``)."""
     return lambda _match: value
@@ -63,20 +73,27 @@ class Scrubber:
     that the same account gets the same pseudonym in a field and in a message."""
 
     def __init__(self, *, user: Pseudonym, host: Pseudonym, ip: Pseudonym, dns: Pseudonym,
-                 opaque: Pseudonym, patient_roots: Sequence[str] = (),
+                 opaque: Pseudonym, sid: Pseudonym, patient_roots: Sequence[str] = (),
                  patient_params: Sequence[str] = DEFAULT_PATIENT_PARAMS) -> None:
         self._user, self._host, self._ip, self._dns, self._opaque = user, host, ip, dns, opaque
+        self._sid = sid
         parts = []
         roots = [r.rstrip("/\\") for r in patient_roots if r.strip("/\\")]
+        self._share_servers = {re.split(r"[\\/]", r.lstrip("\\/"))[0].lower()
+                               for r in roots if r[:2] in ("\\\\", "//")}
         if roots:
             # A root matches with either separator: exports and shares write both.
-            spelled = {re.escape(r).replace(r"\\", "[\\\\/]").replace("/", "[\\\\/]")
-                       for r in roots}
+            spelled = {_root_pattern(r) for r in roots}
             parts.append(r"(?P<root>(?:" + "|".join(sorted(spelled)) + r")[\\/])"
                          r"(?P<rest>[^\s\"'|;,<>]+)")
         parts += [
-            r"(?P<home>[\\/](?:users|documents and settings|home)[\\/])"
+            r"(?P<unc>\\\\|//)(?P<server>[A-Za-z0-9][A-Za-z0-9.-]*)(?=[\\/])",
+            # A home folder at the root of a drive, a volume or a file system: not
+            # ``...\Account\Users\Names\`` in the registry, which Sigma rules read as is.
+            r"(?P<home>(?:(?<![^\s\"'=:;,(])|(?<=[A-Za-z]:)|(?<=[%$])|(?<=HarddiskVolume\d)"
+            r"|(?<=HarddiskVolume\d\d))[\\/](?:users|documents and settings|home)[\\/])"
             r"(?P<homeuser>[^\\/\s\"'`:;,|<>*?]+)",
+            r"(?<![\w-])(?P<sid>S-1-5-21-\d+-\d+-\d+-\d+)(?![\w-])",
             r"(?P<param>[?&;](?:" + _alternation(patient_params) + r")=)(?P<pvalue>[^&#\s\"']*)",
             r"(?P<kv>(?<![\w?&;])(?:" + _alternation(_KV_ACCOUNTS + _KV_HOSTS) + r")=)"
             r"(?P<kvvalue>[^\s;,&\"']+)",
@@ -84,7 +101,7 @@ class Scrubber:
             r"(?P<cn>CN=)(?P<cnvalue>[^,\\/\"]+)",
             r"(?<![\d.])(?P<ipv4>(?:\d{1,3}\.){3}\d{1,3})(?![\d.])",
             r"(?<![\wÀ-ÿ])(?P<nf>[A-ZÀ-Ý][A-ZÀ-Ý'-]*[A-ZÀ-Ý]_[A-ZÀ-Ý][a-zà-ÿ]+"
-            r"(?:-[A-ZÀ-Ý][a-zà-ÿ]+)?)(?![a-zà-ÿ])",
+            r"(?:-[A-ZÀ-Ý][a-zà-ÿ]+)?)(?![a-zà-ÿ])(?P<nfrest>(?:[_-][A-Za-z0-9]+)*)",
         ]
         self._patterns = re.compile("|".join(parts), re.IGNORECASE)
         # Case matters for names: ``MARTIN_Jeanne`` is a name, ``martin_jeanne`` a file; so
@@ -123,11 +140,15 @@ class Scrubber:
     # --- structured patterns --------------------------------------------------------------
     def _replace(self, m: re.Match[str]) -> str:
         group = m.group
+        if group("unc") is not None:
+            return group("unc") + self._dns(group("server"))
         if group("home") is not None:
             name = group("homeuser")
             if name.lower() in WELL_KNOWN_PROFILES or name.startswith("ps-"):
                 return m[0]
             return group("home") + self._user(name)
+        if group("sid") is not None:
+            return self._sid(group("sid"))
         if group("param") is not None:
             value = unquote_plus(group("pvalue"))
             if not value or value.startswith("ps-"):
@@ -151,13 +172,20 @@ class Scrubber:
         if group("ipv4") is not None:
             return self._ip(group("ipv4"))
         if group("nf") is not None:
-            token = group("nf")
+            token, rest = group("nf"), group("nfrest")
             last, _, first = token.partition("_")
             if not (last.isupper() and first[:1].isupper()) or last in _NOT_NAMES:
-                return token
-            return self._user(f"{last} {first}")
+                return m[0]
+            # What follows the name in a document's name (an IPP, a birth date) goes too.
+            return self._user(f"{last} {first}") + (rest[:1] + self._opaque(rest[1:])
+                                                     if rest else "")
         if group("root") is not None:
-            return group("root") + self._patient_path(group("rest"))
+            root = group("root")
+            body = root.lstrip("\\/")
+            server, separator, share = re.split(r"([\\/])", body, maxsplit=1)
+            if server.lower() in self._share_servers:  # a share's server: a host
+                root = root[:len(root) - len(body)] + self._dns(server) + separator + share
+            return root + self._patient_path(group("rest"))
         return m[0]
 
     def _replace_spaced(self, m: re.Match[str]) -> str:
