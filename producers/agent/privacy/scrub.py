@@ -9,9 +9,10 @@ Two kinds of identity are found in text:
 2. **structured patterns** that name someone whatever the record: home folders
    (``C:\\Users\\<x>``, ``/home/<x>``), URL parameters that name a patient (``nom=``,
    ``prenom=``, ``patient=``, ``ipp=``...), ``key=value`` accounts in Unix logs (``user=``,
-   ``ruser=``, ``rhost=``), domain accounts' SIDs (``HKU\\S-1-5-21-…-1104``), e-mail addresses, LDAP ``CN=`` names, internal IPv4 addresses,
-   the server of a share (``\\\\server\\``), ``NAME_Firstname`` tokens (how hospital software names patient documents), and every
-   file or folder name under a configured patient-document root.
+   ``ruser=``, ``rhost=``), domain accounts' SIDs (``HKU\\S-1-5-21-…-1104``), e-mail
+   addresses, LDAP ``CN=`` names, internal IPv4 addresses, the server of a share
+   (``\\\\server\\``), ``NAME_Firstname`` tokens (how hospital software names patient
+   documents), and every file or folder name under a configured patient-document root.
 
 What is left is technical text (program paths, switches, registry keys), which is what Sigma
 rules match on: ``C:\\Users\\jdupont\\AppData\\Local\\Temp\\x.exe`` becomes
@@ -59,7 +60,7 @@ def _root_pattern(root: str) -> str:
     leading = len(root) - len(root.lstrip("\\/"))
     parts = [re.escape(part) for part in re.split(r"[\\/]+", root.strip("\\/"))]
     # A share's leading ``\\\\`` is often halved by one escaping too many on the way (CEF).
-    start = "[\\\\/]{1,%d}" % leading if leading else ""
+    start = f"[\\\\/]{{1,{leading}}}" if leading else ""
     return start + "[\\\\/]".join(parts)
 
 
