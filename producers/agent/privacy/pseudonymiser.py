@@ -48,11 +48,28 @@ _BASENAMES = ((("file",), "path", "name"), (("process",), "executable", "name"),
 
 Known = list[tuple[str, str]]
 
+# Enum members read as module constants: ``Treatment.KEEP`` costs a descriptor lookup (ten
+# times a global's), and these are compared for every field of every event.
+_DNS = Treatment.DNS
+_DOMAIN = Treatment.DOMAIN
+_DROP = Treatment.DROP
+_HASH = Treatment.HASH
+_HOST = Treatment.HOST
+_IP = Treatment.IP
+_KEEP = Treatment.KEEP
+_SCRUB = Treatment.SCRUB
+_SID = Treatment.SID
+_USER = Treatment.USER
+
 
 def _basename(path: Any) -> str | None:
     if not isinstance(path, str) or not path:
         return None
     return path.replace("/", "\\").rsplit("\\", 1)[-1] or None
+
+
+def _longest_first(pair: tuple[str, str]) -> int:
+    return -len(pair[0])
 
 
 def _compile(policy: Mapping[str, Treatment]) -> dict[str, Any]:
@@ -79,6 +96,38 @@ def _compile(policy: Mapping[str, Treatment]) -> dict[str, Any]:
     return tree
 
 
+# What a compiled table node says of a key (plain ints: compared for every field).
+_LEAF_KEEP, _LEAF_IDENTITY, _LEAF_SCRUB, _LEAF_OBJECT, _LEAF_DROP = range(5)
+
+
+class _Node:
+    """One object of the compiled table: each key's action as a small int, the identity
+    treatments and the sub-objects, so a document's object is walked with one dict lookup
+    per key."""
+
+    __slots__ = ("actions", "identities", "objects", "raw")
+
+    def __init__(self, tree: Mapping[str, Any]) -> None:
+        self.raw = _RAW in tree
+        self.objects = {k: _Node(v) for k, v in tree.items() if type(v) is dict}
+        self.identities: dict[str, Treatment] = {}
+        self.actions: dict[str, int] = {}
+        for key, rule in tree.items():
+            if key == _RAW:
+                continue
+            if type(rule) is dict:
+                self.actions[key] = _LEAF_OBJECT
+            elif rule is Treatment.KEEP:
+                self.actions[key] = _LEAF_KEEP
+            elif rule is Treatment.SCRUB:
+                self.actions[key] = _LEAF_SCRUB
+            elif rule is Treatment.DROP:
+                self.actions[key] = _LEAF_DROP
+            else:
+                self.actions[key] = _LEAF_IDENTITY
+                self.identities[key] = rule
+
+
 class Pseudonymiser:
     """The hospital's privacy policy, applied to wire documents (nested dicts, ECS names)."""
 
@@ -93,17 +142,17 @@ class Pseudonymiser:
         self.ip_scope = ip_scope
         overrides = {path: Treatment(t) for path, t in (fields or {}).items()}
         for path, treatment in overrides.items():
-            if treatment is Treatment.DROP and path in REQUIRED:
+            if treatment is _DROP and path in REQUIRED:
                 raise ValueError(f"{path} cannot be dropped: an event needs it")
         self.policy: dict[str, Treatment] = {**POLICY, **overrides}
         self.unparsed_messages = Treatment(unparsed_messages)
-        if self.unparsed_messages not in (Treatment.DROP, Treatment.SCRUB):
+        if self.unparsed_messages not in (_DROP, _SCRUB):
             raise ValueError("unparsed_messages must be 'drop' or 'scrub'")
         self.internal_suffixes = tuple(sorted(
             {*DEFAULT_INTERNAL_SUFFIXES,
              *("." + d.strip(".").lower() for d in internal_domains if d.strip("."))},
             key=len, reverse=True))
-        self._tree = _compile(self.policy)
+        self._tree = _Node(_compile(self.policy))
         self._cache: dict[tuple[Treatment, str], tuple[str, Known]] = {}
         self.scrubber = Scrubber(user=self.user, host=self.host, ip=self.ip_text, dns=self.dns,
                                  opaque=self.opaque, sid=self.sid, patient_roots=patient_roots,
@@ -125,16 +174,16 @@ class Pseudonymiser:
     def user(self, value: str) -> str:
         """An account in any spelling → its pseudonym (domain part, if any, pseudonymised
         apart and kept in its place): ``CHU\\JDupont`` → ``ps-…\\ps-…``."""
-        return self._identity(value, Treatment.USER)[0]
+        return self._identity(value, _USER)[0]
 
     def host(self, value: str) -> str:
-        return self._identity(value, Treatment.HOST)[0]
+        return self._identity(value, _HOST)[0]
 
     def sid(self, value: str) -> str:
-        return self._identity(value, Treatment.SID)[0]
+        return self._identity(value, _SID)[0]
 
     def dns(self, value: str) -> str:
-        return self._identity(value, Treatment.DNS)[0]
+        return self._identity(value, _DNS)[0]
 
     def ip_text(self, value: str) -> str:
         """An IPv4 address found in text: internal ones pseudonymised, others kept."""
@@ -158,9 +207,9 @@ class Pseudonymiser:
         if not isinstance(value, str):
             return value
         treatment = Treatment(kind)
-        if treatment is Treatment.SCRUB:
+        if treatment is _SCRUB:
             return self.scrubber.scrub(value)
-        if treatment is Treatment.KEEP:
+        if treatment is _KEEP:
             return value
         return self._identity(value, treatment)[0]
 
@@ -180,34 +229,34 @@ class Pseudonymiser:
 
     def _compute(self, value: str, treatment: Treatment, known: Known) -> str:
         stripped = value.strip()
-        if treatment is Treatment.USER:
+        if treatment is _USER:
             return self._account(value, known)
-        if treatment is Treatment.DOMAIN:
+        if treatment is _DOMAIN:
             return self._domain(stripped, known)
-        if treatment is Treatment.HOST or treatment is Treatment.DNS:
+        if treatment is _HOST or treatment is _DNS:
             address = self._as_ip(stripped)
             if address is not None:
                 return self._ip_value(value, address, known)
             if stripped.lower() in WELL_KNOWN_ACCOUNTS:
                 return value
-            if treatment is Treatment.DNS:
+            if treatment is _DNS:
                 return self._dns(stripped, known)
             pseudonym = self._name(canonical_host(stripped))
             known += [(stripped, pseudonym), (stripped.split(".", 1)[0], pseudonym)]
             return pseudonym
-        if treatment is Treatment.IP:
+        if treatment is _IP:
             address = self._as_ip(stripped)
             if address is None:
-                return value if stripped in ("", "-") else self._compute(value, Treatment.HOST,
+                return value if stripped in ("", "-") else self._compute(value, _HOST,
                                                                          known)
             return self._ip_value(value, address, known)
-        if treatment is Treatment.SID:
+        if treatment is _SID:
             if stripped in ("", "-") or well_known_sid(stripped):
                 return value
             pseudonym = PREFIX + "sid-" + self._digest("sid:" + stripped.upper()).hex()[:20]
             known.append((stripped, pseudonym))
             return pseudonym
-        if treatment is Treatment.HASH:
+        if treatment is _HASH:
             pseudonym = PREFIX + self._digest(value).hex()[:20]
             known.append((value, pseudonym))
             return pseudonym
@@ -289,13 +338,14 @@ class Pseudonymiser:
         known: Known = []
         texts: list[tuple[Any, Any]] = []
         if "message" in doc and not self._recognised(doc) \
-                and self.unparsed_messages is Treatment.DROP:
+                and self.unparsed_messages is _DROP:
             del doc["message"]
             self.dropped += 1
         basenames = self._derived_names(doc)
         self._walk(doc, self._tree, known, texts)
         if texts:
-            known.sort(key=lambda pair: len(pair[0]), reverse=True)
+            if len(known) > 1:
+                known = sorted(dict(known).items(), key=_longest_first)
             scrub = self.scrubber.scrub
             for parent, key in texts:
                 parent[key] = scrub(parent[key], known,
@@ -328,40 +378,41 @@ class Pseudonymiser:
                 out.append((node, path_key, name_key))
         return out
 
-    def _walk(self, node: dict[str, Any], tree: Mapping[str, Any], known: Known,
+    def _walk(self, node: dict[str, Any], tree: _Node, known: Known,
               texts: list[tuple[Any, Any]]) -> None:
-        raw = _RAW in tree
-        for key in list(node):
-            value = node[key]
-            rule = tree.get(key)
-            if rule is None:
-                if raw:
-                    self._raw_value(node, key, value, known, texts)
-                else:
-                    del node[key]
-                    self.dropped += 1
+        # This runs on every object of every event: one dict lookup per key, int compares.
+        actions = tree.actions
+        unlisted = _LEAF_SCRUB if tree.raw else _LEAF_DROP
+        doomed: list[str] = []
+        for key, value in node.items():
+            action = actions.get(key, unlisted)
+            if action == _LEAF_KEEP or value is None:
                 continue
-            if type(rule) is dict:
-                if type(value) is dict:
-                    self._walk(value, rule, known, texts)
-                elif value is not None:
-                    del node[key]  # a scalar where the table expects an object
-                    self.dropped += 1
-                continue
-            if value is None or rule is Treatment.KEEP:
-                continue
-            if rule is Treatment.SCRUB:
-                if isinstance(value, str):
+            if action == _LEAF_IDENTITY:
+                if type(value) is str:
+                    node[key], found = self._identity(value, tree.identities[key])
+                    if found:
+                        known += found
+                elif type(value) is list:
+                    node[key] = [self._collect(item, tree.identities[key], known)
+                                 for item in value]
+            elif action == _LEAF_SCRUB:
+                if type(value) is str:
                     texts.append((node, key))
-                elif isinstance(value, list | dict):
+                elif type(value) is dict or type(value) is list:
                     self._raw_value(node, key, value, known, texts)
-            elif rule is Treatment.DROP:
-                del node[key]
-            elif isinstance(value, str):
-                node[key], found = self._identity(value, rule)
-                known += found
-            elif isinstance(value, list):
-                node[key] = [self._collect(item, rule, known) for item in value]
+            elif action == _LEAF_OBJECT:
+                if type(value) is dict:
+                    self._walk(value, tree.objects[key], known, texts)
+                else:
+                    doomed.append(key)  # a scalar where the table expects an object
+                    self.dropped += 1
+            else:
+                doomed.append(key)
+                if key not in actions:
+                    self.dropped += 1  # by default deny (a listed drop is the table's)
+        for key in doomed:
+            del node[key]
 
     def _collect(self, value: Any, rule: Treatment, known: Known) -> Any:
         if not isinstance(value, str):

@@ -78,33 +78,52 @@ class Scrubber:
                  patient_params: Sequence[str] = DEFAULT_PATIENT_PARAMS) -> None:
         self._user, self._host, self._ip, self._dns, self._opaque = user, host, ip, dns, opaque
         self._sid = sid
-        parts = []
         roots = [r.rstrip("/\\") for r in patient_roots if r.strip("/\\")]
         self._share_servers = {re.split(r"[\\/]", r.lstrip("\\/"))[0].lower()
                                for r in roots if r[:2] in ("\\\\", "//")}
+        # Each pattern with the cheap test that tells whether it can match at all: a text
+        # is searched only with the patterns it may contain (one regex per combination,
+        # compiled once), which keeps the cost per event close to nothing for the many
+        # values with no identity inside.
+        branches: dict[str, tuple[str, Callable[[str], bool]]] = {}
         if roots:
             # A root matches with either separator: exports and shares write both.
             spelled = {_root_pattern(r) for r in roots}
-            parts.append(r"(?P<root>(?:" + "|".join(sorted(spelled)) + r")[\\/])"
-                         r"(?P<rest>[^\s\"'|;,<>]+)")
-        parts += [
-            r"(?P<unc>\\\\|//)(?P<server>[A-Za-z0-9][A-Za-z0-9.-]*)(?=[\\/])",
+            leaves = tuple({re.split(r"[\\/]+", r.strip("\\/"))[-1].lower() for r in roots})
+            branches["root"] = (r"(?P<root>(?:" + "|".join(sorted(spelled)) + r")[\\/])"
+                                r"(?P<rest>[^\s\"'|;,<>]+)",
+                                lambda low: any(leaf in low for leaf in leaves))
+        branches.update({
+            "unc": (r"(?P<unc>\\\\|//)(?P<server>[A-Za-z0-9][A-Za-z0-9.-]*)(?=[\\/])",
+                    lambda low: "\\\\" in low or "//" in low),
             # A home folder at the root of a drive, a volume or a file system: not
             # ``...\Account\Users\Names\`` in the registry, which Sigma rules read as is.
-            r"(?P<home>(?:(?<![^\s\"'=:;,(])|(?<=[A-Za-z]:)|(?<=[%$])|(?<=HarddiskVolume\d)"
-            r"|(?<=HarddiskVolume\d\d))[\\/](?:users|documents and settings|home)[\\/])"
-            r"(?P<homeuser>[^\\/\s\"'`:;,|<>*?]+)",
-            r"(?<![\w-])(?P<sid>S-1-5-21-\d+-\d+-\d+-\d+)(?![\w-])",
-            r"(?P<param>[?&;](?:" + _alternation(patient_params) + r")=)(?P<pvalue>[^&#\s\"']*)",
-            r"(?P<kv>(?<![\w?&;])(?:" + _alternation(_KV_ACCOUNTS + _KV_HOSTS) + r")=)"
-            r"(?P<kvvalue>[^\s;,&\"']+)",
-            r"(?P<email>[A-Za-z0-9._%+-]+)@(?P<edomain>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)",
-            r"(?P<cn>CN=)(?P<cnvalue>[^,\\/\"]+)",
-            r"(?<![\d.])(?P<ipv4>(?:\d{1,3}\.){3}\d{1,3})(?![\d.])",
-            r"(?<![\wÀ-ÿ])(?P<nf>[A-ZÀ-Ý][A-ZÀ-Ý'-]*[A-ZÀ-Ý]_[A-ZÀ-Ý][a-zà-ÿ]+"
-            r"(?:-[A-ZÀ-Ý][a-zà-ÿ]+)?)(?![a-zà-ÿ])(?P<nfrest>(?:[_-][A-Za-z0-9]+)*)",
-        ]
-        self._patterns = re.compile("|".join(parts), re.IGNORECASE)
+            "home": (r"(?P<home>(?:(?<![^\s\"'=:;,(])|(?<=[A-Za-z]:)|(?<=[%$])"
+                     r"|(?<=HarddiskVolume\d)|(?<=HarddiskVolume\d\d))"
+                     r"[\\/](?:users|documents and settings|home)[\\/])"
+                     r"(?P<homeuser>[^\\/\s\"'`:;,|<>*?]+)",
+                     lambda low: "users" in low or "home" in low or "documents and" in low),
+            "sid": (r"(?<![\w-])(?P<sid>S-1-5-21-\d+-\d+-\d+-\d+)(?![\w-])",
+                    lambda low: "s-1-5-21-" in low),
+            "param": (r"(?P<param>[?&;](?:" + _alternation(patient_params) + r")=)"
+                      r"(?P<pvalue>[^&#\s\"']*)", lambda low: "=" in low),
+            "kv": (r"(?P<kv>(?<![\w?&;])(?:" + _alternation(_KV_ACCOUNTS + _KV_HOSTS) + r")=)"
+                   r"(?P<kvvalue>[^\s;,&\"']+)", lambda low: "=" in low),
+            "email": (r"(?<![A-Za-z0-9._%+-])(?P<email>[A-Za-z0-9._%+-]+)"
+                      r"@(?P<edomain>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)", lambda low: "@" in low),
+            "cn": (r"(?P<cn>CN=)(?P<cnvalue>[^,\\/\"]+)", lambda low: "cn=" in low),
+            "ipv4": (r"(?<![\d.])(?P<ipv4>(?:\d{1,3}\.){3}\d{1,3})(?![\d.])",
+                     lambda low: low.count(".") >= 3),
+            # Case matters for names: ``MARTIN_Jeanne`` is a name, ``martin_jeanne`` a file.
+            "nf": (r"(?-i:(?<![\wÀ-ÿ])(?P<nf>[A-ZÀ-Ý][A-ZÀ-Ý'-]*[A-ZÀ-Ý]_[A-ZÀ-Ý][a-zà-ÿ]+"
+                   r"(?:-[A-ZÀ-Ý][a-zà-ÿ]+)?)(?![a-zà-ÿ])(?P<nfrest>(?:[_-][A-Za-z0-9]+)*))",
+                   lambda low: "_" in low),
+        })
+        self._branches = [(name, f"(?P<b_{name}>{pattern})", test)
+                          for name, (pattern, test) in branches.items()]
+        self._compiled: dict[tuple[str, ...], re.Pattern[str]] = {}
+        # text → (text with the patterns replaced, the same lower-cased)
+        self._done: dict[str, tuple[str, str]] = {}
         # Case matters for names: ``MARTIN_Jeanne`` is a name, ``martin_jeanne`` a file; so
         # the NAME_Firstname branch is checked by case in the callback.
         self._spaced_name = re.compile(
@@ -124,55 +143,77 @@ class Scrubber:
 
     def scrub(self, text: str, known: Sequence[tuple[str, str]] = (), *,
               prose: bool = False) -> str:
-        """``text`` with the record's ``known`` (clear, pseudonym) pairs and the structured
-        patterns replaced. ``prose``: a message written for people, where ``MARTIN Jeanne``
-        (capitals then a capitalised word) is taken for a name too."""
+        """``text`` with the structured patterns and the record's ``known`` (clear,
+        pseudonym) pairs replaced (``clear`` lower-cased, longest first). ``prose``: a
+        message written for people, where ``MARTIN Jeanne`` (capitals then a capitalised
+        word) is taken for a name too."""
+        # The patterns first: their result depends on the text alone, and the same values
+        # (program paths, parent command lines) come back in event after event.
+        done = self._done.get(text)
+        if done is None:
+            replaced = self._patterns(text)
+            done = (replaced, replaced.lower())
+            if len(text) <= 1024:
+                if len(self._done) >= 50_000:  # bounded: a flood of distinct values
+                    self._done.clear()
+                self._done[text] = done
+        text, lowered = done
         if known:
-            lowered = text.lower()
             for clear, pseudonym in known:
                 if clear in lowered:
                     text = self._identity_pattern(clear).sub(_constant(pseudonym), text)
                     lowered = text.lower()
-        text = self._patterns.sub(self._replace, text)
         if prose:
             text = self._spaced_name.sub(self._replace_spaced, text)
         return text
 
     # --- structured patterns --------------------------------------------------------------
+    def _patterns(self, text: str) -> str:
+        lowered = text.lower()
+        needed = tuple(name for name, _pattern, test in self._branches if test(lowered))
+        if not needed:
+            return text
+        pattern = self._compiled.get(needed)
+        if pattern is None:
+            pattern = self._compiled[needed] = re.compile("|".join(
+                p for name, p, _test in self._branches if name in needed), re.IGNORECASE)
+        return pattern.sub(self._replace, text)
+
     def _replace(self, m: re.Match[str]) -> str:
         group = m.group
-        if group("unc") is not None:
+        branch = m.lastgroup
+        if branch == "b_unc":
             return group("unc") + self._dns(group("server"))
-        if group("home") is not None:
+        if branch == "b_home":
             name = group("homeuser")
             if name.lower() in WELL_KNOWN_PROFILES or name.startswith("ps-"):
                 return m[0]
             return group("home") + self._user(name)
-        if group("sid") is not None:
+        if branch == "b_sid":
             return self._sid(group("sid"))
-        if group("param") is not None:
+        if branch == "b_param":
             value = unquote_plus(group("pvalue"))
             if not value or value.startswith("ps-"):
                 return m[0]
             return group("param") + self._user(value)
-        if group("kv") is not None:
+        if branch == "b_kv":
             value = group("kvvalue")
             key = group("kv")[:-1].lower()
             if value.startswith("ps-") or value.lower() in WELL_KNOWN_ACCOUNTS:
                 return m[0]
             return group("kv") + (self._dns(value) if key in _KV_HOSTS else self._user(value))
-        if group("email") is not None:
+        if branch == "b_email":
             if group("email").startswith("ps-"):
                 return m[0]
             return self._user(group("email")) + "@" + self._dns(group("edomain"))
-        if group("cn") is not None:
+        if branch == "b_cn":
             value = group("cnvalue")
             if value.lower() in WELL_KNOWN_ACCOUNTS or value.startswith("ps-"):
                 return m[0]
             return group("cn") + self._user(value)
-        if group("ipv4") is not None:
+        if branch == "b_ipv4":
             return self._ip(group("ipv4"))
-        if group("nf") is not None:
+        if branch == "b_nf":
             token, rest = group("nf"), group("nfrest")
             last, _, first = token.partition("_")
             if not (last.isupper() and first[:1].isupper()) or last in _NOT_NAMES:
@@ -180,7 +221,7 @@ class Scrubber:
             # What follows the name in a document's name (an IPP, a birth date) goes too.
             return self._user(f"{last} {first}") + (rest[:1] + self._opaque(rest[1:])
                                                      if rest else "")
-        if group("root") is not None:
+        if branch == "b_root":
             root = group("root")
             body = root.lstrip("\\/")
             server, separator, share = re.split(r"([\\/])", body, maxsplit=1)
