@@ -81,7 +81,12 @@ def _compile(policy: Mapping[str, Treatment]) -> dict[str, Any]:
         for part in prefix:
             node = node.setdefault(part, {})
         node[_RAW] = True
-    for path, treatment in policy.items():
+    # UserData (1102 "log cleared", some AppLocker and WMI events) carries the same names as
+    # EventData (``SubjectUserName``...): the same rules apply there.
+    mirrored = {"winlog.user_data." + path[len("winlog.event_data."):]: treatment
+                for path, treatment in policy.items()
+                if path.startswith("winlog.event_data.")}
+    for path, treatment in {**mirrored, **policy}.items():
         node = tree
         parts = path.split(".")
         # ``@timestamp`` and raw data names may hold no dot; ECS paths are split on them.
@@ -319,8 +324,6 @@ class Pseudonymiser:
             return None  # the same on every machine: no one's, and Sigma rules name them
         if self.ip_scope == "private" and not is_internal(address):
             return None
-        if address.version == 6 and address.packed[0] == 0xFD:
-            return None  # already one of ours (or a ULA: internal, but not a desk's name)
         digest = self._digest("ip:" + address.compressed)
         return str(ipaddress.IPv6Address(b"\xfd" + digest[:15]))
 

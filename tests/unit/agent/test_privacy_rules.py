@@ -68,6 +68,7 @@ def test_addresses_and_dns_names(p: Pseudonymiser) -> None:
     assert p.pseudonym("10.1.2.3", Treatment.IP).startswith("fd")
     assert p.pseudonym("203.0.113.9", Treatment.IP) == "203.0.113.9"  # the other side
     assert p.pseudonym("127.0.0.1", Treatment.IP) == "127.0.0.1"  # everyone's loopback
+    assert p.pseudonym("fd12:3456::7", Treatment.IP) != "fd12:3456::7"  # IPv6 unique-local
     assert p.dns("evil.example.com") == "evil.example.com"
     assert p.dns("srv-dpi-01") == p.host("SRV-DPI-01")
     assert p.dns("srv-dpi-01.chu-exemple.local") == p.host("srv-dpi-01") + ".chu-exemple.local"
@@ -129,6 +130,16 @@ def test_unknown_fields_are_dropped_and_unknown_raw_text_scrubbed(p: Pseudonymis
     data = doc["winlog"]["event_data"]
     assert "jdupont" not in json.dumps(data) and data["Count"] == 3
     assert p.dropped == 2  # by default deny: related, host.mac (event.original: by the table)
+
+
+def test_user_data_follows_the_event_data_rules(p: Pseudonymiser) -> None:
+    doc = p.apply({"event": {"id": "a" * 32}, "winlog": {
+        "channel": "Security", "event_id": 1102, "user_data": {
+            "xml_name": "LogFileCleared", "SubjectUserName": "jdupont",
+            "SubjectDomainName": "CHU", "SubjectLogonId": "0x3e7"}}})
+    data = doc["winlog"]["user_data"]
+    assert data["SubjectUserName"] == p.user("jdupont") and data["SubjectLogonId"] == "0x3e7"
+    assert data["xml_name"] == "LogFileCleared"
 
 
 def test_a_message_the_agent_did_not_understand_does_not_leave() -> None:
