@@ -27,7 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from producers.agent.clock import DEFAULT_TOLERANCE_S
-from producers.agent.pseudonymise import Kind
+from producers.agent.privacy.policy import Treatment
 from producers.agent.quarantine import DEFAULT_HEAD_BYTES, DEFAULT_KEEP, DEFAULT_MAX_BYTES
 from producers.agent.spool import FullPolicy
 from runtime.errors import ConfigurationError
@@ -102,13 +102,35 @@ class QuarantineConfig(_Strict):
                             description="First bytes of each refused record kept (base64)")
 
 
+# --- privacy (helper a2: what leaves the hospital; see docs/privacy.md) ----------------------
 class PseudonymiseConfig(_Strict):
+    """The agent's privacy block (``pseudonymise:``): the key, and this hospital's
+    adjustments to the policy table of :mod:`producers.agent.privacy.policy`."""
+
     enabled: bool = True
     key_path: Path | None = Field(None, description="Hex key file; default <state_dir>/"
                                   "pseudonym.key, created on first run")
-    fields: dict[str, Kind] | None = Field(None, description="Replace the default field list")
-    extra_fields: dict[str, Kind] = Field(default_factory=dict, description="Add to it")
     ip_scope: Literal["private", "all"] = "private"
+    internal_domains: list[str] = Field(default_factory=list, description="DNS suffixes of "
+                                        "the hospital's own machines (chu-exemple.local): "
+                                        "names under them are pseudonymised")
+    patient_roots: list[str] = Field(default_factory=list, description="Folders of patient "
+                                     "documents: every name under them is pseudonymised")
+    patient_params: list[str] | None = Field(None, description="URL parameters naming a "
+                                             "patient; default: nom, prenom, patient, ipp...")
+    unparsed_messages: Literal["drop", "scrub"] = Field(
+        "drop", description="message of a syslog line the agent did not recognise")
+    overrides: dict[str, Treatment] = Field(default_factory=dict, description="Field path → "
+                                            "keep | user | domain | host | dns | ip | sid | "
+                                            "scrub | hash | drop")
+    # The first format's keys, still read: both add to ``overrides``.
+    fields: dict[str, Treatment] | None = Field(None, description="Legacy: as overrides")
+    extra_fields: dict[str, Treatment] = Field(default_factory=dict,
+                                               description="Legacy: as overrides")
+
+    def all_overrides(self) -> dict[str, Treatment]:
+        return {**(self.fields or {}), **self.extra_fields, **self.overrides}
+# --- end of the privacy block -----------------------------------------------------------------
 
 
 class SpoolConfig(_Strict):

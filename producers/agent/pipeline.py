@@ -1,5 +1,8 @@
 """From a parsed document to a signed Kafka record: identity, pseudonymisation, signature.
 
+With pseudonymisation on, ``event.id`` is re-derived with the hospital's key
+(:meth:`~producers.agent.privacy.Pseudonymiser.event_id`) before it leaves.
+
 The value is the document's compact JSON, written directly by pydantic-core's serialiser
 (the same bytes as ``json.dumps(..., ensure_ascii=False, separators=(",", ":"))``, at a third
 of the cost): a pydantic round trip per event (build the models, then dump them) cost more
@@ -60,6 +63,12 @@ class Finisher:
         self.future.check(doc.get("@timestamp"), source)
         if self.pseudonymiser is not None:
             self.pseudonymiser.apply(doc)
+            event = doc.get("event")
+            if type(event) is dict and type(event.get("id")) is str:
+                # Keyed: the parsers' ids hash clear names (a computer, a file path), which
+                # a dictionary of host names would reverse; an HMAC with the hospital's key
+                # cannot be, and stays the same for the same record (replays, exactly-once).
+                event["id"] = self.pseudonymiser.event_id(event["id"])
         raw = to_json(doc)
         self._seen += 1
         if self._seen % self.validate_every == 0:

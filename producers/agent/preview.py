@@ -3,7 +3,9 @@
 An IT team checks what would leave the hospital before enrolling: the files are parsed,
 pseudonymised and signed exactly as ``ingest`` would, and the Kafka record values are handed
 back instead of spooled. Without a configuration a placeholder establishment and a throwaway
-key stand in, and identities are left as they are (there is no pseudonymisation key).
+signing key stand in; without a pseudonymisation key (no configuration, or a configured key
+not created yet) a throw-away one pseudonymises, so a dry run never shows an identity that
+would not leave. ``notice`` says when that happened (the CLI prints it on stderr).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from producers.agent.config import AgentConfig
 from producers.agent.pipeline import Finisher
-from producers.agent.run import agent_context, dry_run_docs, make_pseudonymiser
+from producers.agent.privacy.configured import preview_pseudonymiser
+from producers.agent.run import agent_context, dry_run_docs
 from producers.signing import Signer, load_key
 from schemas.organization import Organization
 
@@ -25,14 +28,27 @@ PLACEHOLDER = Organization(id="000000000", name="dry-run", type="hospital",
 PLACEHOLDER_AGENT = "dry-run"
 
 
+class Preview:
+    """A dry run: ``notice`` (or None) to tell the user, ``events()`` the record values."""
+
+    def __init__(self, config: AgentConfig | None) -> None:
+        self.config = config
+        pseudonymiser, self.notice = preview_pseudonymiser(config)
+        if config is not None:
+            self.org, self.agent_id = config.establishment, config.agent_id
+            signer = Signer(self.agent_id, load_key(config.key_path))
+        else:
+            self.org, self.agent_id = PLACEHOLDER, PLACEHOLDER_AGENT
+            signer = Signer(self.agent_id, Ed25519PrivateKey.generate())
+        self.finisher = Finisher(self.org, signer, pseudonymiser)
+
+    def events(self, paths: Iterable[Path], fmt: str = "auto") -> Iterator[bytes]:
+        """The Kafka record value of every event in ``paths``, in file order."""
+        yield from dry_run_docs(paths, self.finisher,
+                                agent_context(self.config, self.org.id, self.agent_id), fmt)
+
+
 def preview_events(paths: Iterable[Path], config: AgentConfig | None,
                    fmt: str = "auto") -> Iterator[bytes]:
     """The Kafka record value of every event in ``paths``, in file order."""
-    if config is not None:
-        org, agent_id = config.establishment, config.agent_id
-        finisher = Finisher(org, Signer(agent_id, load_key(config.key_path)),
-                            make_pseudonymiser(config))
-    else:
-        org, agent_id = PLACEHOLDER, PLACEHOLDER_AGENT
-        finisher = Finisher(org, Signer(agent_id, Ed25519PrivateKey.generate()), None)
-    yield from dry_run_docs(paths, finisher, agent_context(config, org.id, agent_id), fmt)
+    yield from Preview(config).events(paths, fmt)

@@ -35,11 +35,8 @@ from producers.agent.config import (
 )
 from producers.agent.pipeline import Finisher
 from producers.agent.positions import PositionStore
-from producers.agent.pseudonymise import (
-    DEFAULT_FIELDS,
-    Pseudonymiser,
-    generate_pseudonym_key,
-)
+from producers.agent.privacy.configured import pseudonymiser_for
+from producers.agent.pseudonymise import Pseudonymiser
 from producers.agent.quarantine import Quarantine
 from producers.agent.ship import Shipper
 from producers.agent.sources.authlog import authlog_source
@@ -59,14 +56,7 @@ BATCH = 2000
 
 
 def make_pseudonymiser(config: AgentConfig) -> Pseudonymiser | None:
-    settings = config.pseudonymise
-    if not settings.enabled:
-        log.warning("pseudonymisation is OFF: identities leave the hospital in clear")
-        return None
-    key = generate_pseudonym_key(config.pseudonym_key_path)
-    fields = dict(DEFAULT_FIELDS if settings.fields is None else settings.fields)
-    fields.update(settings.extra_fields)
-    return Pseudonymiser(key, fields, ip_scope=settings.ip_scope)
+    return pseudonymiser_for(config)  # the privacy policy's own factory (producers.agent.privacy)
 
 
 def build_sources(config: AgentConfig, ctx: Context, positions: PositionStore) -> list[Source]:

@@ -75,19 +75,22 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Files: .evtx, .json
            = "auto") -> None:
     """Import files once (e.g. EVTX exported from a domain controller after an incident).
 
-    With --dry-run nothing is sent: the parsed (and, with --config, pseudonymised) events are
-    printed, one JSON document a line, to check what would leave the hospital.
+    With --dry-run nothing is sent: the parsed and pseudonymised events are printed, one JSON
+    document a line, to check what would leave the hospital (without a pseudonymisation key,
+    a throw-away one is used, and said so on stderr).
     """
     setup_logging(log_level())
     cfg = _load(config) if config is not None else None
     if dry_run:
-        from producers.agent.preview import PLACEHOLDER, preview_events
+        from producers.agent.preview import PLACEHOLDER, Preview
 
+        preview = Preview(cfg)
         if cfg is None:
-            typer.echo(f"no --config: placeholder establishment {PLACEHOLDER.id}, "
-                       "no pseudonymisation", err=True)
+            typer.echo(f"no --config: placeholder establishment {PLACEHOLDER.id}", err=True)
+        if preview.notice:
+            typer.echo(preview.notice, err=True)
         count = 0
-        for value in preview_events(paths, cfg, fmt):
+        for value in preview.events(paths, fmt):
             sys.stdout.buffer.write(value + b"\n")
             count += 1
         typer.echo(f"{count} events parsed", err=True)
