@@ -32,13 +32,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import os
 import secrets
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from producers.keyfiles import check_key_strength, read_private_file, write_private_file
 from runtime.errors import ConfigurationError
 
 
@@ -101,19 +101,16 @@ class PseudonymKeyError(ConfigurationError):
 
 def generate_pseudonym_key(path: Path) -> bytes:
     """32 random bytes at ``path`` (mode 0600), unless a key is already there."""
-    if path.exists():
+    if path.exists() or path.is_symlink():
         return load_pseudonym_key(path)
     key = secrets.token_bytes(32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(key.hex().encode() + b"\n")
+    write_private_file(path, key.hex().encode() + b"\n")  # 0600, O_EXCL | O_NOFOLLOW
     return key
 
 
 def load_pseudonym_key(path: Path) -> bytes:
     try:
-        text = path.read_text(encoding="ascii").strip()
+        text = read_private_file(path).decode("ascii", "replace").strip()
     except FileNotFoundError:
         raise PseudonymKeyError(f"no pseudonymisation key at {path}") from None
     try:
@@ -122,6 +119,7 @@ def load_pseudonym_key(path: Path) -> bytes:
         raise PseudonymKeyError(f"{path}: expected the key in hexadecimal") from None
     if len(key) < 16:
         raise PseudonymKeyError(f"{path}: key of {len(key)} bytes, at least 16 needed")
+    check_key_strength(key, path)  # all-zero or patterned keys make pseudonyms reversible
     return key
 
 
