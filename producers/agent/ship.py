@@ -47,6 +47,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from producers.agent import metrics as agent_metrics
+from producers.agent.kafka_logs import kafka_logger
 from producers.agent.spool import Spool, SpoolRecord
 from producers.signing import Signer
 from runtime import metrics
@@ -157,7 +158,9 @@ class Shipper:
     def _new_producer(self) -> Producer:
         return self.kafka.producer(**{
             "message.max.bytes": 4 * 1024 * 1024, "linger.ms": 50,
-            "message.timeout.ms": TRANSACTION_TIMEOUT_MS, **self.overrides,
+            "message.timeout.ms": TRANSACTION_TIMEOUT_MS,
+            # Its lines through Python logging, repeats held back (see kafka_logs).
+            "logger": kafka_logger(), **self.overrides,
             "transactional.id": agent_transactional_id(self.agent_id),
             "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
             "error_cb": self._on_error})
@@ -183,8 +186,12 @@ class Shipper:
     # --- restart check -------------------------------------------------------------------------
     def _progress_consumer(self) -> Consumer:
         if self._progress is None:
+            # Never polled, so it could not serve a ``logger``: it only logs critical
+            # lines (its failures surface as exceptions of committed(), and the producer
+            # logs the link's state).
             self._progress = self.kafka.consumer(agent_progress_group(self.agent_id),
-                                                 **{"isolation.level": "read_committed"})
+                                                 **{"isolation.level": "read_committed",
+                                                    "log_level": 2})
         return self._progress
 
     def _reconcile(self) -> None:
