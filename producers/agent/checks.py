@@ -156,9 +156,10 @@ def _pseudonym_key(config: AgentConfig) -> Check:
 
 def _state_dir(config: AgentConfig) -> Check:
     state = config.state_dir
-    for directory in (state, config.spool_dir):
-        if directory.is_symlink():
-            return failed("state directory", f"{directory} is a symbolic link")
+    # The state directory itself may be a link (systemd's DynamicUser makes
+    # /var/lib/vigie-agent one); the spool inside it may not.
+    if config.spool_dir.is_symlink():
+        return failed("state directory", f"{config.spool_dir} is a symbolic link")
     if not state.exists():
         parent = next((p for p in state.parents if p.exists()), Path("/"))
         if not os.access(parent, os.W_OK):
@@ -212,6 +213,9 @@ def _source(source: Any) -> Iterator[Check]:
                   f"channels: {channels}{ids}")
         yield (passed if matched else warned)(step, detail)
     elif isinstance(source, AuthlogSource | CefSource):
+        if not source.path.exists():
+            yield warned(step, f"{source.path} does not exist yet: followed once it appears")
+            return
         problem = _readable(step, source.path, "file")
         yield problem or passed(step, f"follows {source.path} ({source.type})"
                                 + (" from its end" if source.from_end else ""))
