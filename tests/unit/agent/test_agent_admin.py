@@ -120,3 +120,28 @@ def test_librdkafka_repeats_are_held_back_then_counted() -> None:
     assert seen[1].endswith("(repeated 59 times in 60 s)")
     assert seen[2].endswith("(repeated 59 times in 60 s)")
     assert seen[3] == "another message"
+
+
+def test_no_stderr_flood_while_kafka_is_down(config: Path) -> None:
+    """Against a closed port librdkafka retries several times a second; for 8 s the agent
+    writes its start-up lines and a handful of warnings, all through its own log format."""
+    import signal
+    import time
+
+    data = yaml.safe_load(config.read_text())
+    data["log"] = {"level": "INFO", "format": "json"}
+    data["sources"] = []
+    config.write_text(yaml.safe_dump(data))
+    agent = subprocess.Popen([sys.executable, "-m", "vigie.cli", "agent", "run", "-c",
+                              str(config), "--drain", "1"], cwd=REPO, text=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO),
+                                  "VIGIE_METRICS_PORT": "0"})
+    time.sleep(8)
+    agent.send_signal(signal.SIGTERM)
+    _, stderr = agent.communicate(timeout=60)
+    lines = stderr.splitlines()
+    records = [json.loads(line) for line in lines]  # every line is the agent's JSON
+    from_librdkafka = [r for r in records if r["log.logger"] == "librdkafka"]
+    assert 1 <= len(from_librdkafka) <= 2, from_librdkafka
+    assert len(lines) <= 12, stderr
