@@ -3,59 +3,31 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import socket
 import ssl
 import time
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from producers.agent.config import SyslogSourceConfig
 from producers.agent.sources.base import Context
 from producers.agent.sources.syslog import SyslogServer, SyslogSource
+from tests.unit.agent.certs import issue, write_pem
 
 FRAME = b"<86>Mar 10 11:00:01 srv-dpi-01 sshd[12]: Accepted password for martin from 10.0.0.5"
 
 
-def _write(path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
-    path.with_suffix(".pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    path.with_suffix(".key").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-
-
-def _issue(name: str, issuer: x509.Name | None, signer: ec.EllipticCurvePrivateKey | None,
-           ca: bool = False) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    builder = (x509.CertificateBuilder().subject_name(subject)
-               .issuer_name(issuer or subject).public_key(key.public_key())
-               .serial_number(x509.random_serial_number())
-               .not_valid_before(now - dt.timedelta(minutes=1))
-               .not_valid_after(now + dt.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if not ca:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]),
-                                        critical=False)
-    return builder.sign(signer or key, hashes.SHA256()), key
-
-
 @pytest.fixture()
 def pki(tmp_path: Path) -> Path:
-    ca_cert, ca_key = _issue("hospital-ca", None, None, ca=True)
-    _write(tmp_path / "ca", ca_cert, ca_key)
+    ca_cert, ca_key = issue("hospital-ca", None, None, ca=True)
+    write_pem(tmp_path / "ca", ca_cert, ca_key)
     for name in ("localhost", "firewall-01"):
-        cert, key = _issue(name, ca_cert.subject, ca_key)
-        _write(tmp_path / name, cert, key)
-    rogue_ca, rogue_key = _issue("rogue-ca", None, None, ca=True)
-    cert, key = _issue("rogue", rogue_ca.subject, rogue_key)
-    _write(tmp_path / "rogue", cert, key)
+        cert, key = issue(name, ca_cert.subject, ca_key)
+        write_pem(tmp_path / name, cert, key)
+    rogue_ca, rogue_key = issue("rogue-ca", None, None, ca=True)
+    cert, key = issue("rogue", rogue_ca.subject, rogue_key)
+    write_pem(tmp_path / "rogue", cert, key)
     return tmp_path
 
 
