@@ -7,7 +7,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 VIGIE  := $(VENV)/bin/vigie
 
-.PHONY: install install-system demo test test-unit lint stack-up stack-down stack-status bench clean
+.PHONY: install install-system demo test test-unit lint stack-up stack-down stack-status bench clean \
+        agent-wheel agent-deb
 
 install: $(VENV)/.installed
 
@@ -54,5 +55,14 @@ test: lint install-system stack-up
 bench: stack-up
 	$(PY) -m bench.e2e
 
+# The hospital agent's own distributions (deploy/agent): the `vigie-agent` wheel (agent code
+# and its dependencies only) and a .deb installing it in /opt/vigie-agent with its systemd
+# unit. Both land in dist/.
+agent-wheel: install
+	$(PY) -m deploy.agent.build --out dist
+
+agent-deb: install
+	$(PY) -m deploy.agent.deb --out dist
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache dist

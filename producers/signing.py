@@ -9,7 +9,6 @@ hospital. The national registry holds the raw public key in base64 (see
 from __future__ import annotations
 
 import base64
-import os
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from nacl.signing import SigningKey
 
+from producers.keyfiles import read_private_file, write_private_file
 from runtime.errors import CannotWrite, ConfigurationError
 from schemas.enrolment import HEADER_AGENT, HEADER_SEQUENCE, HEADER_SIGNATURE, signed_message
 
@@ -33,27 +33,31 @@ class AgentKeyExists(CannotWrite, AgentKeyError):
 
 
 def generate_key(path: Path, *, overwrite: bool = False) -> Ed25519PrivateKey:
-    """Create a new private key at ``path`` (mode 0600). Refuses to replace an existing key:
-    losing it means re-enrolling the agent."""
-    if path.exists() and not overwrite:
+    """Create a new private key at ``path`` (mode 0600, created with ``O_EXCL |
+    O_NOFOLLOW``: never written through a symbolic link planted there, never over another
+    file). Refuses to replace an existing key: losing it means re-enrolling the agent."""
+    if (path.exists() or path.is_symlink()) and not overwrite:
         raise AgentKeyExists("already exists; refusing to overwrite an agent key",
                              source=str(path))
     key = Ed25519PrivateKey.generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(pem)
+    if overwrite:
+        path.unlink(missing_ok=True)  # a link is removed, never followed
+    write_private_file(path, pem)
     return key
 
 
 def load_key(path: Path) -> Ed25519PrivateKey:
+    """The agent's private key; refused when other accounts may read it or when ``path`` is
+    a symbolic link (:func:`producers.keyfiles.read_private_file`)."""
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        pem = read_private_file(path)
     except FileNotFoundError:
         raise AgentKeyError(
             f"no agent key at {path}; create one with `vigie agent enroll`") from None
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as exc:
         raise AgentKeyError(f"{path}: not a readable PEM private key ({exc})") from None
     if not isinstance(key, Ed25519PrivateKey):

@@ -55,12 +55,31 @@ class _FollowedFileBase(_SourceBase):
                     "(counted, quarantined), never cut")
 
 
-class EvtxSource(_SourceBase):
+class _WindowsFilters(_Strict):
+    """Filters at the source (:mod:`producers.agent.filters`): Windows channels and event
+    ids to keep or drop before pseudonymisation and shipping."""
+
+    channels: list[str] | None = Field(
+        None, description="Channels to keep (shell patterns, any case); default: the "
+        "security-relevant channels (filters.SECURITY_CHANNELS); [\"*\"]: every channel")
+    include_event_ids: list[int] = Field(default_factory=list,
+                                         description="Keep only these event ids (empty: all)")
+    exclude_event_ids: list[int] = Field(default_factory=list,
+                                         description="Drop these event ids")
+
+    @property
+    def effective_channels(self) -> list[str]:
+        from producers.agent.filters import SECURITY_CHANNELS
+
+        return list(SECURITY_CHANNELS) if self.channels is None else self.channels
+
+
+class EvtxSource(_SourceBase, _WindowsFilters):
     type: Literal["evtx"]
     paths: list[str] = Field(min_length=1, description="Globs of .evtx files")
 
 
-class JsonSource(_FollowedFileBase):
+class JsonSource(_FollowedFileBase, _WindowsFilters):
     type: Literal["json"]
     paths: list[str] = Field(min_length=1,
                              description="Globs of .json exports, or one .jsonl file to follow")
@@ -69,11 +88,33 @@ class JsonSource(_FollowedFileBase):
 class SyslogSourceConfig(_SourceBase):
     type: Literal["syslog"]
     protocol: Literal["udp", "tcp", "tls"] = "udp"
-    host: str = "0.0.0.0"
+    host: str = Field("127.0.0.1", min_length=1,
+                      description="Address to listen on: this host only by default; the "
+                      "address of the interface senders reach, or 0.0.0.0 for every one")
     port: int = Field(5514, ge=0, le=65535)
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    tls_client_ca: Path | None = Field(
+        None, description="CA bundle of the senders' client certificates (TLS): with it, a "
+        "certificate a sender presents is verified")
+    require_client_cert: bool = Field(
+        False, description="TLS: refuse senders without a certificate signed by "
+        "tls_client_ca")
     max_frame: int = Field(64 * 1024, ge=480)
+
+    @model_validator(mode="after")
+    def _tls_settings(self) -> SyslogSourceConfig:
+        tls_only = [name for name in ("tls_cert", "tls_key", "tls_client_ca")
+                    if getattr(self, name) is not None]
+        if self.require_client_cert:
+            tls_only.append("require_client_cert")
+        if self.protocol != "tls" and tls_only:
+            raise ValueError(f"{', '.join(tls_only)} set but protocol is {self.protocol}")
+        if self.protocol == "tls" and self.tls_cert is None:
+            raise ValueError("protocol tls needs tls_cert (and tls_key)")
+        if self.require_client_cert and self.tls_client_ca is None:
+            raise ValueError("require_client_cert needs tls_client_ca (the senders' CA)")
+        return self
 
 
 class AuthlogSource(_FollowedFileBase):
@@ -140,6 +181,18 @@ class SpoolConfig(_Strict):
     fsync: bool = True
 
 
+class LogConfig(_Strict):
+    """How the agent logs (overridden by ``VIGIE_LOG_LEVEL`` / ``VIGIE_LOG_FORMAT``, then by
+    ``--log-level`` / ``--log-format``)."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    format: Literal["text", "json"] = Field(
+        "text", description="json: one ECS-style JSON object a line, for a log shipper")
+    kafka_repeat_seconds: float = Field(
+        60.0, ge=0, description="librdkafka: the same message at most once per this many "
+        "seconds, then with a 'repeated K times' count")
+
+
 class AgentConfig(_Strict):
     # Errors must not echo what was given: the Kafka block may hold a password.
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
@@ -166,6 +219,7 @@ class AgentConfig(_Strict):
     # ---------------------------------------------------------------------------------------
     pseudonymise: PseudonymiseConfig = Field(default_factory=PseudonymiseConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
     sources: list[SourceConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -200,6 +254,15 @@ class ConfigError(ConfigurationError):
     pass
 
 
+def _rebased_source(source: SourceConfig, base: Path) -> SourceConfig:
+    """A syslog source's certificate paths taken under ``base`` when relative."""
+    if not isinstance(source, SyslogSourceConfig):
+        return source
+    updates = {name: base / path for name in ("tls_cert", "tls_key", "tls_client_ca")
+               if (path := getattr(source, name)) is not None and not path.is_absolute()}
+    return source.model_copy(update=updates) if updates else source
+
+
 def load_config(path: Path) -> AgentConfig:
     """Read and check the YAML file; relative paths are relative to the file's folder."""
     try:
@@ -229,6 +292,9 @@ def load_config(path: Path) -> AgentConfig:
     metrics_tls = config.metrics_tls.rebased(base)
     if metrics_tls is not config.metrics_tls:
         updates["metrics_tls"] = metrics_tls
+    sources = [_rebased_source(source, base) for source in config.sources]
+    if any(new is not old for new, old in zip(sources, config.sources, strict=True)):
+        updates["sources"] = sources
     if updates:
         config = config.model_copy(update=updates)
     if config.quarantine.path is not None and not config.quarantine.path.is_absolute():

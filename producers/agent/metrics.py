@@ -18,3 +18,6 @@ ALREADY_DELIVERED = Counter("vigie_agent_already_delivered_total",
                             "Spooled records found already in Kafka after a crash (not resent)")
 EPS_THROTTLED = Counter("vigie_agent_eps_throttled_seconds_total",
                         "Seconds the shipper waited because of the EPS cap")
+FILTERED = Counter("vigie_agent_filtered_total",
+                   "Windows events dropped at the source by its channel / event id filters",
+                   ["source"])

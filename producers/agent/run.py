@@ -33,6 +33,7 @@ from producers.agent.config import (
     JsonSource,
     SyslogSourceConfig,
 )
+from producers.agent.filters import filtered
 from producers.agent.pipeline import Finisher
 from producers.agent.positions import PositionStore
 from producers.agent.privacy.configured import pseudonymiser_for
@@ -77,8 +78,9 @@ def build_sources(config: AgentConfig, ctx: Context, positions: PositionStore) -
         elif isinstance(sc, SyslogSourceConfig):
             sources.append(SyslogSource(SyslogServer(
                 sc.name, sc.protocol, sc.host, sc.port, ctx, certfile=sc.tls_cert,
-                keyfile=sc.tls_key, max_frame=sc.max_frame)))
-    return sources
+                keyfile=sc.tls_key, max_frame=sc.max_frame, client_ca=sc.tls_client_ca,
+                require_client_cert=sc.require_client_cert)))
+    return [filtered(s, sc) for s, sc in zip(sources, config.sources, strict=True)]
 
 
 def agent_context(config: AgentConfig | None, establishment_id: str,

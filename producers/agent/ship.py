@@ -47,6 +47,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from producers.agent import metrics as agent_metrics
+from producers.agent.kafka_logs import kafka_logger
 from producers.agent.spool import Spool, SpoolRecord
 from producers.signing import Signer
 from runtime import metrics
@@ -66,6 +67,8 @@ TRANSACTION_TIMEOUT_MS = 30_000
 #: a call that times out is resumed at a later pump, ``RETRY_S`` later at the earliest.
 CALL_TIMEOUT_S = 1.0
 RETRY_S = 1.0
+#: A call retried while the link is down is logged at WARNING once per this many seconds.
+RETRY_LOG_S = 30.0
 COMMIT = "commit a transaction"
 
 
@@ -124,6 +127,9 @@ class Shipper:
         self.commit_interval = commit_interval
         self.overrides = dict(producer_overrides or {})
         self._error_logged = 0.0
+        # what -> (when last logged at WARNING, retries since): a retry every second while
+        # the link is down must not write a line every second.
+        self._retries: dict[str, tuple[float, int]] = {}
         self.producer = self._new_producer()
         self._initialised = False  # init_transactions() succeeded for this producer
         # Only for its group's committed offset and metadata: never assigned, never polled.
@@ -157,7 +163,9 @@ class Shipper:
     def _new_producer(self) -> Producer:
         return self.kafka.producer(**{
             "message.max.bytes": 4 * 1024 * 1024, "linger.ms": 50,
-            "message.timeout.ms": TRANSACTION_TIMEOUT_MS, **self.overrides,
+            "message.timeout.ms": TRANSACTION_TIMEOUT_MS,
+            # Its lines through Python logging, repeats held back (see kafka_logs).
+            "logger": kafka_logger(), **self.overrides,
             "transactional.id": agent_transactional_id(self.agent_id),
             "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
             "error_cb": self._on_error})
@@ -183,8 +191,12 @@ class Shipper:
     # --- restart check -------------------------------------------------------------------------
     def _progress_consumer(self) -> Consumer:
         if self._progress is None:
+            # Never polled, so it could not serve a ``logger``: it only logs critical
+            # lines (its failures surface as exceptions of committed(), and the producer
+            # logs the link's state).
             self._progress = self.kafka.consumer(agent_progress_group(self.agent_id),
-                                                 **{"isolation.level": "read_committed"})
+                                                 **{"isolation.level": "read_committed",
+                                                    "log_level": 2})
         return self._progress
 
     def _reconcile(self) -> None:
@@ -248,11 +260,25 @@ class Shipper:
         retry_in_place = what != COMMIT
         if (retry_in_place and error is not None and error.retriable()
                 and not error.txn_requires_abort()):
-            log.warning("cannot %s yet (%s): retrying, events wait in the spool", what, exc)
+            self._log_retry(what, exc)
             return
         log.warning("cannot %s (%s): transaction abandoned, its records will be sent again",
                     what, exc)
         self._restart()
+
+    def _log_retry(self, what: str, exc: KafkaException) -> None:
+        """A warning per kind of call at most every ``RETRY_LOG_S`` s, with the count of
+        retries since; DEBUG in between."""
+        now = time.monotonic()
+        last, retries = self._retries.get(what, (float("-inf"), 0))
+        if now - last < RETRY_LOG_S:
+            self._retries[what] = (last, retries + 1)
+            log.debug("cannot %s yet (%s): retrying", what, exc)
+            return
+        self._retries[what] = (now, 0)
+        again = f", {retries} retries in the last {now - last:.0f} s" if retries else ""
+        log.warning("cannot %s yet (%s): retrying, events wait in the spool%s", what, exc,
+                    again)
 
     def _restart(self) -> None:
         if self._txn_open:

@@ -45,9 +45,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, cast
 
 from producers.agent import metrics as agent_metrics
+from producers.keyfiles import UnsafeDirectory, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,13 @@ class _Segment:
     @property
     def last_seq(self) -> int:
         return self.first_seq + self.count - 1
+
+
+def _open_private(path: Path, flags: int, mode: str) -> BinaryIO:
+    """``path`` opened with ``flags``, created 0600, never through a symbolic link (one
+    planted in the spool directory would make the agent write or read elsewhere)."""
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    return cast(BinaryIO, os.fdopen(fd, mode))
 
 
 def _encode(seq: int, key: bytes, eid: str, signature: bytes, value: bytes, now_ms: int) -> bytes:
@@ -137,7 +145,11 @@ class Spool:
         reuse the numbers of the one before."""
         self.read_only = read_only
         self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=True)
+        if read_only:
+            if self.dir.is_symlink():
+                raise UnsafeDirectory("is a symbolic link", source=str(self.dir))
+        else:  # 0700, and never a link: the records hold what the hospital ships
+            private_dir(self.dir)
         self.max_bytes = max_bytes
         self.policy = FullPolicy(policy)
         # At least ~8 segments fit: drop_oldest then frees a small share at a time.
@@ -283,7 +295,7 @@ class Spool:
         if self._writer is not None:
             self._writer.close()
         path = self.dir / f"{self.next_seq:020d}.seg"
-        self._writer = path.open("ab")
+        self._writer = _open_private(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, "ab")
         self.segments.append(_Segment(self.next_seq, path, 0, 0))
 
     def _drop_oldest(self, needed: int) -> None:
@@ -396,8 +408,9 @@ class Spool:
         if not self._state_dirty:
             return
         tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"acked": self.acked, "next_seq": self.next_seq,
-                                   "partition": self.partition, "offset": self.offset}))
+        with _open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, "wb") as out:
+            out.write(json.dumps({"acked": self.acked, "next_seq": self.next_seq,
+                                  "partition": self.partition, "offset": self.offset}).encode())
         tmp.replace(self.state_path)
         self._state_dirty = False
         self._state_written = time.monotonic()

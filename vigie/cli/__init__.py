@@ -28,7 +28,21 @@ from runtime.errors import (
     VigieError,
     explain,
 )
-from vigie.cli import agent, platform, soc
+from vigie.cli import agent
+
+
+def _personas() -> list[Any]:
+    """The command groups installed: all three with ``vigie-sante``; only ``agent`` with the
+    hospital agent's distribution (``deploy/agent``), which ships neither of the others."""
+    found: list[Any] = [agent]
+    for name in ("platform", "soc"):
+        try:
+            found.append(importlib.import_module(f"vigie.cli.{name}"))
+        except ModuleNotFoundError as error:
+            if error.name != f"vigie.cli.{name}":
+                raise
+    return found
+
 
 app = typer.Typer(
     help="Vigie: national cybersurveillance pipeline for health establishments.\n\n"
@@ -38,7 +52,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-for persona in (agent, platform, soc):
+for persona in _personas():
     app.add_typer(persona.commands)
 
 # Recent typer carries its own copy of click (``typer._click``), older typer uses click itself:

@@ -8,6 +8,7 @@ where Faust, aiokafka, Elasticsearch, matplotlib and pySigma are not installed.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -16,9 +17,9 @@ import typer
 
 from runtime.errors import UsageError
 from runtime.logs import setup_logging
-from vigie.cli.common import log_level
 
 if TYPE_CHECKING:  # imported for real inside the commands
+    from producers.agent.checks import Check
     from producers.agent.config import AgentConfig
 
 PANEL = "Hospital IT"
@@ -39,19 +40,57 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Agent YAML conf
                                          dir_okay=False)]
 
 
-def _load(config: Path) -> AgentConfig:
-    """Logging set up, then the agent configuration of ``config``."""
+LogLevelOpt = Annotated[str | None, typer.Option(
+    "--log-level", help="DEBUG, INFO, WARNING, ERROR (default: VIGIE_LOG_LEVEL, then the "
+                        "configuration's log.level, then INFO)")]
+LogFormatOpt = Annotated[str | None, typer.Option(
+    "--log-format", help="text or json (default: VIGIE_LOG_FORMAT, then the configuration's "
+                         "log.format, then text)")]
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+FORMATS = ("text", "json")
+
+
+def _choice(value: str | None, allowed: tuple[str, ...], what: str) -> str | None:
+    if value is None or value == "":
+        return None
+    normalised = value.upper() if allowed is LEVELS else value.lower()
+    if normalised not in allowed:
+        raise UsageError(f"{what} {value!r}: use one of {', '.join(allowed)}")
+    return normalised
+
+
+def _setup_logs(cfg: AgentConfig | None, level: str | None = None,
+                fmt: str | None = None) -> None:
+    """Level and format: the option, else the environment, else the configuration's
+    ``log:`` block; librdkafka's lines through the same handler, repeats held back."""
+    from producers.agent.kafka_logs import kafka_logger
+
+    chosen_level = (_choice(level, LEVELS, "log level")
+                    or _choice(os.environ.get("VIGIE_LOG_LEVEL"), LEVELS, "VIGIE_LOG_LEVEL")
+                    or (cfg.log.level if cfg is not None else "INFO"))
+    chosen_format = (_choice(fmt, FORMATS, "log format")
+                     or _choice(os.environ.get("VIGIE_LOG_FORMAT"), FORMATS, "VIGIE_LOG_FORMAT")
+                     or (cfg.log.format if cfg is not None else "text"))
+    setup_logging(chosen_level, chosen_format == "json")
+    kafka_logger(cfg.log.kafka_repeat_seconds if cfg is not None else None)
+
+
+def _load(config: Path, level: str | None = None, fmt: str | None = None) -> AgentConfig:
+    """The agent configuration of ``config``, then logging set up from it and the options."""
     from producers.agent.config import load_config
 
-    setup_logging(log_level())
-    return load_config(config)
+    _setup_logs(None, level, fmt)  # until the configuration is read
+    cfg = load_config(config)
+    _setup_logs(cfg, level, fmt)
+    return cfg
 
 
 @agent_app.command("run")
 def run(config: ConfigOpt,
         drain: Annotated[float, typer.Option(help="On SIGTERM, seconds to wait for Kafka to "
                                                   "acknowledge what is in flight")] = 30.0,
-        ) -> None:
+        log_level: LogLevelOpt = None, log_format: LogFormatOpt = None) -> None:
     """Run all configured sources until SIGTERM/SIGINT (then flush and exit cleanly).
 
     Events that cannot be sent (Kafka unreachable) wait in the on-disk spool and are sent in
@@ -59,7 +98,7 @@ def run(config: ConfigOpt,
     """
     from producers.agent.run import run_agent
 
-    raise typer.Exit(run_agent(_load(config), drain=drain))
+    raise typer.Exit(run_agent(_load(config, log_level, log_format), drain=drain))
 
 
 @agent_app.command("ingest")
@@ -72,15 +111,15 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Files: .evtx, .json
            dry_run: Annotated[bool, typer.Option(help="Print the events as JSON lines "
                                                       "instead of sending them")] = False,
            fmt: Annotated[str, typer.Option("--format", help="auto, evtx, json, authlog, cef")]
-           = "auto") -> None:
+           = "auto", log_level: LogLevelOpt = None, log_format: LogFormatOpt = None) -> None:
     """Import files once (e.g. EVTX exported from a domain controller after an incident).
 
     With --dry-run nothing is sent: the parsed and pseudonymised events are printed, one JSON
     document a line, to check what would leave the hospital (without a pseudonymisation key,
     a throw-away one is used, and said so on stderr).
     """
-    setup_logging(log_level())
-    cfg = _load(config) if config is not None else None
+    _setup_logs(None, log_level, log_format)
+    cfg = _load(config, log_level, log_format) if config is not None else None
     if dry_run:
         from producers.agent.preview import PLACEHOLDER, Preview
 
@@ -137,11 +176,57 @@ def enroll(out: Annotated[Path, typer.Option(help="Where to write the new privat
 
 
 @agent_app.command("status")
-def status(config: ConfigOpt,
+def status(config: ConfigOpt, log_level: LogLevelOpt = None, log_format: LogFormatOpt = None,
            as_json: Annotated[bool, typer.Option("--json", help="Machine-readable")] = False
            ) -> None:
     """Spool depth, last positions in each source, send rate, last Kafka error."""
     from producers.agent.status import agent_status, format_status
 
-    result = agent_status(_load(config))
+    result = agent_status(_load(config, log_level, log_format))
     typer.echo(json.dumps(result, indent=1) if as_json else format_status(result))
+
+
+test_app = typer.Typer(help="Check the agent before starting it: `test config` (files, keys, "
+                            "what it would do), `test output` (the path to Kafka, step by "
+                            "step). Exit code: 0, or the family of the first failure "
+                            "(78 configuration, 77 permission, 69 Kafka unreachable).",
+                       no_args_is_help=True)
+agent_app.add_typer(test_app, name="test")
+
+
+def _report(checks: list[Check]) -> None:
+    from producers.agent.checks import exit_code
+
+    for check in checks:
+        typer.echo(check.line())
+    code = exit_code(checks)
+    failures = sum(c.status == "FAIL" for c in checks)
+    warnings = sum(c.status == "WARN" for c in checks)
+    typer.echo(f"{failures} failed, {warnings} warnings" if failures
+               else f"ok, {warnings} warnings", err=True)
+    raise typer.Exit(code)
+
+
+@test_app.command("config")
+def test_config(config: ConfigOpt, log_level: LogLevelOpt = None,
+                log_format: LogFormatOpt = None) -> None:
+    """Validate the configuration file and the key files (owner-only, not links, not weak),
+    the state directory, certificates and sources, and print what the agent would do.
+    Connects to nothing."""
+    from producers.agent.checks import check_config
+
+    _setup_logs(None, log_level, log_format)
+    _cfg, checks = check_config(config)
+    _report(checks)
+
+
+@test_app.command("output")
+def test_output(config: ConfigOpt, timeout: Annotated[float, typer.Option(
+                    help="Seconds each step may take")] = 10.0,
+                log_level: LogLevelOpt = None, log_format: LogFormatOpt = None) -> None:
+    """Connect to Kafka with the agent's settings and report each step: TCP, TLS handshake,
+    SASL and the metadata of events.raw, an idempotent producer's initialisation, the agent's
+    position. Sends no event and never fences a running agent."""
+    from producers.agent.checks import check_output
+
+    _report(check_output(_load(config, log_level, log_format), timeout=timeout))

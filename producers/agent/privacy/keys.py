@@ -7,10 +7,10 @@ shows is what would leave — never clear identities.
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
+from producers.keyfiles import check_key_strength, read_private_file, write_private_file
 from runtime.errors import ConfigurationError
 
 KEY_BYTES = 32
@@ -28,19 +28,16 @@ def throwaway_key() -> bytes:
 
 def generate_pseudonym_key(path: Path) -> bytes:
     """32 random bytes at ``path`` (mode 0600), unless a key is already there."""
-    if path.exists():
-        return load_pseudonym_key(path)
+    if path.exists() or path.is_symlink():
+        return load_pseudonym_key(path)  # a symlink is refused there, never followed
     key = secrets.token_bytes(KEY_BYTES)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(key.hex().encode() + b"\n")
+    write_private_file(path, key.hex().encode() + b"\n")  # 0600, O_EXCL | O_NOFOLLOW
     return key
 
 
 def load_pseudonym_key(path: Path) -> bytes:
     try:
-        text = path.read_text(encoding="ascii").strip()
+        text = read_private_file(path).decode("ascii", "replace").strip()
     except FileNotFoundError:
         raise PseudonymKeyError(f"no pseudonymisation key at {path}") from None
     try:
@@ -50,4 +47,5 @@ def load_pseudonym_key(path: Path) -> bytes:
     if len(key) < MIN_KEY_BYTES:
         raise PseudonymKeyError(f"{path}: key of {len(key)} bytes, at least "
                                 f"{MIN_KEY_BYTES} needed")
+    check_key_strength(key, path)  # all-zero or patterned keys make pseudonyms reversible
     return key

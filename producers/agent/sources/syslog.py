@@ -100,12 +100,18 @@ class SyslogServer:
 
     def __init__(self, name: str, protocol: str, host: str, port: int, ctx: Context, *,
                  certfile: Path | None = None, keyfile: Path | None = None,
+                 client_ca: Path | None = None, require_client_cert: bool = False,
                  max_frame: int = 64 * 1024, queue_size: int = 50_000,
                  queue_bytes: int = 64 << 20) -> None:
+        """``host``: the one address listened on (the configuration's default is
+        127.0.0.1). ``client_ca``: senders' certificates are verified against it (TLS);
+        ``require_client_cert``: a sender without one is refused at the handshake."""
         if protocol not in ("udp", "tcp", "tls"):
             raise ValueError(f"syslog protocol must be udp, tcp or tls, not {protocol!r}")
         if protocol == "tls" and certfile is None:
             raise ValueError("syslog over TLS needs tls_cert (and tls_key)")
+        if require_client_cert and client_ca is None:
+            raise ValueError("require_client_cert needs tls_client_ca")
         self.name = name
         self.protocol = protocol
         self.host = host
@@ -113,6 +119,8 @@ class SyslogServer:
         self.ctx = ctx
         self.certfile = certfile
         self.keyfile = keyfile
+        self.client_ca = client_ca
+        self.require_client_cert = require_client_cert
         self.max_frame = max_frame
         self.frames = FrameQueue(queue_size, queue_bytes)
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -130,8 +138,9 @@ class SyslogServer:
         self._ready.wait(15)
         if self._error is not None:
             raise self._error
-        log.info("%s: listening for syslog over %s on %s:%s", self.name, self.protocol.upper(),
-                 self.host, self.bound_port)
+        log.info("%s: listening for syslog over %s on %s:%s%s", self.name,
+                 self.protocol.upper(), self.host, self.bound_port,
+                 " (client certificate required)" if self.require_client_cert else "")
 
     def stop(self) -> None:
         if self.loop is not None and self._stop is not None:
@@ -160,17 +169,25 @@ class SyslogServer:
             await self._stop.wait()
             transport.close()
             return
-        context = None
-        if self.protocol == "tls":
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.load_cert_chain(str(self.certfile),
-                                    str(self.keyfile) if self.keyfile else None)
+        context = self.tls_context() if self.protocol == "tls" else None
         server = await asyncio.start_server(self._connection, self.host, self.port,
                                             ssl=context, limit=self.max_frame + 16)
         self.bound_port = server.sockets[0].getsockname()[1]
         self._ready.set()
         async with server:
             await self._stop.wait()
+
+    def tls_context(self) -> ssl.SSLContext:
+        """The listener's TLS: its certificate, TLS 1.2+, and the senders' certificates
+        verified against ``client_ca`` when set (required with ``require_client_cert``)."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(str(self.certfile), str(self.keyfile) if self.keyfile else None)
+        if self.client_ca is not None:
+            context.load_verify_locations(cafile=str(self.client_ca))
+            context.verify_mode = (ssl.CERT_REQUIRED if self.require_client_cert
+                                   else ssl.CERT_OPTIONAL)
+        return context
 
     # --- receiving ---------------------------------------------------------------------------
     def offer_datagram(self, data: bytes, peer: str) -> None:
