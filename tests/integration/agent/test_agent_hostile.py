@@ -104,3 +104,81 @@ def test_hostile_input_is_quarantined_and_the_rest_shipped(
     # every good record in events.raw exactly once
     counts = read_back(stack.kafka, start, agent_id)
     assert len(counts) == good + 1 and set(counts.values()) == {1}, counts.most_common(3)
+
+
+def _free_tcp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _stream(port: int, payload: bytes, tls: bool) -> None:
+    """One connection carrying ``payload``; over TLS without checking the listener's test
+    certificate (what is tested here is the input, not the certificate)."""
+    import ssl
+
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock: socket.socket = raw
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        sock = context.wrap_socket(raw)
+    with sock:
+        sock.sendall(payload)
+        time.sleep(0.2)
+
+
+def test_hostile_frames_over_tcp_and_tls_are_quarantined_and_the_rest_shipped(
+        stack: Settings, national_registry: list[Organization], tmp_path: Path) -> None:
+    """The same hostile frames, octet-counted (RFC 6587) on one TCP and one TLS connection,
+    then a connection whose octet count cannot be trusted: each listener counts and
+    quarantines every bad frame, closes only the lying connection, ships the rest."""
+    from tests.unit.tls_files import write_tls_files
+
+    org = national_registry[6]
+    agent_id = f"it-hostile-stream-{int(time.time())}"
+    expected = json.loads((HOSTILE / "syslog" / "expected.json").read_text())
+    frames = [base64.b64decode(json.loads(line)["frame_b64"]) for line in
+              (HOSTILE / "syslog" / "frames.jsonl").read_text().splitlines()]
+    counted = b"".join(str(len(f)).encode() + b" " + f for f in frames)
+    (tmp_path / "tls").mkdir()
+    tls = write_tls_files(tmp_path / "tls")
+    tcp_port, tls_port = _free_tcp_port(), _free_tcp_port()
+    config = write_config(tmp_path, org, agent_id, stack.kafka, [
+        {"type": "syslog", "name": "tcp", "protocol": "tcp", "host": "127.0.0.1",
+         "port": tcp_port},
+        {"type": "syslog", "name": "tls", "protocol": "tls", "host": "127.0.0.1",
+         "port": tls_port, "tls_cert": str(tls.cert), "tls_key": str(tls.key)},
+    ])
+    state = tmp_path / "state"
+    start = end_offsets(stack.kafka, EVENTS_RAW.name)
+    agent = AgentProcess(config, tmp_path / "agent.out").start()
+    try:
+        _wait(lambda: agent.log.read_text(errors="replace").count("listening for syslog") >= 2,
+              agent)
+        for port, over_tls in ((tcp_port, False), (tls_port, True)):
+            _stream(port, counted, over_tls)
+            _stream(port, b"99999999999 " + b"x" * 64, over_tls)  # a count nobody can trust
+        good = 2 * expected["good"]
+        bad = 2 * (sum(expected["malformed"].values()) + 1)
+        _wait(lambda: status(state).get("delivered", 0) >= good
+              and sum(status(state).get("malformed", {}).values()) >= bad, agent)
+
+        malformed = status(state)["malformed"]
+        per_listener = {**expected["malformed"], "bad_octet_count": 1}
+        assert malformed == {f"{name}/{r}": n for name in ("tcp", "tls")
+                             for r, n in per_listener.items()}
+        quarantined = read_quarantine(state / "quarantine.jsonl")
+        assert Counter((q["source"], q["reason"]) for q in quarantined) == Counter(
+            {(name, r): n for name in ("tcp", "tls") for r, n in per_listener.items()})
+
+        # the listeners still serve after closing the lying connections
+        for port, over_tls in ((tcp_port, False), (tls_port, True)):
+            _stream(port, str(len(AFTER)).encode() + b" " + AFTER, over_tls)
+        _wait(lambda: status(state).get("delivered", 0) >= good + 2, agent)
+    finally:
+        code = agent.stop()
+    assert code == 0, agent.tail()
+    counts = read_back(stack.kafka, start, agent_id)
+    assert len(counts) == good + 2 and set(counts.values()) == {1}, counts.most_common(3)
