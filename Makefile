@@ -53,6 +53,7 @@ test: lint install-system stack-up
 
 bench: stack-up
 	$(PY) -m bench.e2e
+	$(PY) -m bench.security
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
