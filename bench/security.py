@@ -9,10 +9,11 @@ starts, for the length of the run, a **throw-away plaintext Kafka** (same jars, 
 ``--kafka-only``, a **throw-away Elasticsearch** (same distribution and ``elasticsearch.yml``
 with ``xpack.security.enabled: false``), both in a temporary folder on free ports, never the
 shared stack's. It then measures the raw ceilings of ``bench.e2e`` with the very same code,
-records and client settings (apart from security) on both sides, interleaved round by round
-(secured, plaintext, secured, plaintext…) so that the drift of this shared machine hits both
-alike, and reports per figure the median of each side and the median of the per-round ratios
-secured / plaintext (1.0: security costs nothing; 0.8: it costs 20 % of the throughput).
+records and client settings (apart from security) on both sides, interleaved figure by
+figure (secured then plaintext, and the other way round in the next round) so that the drift
+of this shared machine hits both alike, and reports per figure the median of each side and
+the median of the per-round ratios secured / plaintext (1.0: security costs nothing; 0.8: it
+costs 20 % of the throughput).
 
 The throw-away servers are stopped and their folder deleted at the end, on an error, on
 Ctrl-C and on SIGTERM (not on SIGKILL of the bench: their processes carry the environment
@@ -399,11 +400,15 @@ class Side:
 
 
 def measure(sides: Sequence[Side], batch: list[Record], docs: list[tuple[str, str, str]],
-            rounds: int, bulk_batch: int, tag: str,
-            say: Callable[[str], None]) -> dict[str, dict[str, list[float]]]:
-    """Each ceiling on each side, ``rounds`` times, alternating sides figure by figure
-    (A/B/A/B…), after one untimed warm-up round (a fresh broker creates its offsets topic and
-    loads its coordinators on first use, a fresh JVM compiles its hot paths); returns
+            rounds: int, bulk_batch: int, tag: str, say: Callable[[str], None],
+            warmups: int = 3) -> dict[str, dict[str, list[float]]]:
+    """Each ceiling on each side, ``rounds`` times, alternating sides figure by figure and
+    which side goes first from one round to the next (A/B, then B/A…: a side always measured
+    second would always find the machine in the state the first left it), after one untimed
+    ``warmups`` untimed rounds: a fresh broker creates its offsets topic and
+    loads its coordinators on first use, and a fresh JVM compiles its hot paths (the
+    throw-away Elasticsearch indexed at half the shared one's rate after one warm-up round,
+    climbing round after round, while the shared one had run for hours); returns
     ``{figure: {side: samples}}``. Scratch topics, groups and indices are deleted
     afterwards, even on failure."""
     topic = f"bench.scratch-security-{tag}"
@@ -417,22 +422,25 @@ def measure(sides: Sequence[Side], batch: list[Record], docs: list[tuple[str, st
             admins[side.name].create_topics([NewTopic(
                 topic, EVENTS_RAW.partitions, 1,
                 config={"max.message.bytes": str(2 * 1024 * 1024)})])[topic].result()
-        for number in range(-1, rounds):  # -1: the warm-up
+        for number in range(-warmups, rounds):  # negative: warm-up
             figures: dict[str, dict[str, float]] = {key: {} for key in FIGURES}
-            for side in sides:
+            order = list(sides) if number % 2 == 0 else list(reversed(sides))
+            for side in order:
                 figures["kafka_produce"][side.name] = ceilings.kafka_produce(side.kafka,
                                                                              topic, batch)
-            for side in sides:
-                group = f"bench-security-{tag}-{side.name}-{number + 1}"
+            for side in order:
+                group = f"bench-security-{tag}-{side.name}-{number + warmups}"
                 groups[side.name].append(group)
                 figures["kafka_consume"][side.name] = ceilings.kafka_consume(
                     side.kafka, topic, len(batch), group)
-            for side in sides:
+            for side in order:
                 if side.es is not None:
                     figures["es_bulk"][side.name] = ceilings.es_bulk(
-                        side.es, f"bench-scratch-security-{tag}-{side.name}-{number + 1}",
+                        side.es, f"bench-scratch-security-{tag}-{side.name}-{number + warmups}",
                         docs, bulk_batch)
-            say(f"  {'warm-up' if number < 0 else f'round {number + 1}/{rounds}'}: "
+            label = (f"warm-up {number + warmups + 1}/{warmups}" if number < 0
+                     else f"round {number + 1}/{rounds}")
+            say(f"  {label}: "
                 + "; ".join(f"{key} " + " / ".join(f"{name} {value:,.0f}"
                                                    for name, value in by_side.items())
                             for key, by_side in figures.items() if by_side))
@@ -461,6 +469,8 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=20_000,
                         help="records per figure, side and round (default: as bench.e2e)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument("--warmups", type=int, default=3,
+                        help="untimed rounds first, while the fresh JVMs compile (default 3)")
     parser.add_argument("--bulk-batch", type=int, default=5000,
                         help="Elasticsearch bulk batch size on both sides (default 5000)")
     parser.add_argument("--kafka-only", action="store_true",
@@ -494,7 +504,8 @@ def main() -> None:
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
-        "records": len(batch), "rounds": args.rounds, "bulk_batch": args.bulk_batch,
+        "records": len(batch), "rounds": args.rounds, "warmups": args.warmups,
+        "bulk_batch": args.bulk_batch,
         "record_bytes_mean": round(statistics.mean(len(r.value) for r in batch)),
         "document_bytes_mean": round(statistics.mean(len(d[2]) for d in docs)),
         "secured": f"the shared local stack: Kafka {settings.kafka.security_protocol} "
@@ -523,8 +534,9 @@ def main() -> None:
             sides[1].es = make_client(settings.model_copy(update={
                 "es_url": plain.es.url, "es_username": None, "es_password": None,
                 "es_ca_certs": None}), request_timeout=120)
-        say(f"[{_t(began)}] {args.rounds} rounds, secured then plaintext…")
-        samples = measure(sides, batch, docs, args.rounds, args.bulk_batch, tag, say)
+        say(f"[{_t(began)}] {args.warmups} warm-up and {args.rounds} interleaved rounds…")
+        samples = measure(sides, batch, docs, args.rounds, args.bulk_batch, tag, say,
+                          args.warmups)
     result["figures"] = {key: compare(by_side["secured"], by_side["plaintext"])
                          for key, by_side in samples.items()}
     result["bench_seconds"] = round(time.monotonic() - began)
