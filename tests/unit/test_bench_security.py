@@ -10,6 +10,7 @@ import pytest
 from bench.security import (
     STACK_FILES,
     compare,
+    distinguishable,
     markdown,
     paired_ratios,
     plaintext_es_yaml,
@@ -95,5 +96,11 @@ def test_table_shows_each_ratio_and_says_why_a_figure_is_missing() -> None:
 
     assert "| Kafka produce (confluent-kafka, idempotent, acks=all, lz4) | 710 (700–720) | " \
            "1,000 (1,000–1,000) | **0.71** (0.70–0.72) |" in table
-    assert "**0.95** (0.90–1.00)" in table
+    assert "**0.95** (0.90–1.00), within noise |" in table
     assert "not measured: --kafka-only" in table
+
+
+def test_a_cost_is_claimed_only_when_every_round_agrees() -> None:
+    assert distinguishable(compare([80.0, 85.0, 90.0], [100.0, 100.0, 100.0]))
+    assert distinguishable(compare([120.0, 110.0], [100.0, 100.0]))
+    assert not distinguishable(compare([80.0, 105.0, 90.0], [100.0, 100.0, 100.0]))
