@@ -360,9 +360,11 @@ def _wait(pending: dict[Service, int], timeout: float) -> dict[Service, str]:
 
 @contextlib.contextmanager
 def plaintext_servers(with_es: bool, kafka_heap: str, es_heap: str, timeout: float,
-                      say: Callable[[str], None]) -> Iterator[Plaintext]:
+                      say: Callable[[str], None],
+                      logs_on_failure: Path) -> Iterator[Plaintext]:
     """Start the throw-away plaintext Kafka (and Elasticsearch) in a temporary folder; stop
-    them and delete the folder on the way out, whatever happened."""
+    them and delete the folder on the way out, whatever happened. On a failure their logs
+    are copied to ``logs_on_failure`` first: the folder that held them is gone after."""
     root = Path(tempfile.mkdtemp(prefix="vigie-bench-plaintext-"))
     root.chmod(0o755)  # as root, Elasticsearch runs as its own user and must traverse it
     layout = Layout(state=root, cache=cache_dir())
@@ -378,10 +380,10 @@ def plaintext_servers(with_es: bool, kafka_heap: str, es_heap: str, timeout: flo
                 pending[svc] = svc.start(say)
                 started.append(svc)
         failed = _wait(pending, timeout)
-        say(f"  throw-away plaintext servers up in {time.monotonic() - began:.0f} s: "
-            f"Kafka {kafka.url}" + (f", Elasticsearch {es.url}" if es else "") + f" ({root})")
         if kafka in failed:
             raise StackError(failed[kafka])
+        say(f"  throw-away plaintext servers up in {time.monotonic() - began:.0f} s: "
+            f"Kafka {kafka.url}" + (f", Elasticsearch {es.url}" if es else "") + f" ({root})")
         reason = None
         if es is not None and es in failed:
             reason = f"the throw-away Elasticsearch did not start: {failed[es][:300]}"
@@ -389,6 +391,14 @@ def plaintext_servers(with_es: bool, kafka_heap: str, es_heap: str, timeout: flo
             _stop(es)
             es = None
         yield Plaintext(kafka, es, reason)
+    except Exception:  # a failure, not Ctrl-C: keep what explains it
+        for server in started:
+            with contextlib.suppress(OSError):
+                shutil.copytree(server.logs_dir, logs_on_failure / server.key,
+                                dirs_exist_ok=True)
+        if started:
+            say(f"  the throw-away servers' logs are kept in {logs_on_failure}")
+        raise
     finally:
         for server in started:
             try:
@@ -528,7 +538,7 @@ def main() -> None:
     }
     say(f"[{_t(began)}] starting the throw-away plaintext servers…")
     with plaintext_servers(not args.kafka_only, kafka_heap, es_heap, args.start_timeout,
-                           say) as plain:
+                           say, settings.home / "bench" / f"security-logs-{tag}") as plain:
         result["plaintext"] = (
             f"throw-away KRaft node PLAINTEXT, no authorizer, heap {kafka_heap}; " + (
                 f"throw-away Elasticsearch, security off, heap {es_heap}"
