@@ -91,7 +91,8 @@ def es_bulk(es: Elasticsearch, index: str, docs: list[tuple[str, str, str]],
                                   request_timeout=120)
         es.indices.refresh(index=index)
         seconds = time.perf_counter() - began
-        if errors:
+        # A list of failed items (an int only with stats_only=True, not used here).
+        if isinstance(errors, list) and errors:
             raise RuntimeError(f"ceiling bulk: {len(errors)} errors, first {errors[0]}")
         return ok / seconds
     finally:
