@@ -91,7 +91,8 @@ def es_bulk(es: Elasticsearch, index: str, docs: list[tuple[str, str, str]],
                                   request_timeout=120)
         es.indices.refresh(index=index)
         seconds = time.perf_counter() - began
-        if errors:
+        # A list of failed items (an int only with stats_only=True, not used here).
+        if isinstance(errors, list) and errors:
             raise RuntimeError(f"ceiling bulk: {len(errors)} errors, first {errors[0]}")
         return ok / seconds
     finally:
@@ -118,7 +119,7 @@ def measure(kafka: KafkaConnection, es: Elasticsearch, batch: list[Record],
         say(f"  kafka consume: {[round(x) for x in out['kafka_consume_eps']]} rec/s")
     finally:
         admin.delete_topics([topic])[topic].result()
-        _delete_groups(admin, [f"bench-ceiling-{tag}-{i}" for i in range(repeats)])
+        delete_groups(admin, [f"bench-ceiling-{tag}-{i}" for i in range(repeats)])
     trial = {size: es_bulk(es, f"bench-scratch-{tag}-trial-{size}", docs, size)
              for size in BATCH_SIZES}
     best = max(trial, key=lambda size: trial[size])
@@ -131,7 +132,7 @@ def measure(kafka: KafkaConnection, es: Elasticsearch, batch: list[Record],
     return out
 
 
-def _delete_groups(admin: AdminClient, groups: list[str]) -> None:
+def delete_groups(admin: AdminClient, groups: list[str]) -> None:
     """Remove the scratch consumer groups (best effort: they are empty by now)."""
     for future in admin.delete_consumer_groups(groups, request_timeout=15).values():
         with contextlib.suppress(Exception):  # already gone or still settling: harmless

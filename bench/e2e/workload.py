@@ -45,14 +45,16 @@ class Registry:
     signers: dict[str, Signer]
 
 
-def registry(home: Path, count: int, kafka: KafkaConnection) -> Registry:
+def registry(home: Path, count: int, kafka: KafkaConnection | None) -> Registry:
     """The bench registry of ``count`` establishments (generated once, seed 0, like the
     national one) under ``home/registry-<count>/``, and its simulated agents, registered on
-    the simulated registry (the bench's processors run in demo mode)."""
+    the simulated registry (the bench's processors run in demo mode). ``kafka=None`` skips
+    the registration: for raw ceilings no processor checks the signatures."""
     path = home / f"registry-{count}" / "establishments.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     orgs = registry_for(path, count)
-    register_simulated_agents(kafka, orgs, AGENT_SEED)
+    if kafka is not None:
+        register_simulated_agents(kafka, orgs, AGENT_SEED)
     return Registry(count, path, orgs, simulated_agents(orgs, AGENT_SEED)[1])
 
 

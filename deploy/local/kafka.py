@@ -122,16 +122,27 @@ class Kafka(Service):
             Template((_TEMPLATES / "kafka-log4j2.properties").read_text()).substitute(values))
         return log4j
 
-    def prepare(self, progress: Progress) -> Launch:
+    @property
+    def heap(self) -> str:
+        """JVM heap (``-Xms``/``-Xmx``)."""
+        return _heap()
+
+    def java_command(self, progress: Progress) -> list[str]:
+        """Render the configuration (:meth:`_render`) and return ``java`` up to the main
+        class: JDK, heap, logging and the Maven classpath. Shared with the throw-away
+        plaintext broker of ``bench.security``, which renders its own configuration."""
         jdk = find_jdk(KAFKA_MIN_JAVA, purpose=f"Kafka {KAFKA_VERSION}")
         jars = kafka_classpath(self.layout, progress)
         log4j = self._render()
-        jvm = [
-            str(jdk.java), f"-Xms{_heap()}", f"-Xmx{_heap()}", "-XX:+UseG1GC",
+        return [
+            str(jdk.java), f"-Xms{self.heap}", f"-Xmx{self.heap}", "-XX:+UseG1GC",
             "-XX:MaxGCPauseMillis=20", "-XX:+ExplicitGCInvokesConcurrent",
             "-Djava.awt.headless=true", f"-Dkafka.logs.dir={self.logs_dir}",
             f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{jars}/*",
         ]
+
+    def prepare(self, progress: Progress) -> Launch:
+        jvm = self.java_command(progress)
         if (self.data_dir / "meta.properties").is_file() and not (
                 self.data_dir / SECURED_MARK).is_file():
             aside = self.data_dir.with_name(f"data.plaintext-{int(time.time())}")
