@@ -117,6 +117,15 @@ AGENTS_SIMULATED = Topic(
     "only by a processor in demo mode, never in production.",
 )
 
+ENROLMENT_TOKENS = Topic(
+    "vigie.enrolment-tokens",
+    1,
+    {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+    "One-time enrolment tokens (schemas.enrolment_api.EnrolmentToken), keyed by the token's "
+    "SHA-256, never the token: issued, claimed, used. One partition: the first claim in the "
+    "log wins, whichever enrolment server wrote it.",
+)
+
 ALL_TOPICS: tuple[Topic, ...] = (
     EVENTS_RAW,
     EVENTS_CLASSIFIED,
@@ -131,6 +140,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     AGENTS,
     AGENTS_AUDIT,
     AGENTS_SIMULATED,
+    ENROLMENT_TOKENS,
 )
 
 #: What the processor reads or writes (its principal can see only these: it checks, and never

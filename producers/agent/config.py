@@ -202,6 +202,10 @@ class AgentConfig(_Strict):
     key_path: Path
     kafka: KafkaConnection = Field(default_factory=KafkaConnection,
                                    description="Brokers and TLS/SASL, for every Kafka client")
+    kafka_file: Path | None = Field(
+        None, description="A 0600 YAML file with a kafka: section (what `vigie agent enroll "
+        "--token` writes): its keys replace those of kafka:, so the password stays out of "
+        "this file")
     state_dir: Path = Path("/var/lib/vigie-agent")
     eps: float = Field(0, ge=0, description="Events per second cap; 0: unlimited")
     max_in_flight: int = Field(50_000, ge=100)
@@ -263,6 +267,38 @@ def _rebased_source(source: SourceConfig, base: Path) -> SourceConfig:
     return source.model_copy(update=updates) if updates else source
 
 
+def _with_kafka_file(inline: KafkaConnection, given: dict[str, Any], base: Path,
+                     kafka_file: Path) -> KafkaConnection:
+    """The connection of ``kafka:`` (``given``, paths under ``base``) with the keys of the
+    ``kafka:`` section of ``kafka_file`` on top (paths under that file's folder). The file
+    holds a password: refused if others may read it or if it is a symbolic link."""
+    from producers.keyfiles import read_private_file
+
+    try:
+        loaded = yaml.safe_load(read_private_file(kafka_file)) or {}
+    except FileNotFoundError:
+        raise ConfigError("kafka_file not found (`vigie agent enroll --token` writes it)",
+                          source=str(kafka_file)) from None
+    except OSError as exc:
+        raise ConfigError(exc.strerror or str(exc), source=str(kafka_file)) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", source=str(kafka_file)) from None
+    section = loaded.get("kafka") if isinstance(loaded, dict) else None
+    if not isinstance(section, dict):
+        raise ConfigError("no kafka: section", source=str(kafka_file))
+    paths = ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+    merged: dict[str, Any] = {k: v for k, v in given.items() if k not in paths}
+    merged.update({k: str(getattr(inline, k)) for k in paths if getattr(inline, k) is not None
+                   and k in given})
+    merged.update({k: (v if k not in paths or Path(v).is_absolute()
+                       else str(kafka_file.parent / v)) for k, v in section.items()})
+    try:
+        return KafkaConnection.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid kafka section: {describe_validation(exc, 'key')}",
+                          source=str(kafka_file)) from None
+
+
 def load_config(path: Path) -> AgentConfig:
     """Read and check the YAML file; relative paths are relative to the file's folder."""
     try:
@@ -287,6 +323,11 @@ def load_config(path: Path) -> AgentConfig:
         if new is not None:
             updates[attr] = new
     kafka = config.kafka.rebased(base)
+    if config.kafka_file is not None:
+        kafka_file = (config.kafka_file if config.kafka_file.is_absolute()
+                      else base / config.kafka_file)
+        updates["kafka_file"] = kafka_file
+        kafka = _with_kafka_file(kafka, data.get("kafka") or {}, base, kafka_file)
     if kafka is not config.kafka:
         updates["kafka"] = kafka
     metrics_tls = config.metrics_tls.rebased(base)

@@ -19,7 +19,7 @@ def test_contract_names() -> None:
         "events.raw", "events.classified", "detections", "incidents", "alerts", "events.dlq",
         "vigie.incident-ticks", "vigie.indicators",
         "vigie.correlation-inputs", "vigie.agent-progress", "vigie.agents",
-        "vigie.agents.audit", "vigie.agents.simulated"]
+        "vigie.agents.audit", "vigie.agents.simulated", "vigie.enrolment-tokens"]
     assert [f.alias for f in indices.ALL_FAMILIES] == [
         "vigie-events", "vigie-detections", "vigie-incidents", "vigie-alerts", "vigie-dlq"]
     assert topics.INCIDENTS.config["cleanup.policy"] == "compact"

@@ -147,24 +147,51 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Files: .evtx, .json
 
 
 @agent_app.command("enroll")
-def enroll(out: Annotated[Path, typer.Option(help="Where to write the new private key "
-                                                   "(mode 0600, never leaves the hospital)")]
-           = Path("agent.key"),
-           agent_id: Annotated[str, typer.Option(help="This agent's id (e.g. chu-nantes-01)")]
-           = "",
-           establishment: Annotated[str, typer.Option(help="FINESS id of the establishment")]
-           = "") -> None:
-    """Create this agent's Ed25519 key pair and print what the national team must register.
+def enroll(out: Annotated[Path | None, typer.Option(
+               help="Where to write the new private key (mode 0600, never leaves the "
+                    "hospital; default: the configuration's key_path, else ./agent.key)")]
+           = None,
+           agent_id: Annotated[str, typer.Option(help="Manual path: this agent's id (e.g. "
+                                                      "chu-nantes-01)")] = "",
+           establishment: Annotated[str, typer.Option(
+               help="Manual path: FINESS id of the establishment")] = "",
+           token: Annotated[str | None, typer.Option(
+               help="One-time enrolment token from the national team (`vigie agents "
+                    "issue-token`); with --server", envvar="VIGIE_ENROLMENT_TOKEN",
+               show_envvar=False)] = None,
+           server: Annotated[str | None, typer.Option(
+               help="The national enrolment service, https://host:port")] = None,
+           ca: Annotated[Path | None, typer.Option(
+               help="CA that signed the enrolment service's certificate (default: the "
+                    "system's trust store)", dir_okay=False, exists=True)] = None,
+           config: Annotated[Path | None, typer.Option(
+               "--config", "-c", help="Agent configuration: its key_path is used, and a "
+               "kafka_file: line naming the received credential is appended", dir_okay=False)]
+           = None,
+           kafka_out: Annotated[Path | None, typer.Option(
+               help="Where to write the received Kafka credential (0600; default: kafka.yaml "
+                    "next to --config, else ./kafka.yaml)", dir_okay=False)] = None) -> None:
+    """Create this agent's Ed25519 key pair and enrol it with the national platform.
 
-    Send the printed registry line to the national platform team (it contains only the public
-    key); they add it with `vigie agents add`. Keep the key file safe: losing it means
-    enrolling again.
+    With --token and --server: the public key is sent with the one-time token over HTTPS
+    (verified against --ca); the agent's Kafka credential comes back and is written 0600 to
+    --kafka-out, and the configuration names it. Without (air-gapped sites): the public key
+    is printed for the national team, who add it with `vigie agents add` and send back the
+    Kafka credential file. Keep the key file safe: losing it means enrolling again.
     """
     from producers.signing import generate_key, public_key_b64
+
+    if (token is None) != (server is None):
+        raise UsageError("--token and --server go together (or neither: the manual path)")
+    key_path = out or _configured_key(config) or Path("agent.key")
+    public = public_key_b64(generate_key(key_path))
+    typer.echo(f"private key written to {key_path} (keep it on this machine, mode 0600)",
+               err=True)
+    if token is not None and server is not None:
+        _enrol_by_token(token, server, ca, config, kafka_out, key_path, public)
+        return
     from schemas.enrolment import AgentEntry, registry_line
 
-    public = public_key_b64(generate_key(out))
-    typer.echo(f"private key written to {out} (keep it on this machine, mode 0600)", err=True)
     typer.echo(f"public key: {public}")
     if agent_id and establishment:
         entry = AgentEntry(agent_id=agent_id, establishment_id=establishment, public_key=public)
@@ -173,6 +200,48 @@ def enroll(out: Annotated[Path, typer.Option(help="Where to write the new privat
     else:
         typer.echo("national team: vigie agents add --agent-id ID --establishment FINESS "
                    f"--public-key {public}")
+
+
+def _configured_key(config: Path | None) -> Path | None:
+    """The key_path of ``config`` (relative: under its folder), if it names one."""
+    if config is None or not config.exists():
+        return None
+    import yaml
+
+    data = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+    named = data.get("key_path") if isinstance(data, dict) else None
+    if not named:
+        return None
+    path = Path(str(named))
+    return path if path.is_absolute() else config.resolve().parent / path
+
+
+def _enrol_by_token(token: str, server: str, ca: Path | None, config: Path | None,
+                    kafka_out: Path | None, key_path: Path, public: str) -> None:
+    """Post the key with the token; write what comes back. A refused or failed request
+    removes the key just made (it was never enrolled), so the command can be run again."""
+    from producers.agent.enrol_client import KAFKA_FILE, request_enrolment, write_enrolment
+    from vigie import __version__
+
+    try:
+        response = request_enrolment(server, token, public, ca, agent_version=__version__)
+    except BaseException:
+        key_path.unlink(missing_ok=True)
+        raise
+    target = kafka_out or (config.resolve().parent / KAFKA_FILE if config is not None
+                           else Path(KAFKA_FILE))
+    written = write_enrolment(response, target, config)
+    typer.echo(f"enrolled {response.agent_id} for establishment {response.establishment_id} "
+               f"at {server}")
+    typer.echo(f"Kafka credential (user {written.sasl_username}, "
+               f"SASL {response.kafka.sasl_mechanism}, brokers {response.kafka.bootstrap}) "
+               f"written to {written.kafka_file} (0600)"
+               + (f", brokers' CA to {written.ca_file}" if written.ca_file else ""))
+    if written.config_updated:
+        typer.echo(f"{config}: kafka_file: {written.kafka_file.name} appended")
+    elif config is None:
+        typer.echo(f"add `kafka_file: {written.kafka_file}` and `key_path: {key_path}` to the "
+                   "agent's configuration")
 
 
 @agent_app.command("status")

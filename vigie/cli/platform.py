@@ -50,6 +50,10 @@ commands.add_typer(registry_app, name="registry", rich_help_panel=PANEL)
 commands.add_typer(agents_app, name="agents", rich_help_panel=PANEL,
                    help="The national registry of enrolled agents (add, revoke, list, "
                         "history, import, export).")
+enrolment_app = typer.Typer(
+    help="The enrolment service: agents trade a one-time token (`vigie agents issue-token`) "
+         "for their Kafka credential over HTTPS.", no_args_is_help=True)
+commands.add_typer(enrolment_app, name="enrolment", rich_help_panel=PANEL)
 commands.add_typer(kibana_app, name="kibana", rich_help_panel=PANEL)
 commands.add_typer(security_app, name="security", rich_help_panel=PANEL)
 commands.add_typer(es_app, name="es", rich_help_panel=PANEL)
@@ -226,6 +230,35 @@ def agents_credential(agent_id: Annotated[str, typer.Argument(help="An active ag
     _print_issued(issued.user, issued.acls, issued.path)
 
 
+@agents_app.command("issue-token")
+def agents_issue_token(agent_id: Annotated[str, typer.Option(help="Agent id to enrol")],
+                       establishment: Annotated[str, typer.Option(
+                           help="FINESS id it will speak for")],
+                       ttl: Annotated[str, typer.Option(
+                           help="Validity: 30m, 24h, 7d (at most 30 days)")] = "24h",
+                       by: ByOpt = None, config: ConfigOpt = None) -> None:
+    """Issue a one-time enrolment token for a new agent, shown once: give it to the
+    hospital's admin, who runs `vigie agent enroll --token T --server URL`. Only its hash,
+    the agent id, the establishment and the expiry are kept (topic vigie.enrolment-tokens).
+    Refused if the agent id is enrolled already or was revoked."""
+    from deploy.security.enrolment_tokens import TopicTokenStore, issue, parse_ttl
+    from runtime.agents_registry import AgentsRegistryError
+    from runtime.agents_store import TopicStore
+
+    lifetime = parse_ttl(ttl)
+    kafka = settings(config).kafka
+    store = TopicStore(kafka)
+    existing = store.entries().get(agent_id)
+    if existing is not None:
+        raise AgentsRegistryError(f"agent {agent_id} is {existing.status.value} already: a "
+                                  "token enrols a new agent id", source=store.where)
+    token, record = issue(TopicTokenStore(kafka), agent_id, establishment,
+                          issued_by=_actor(by), ttl=lifetime)
+    typer.echo(f"enrolment token for {agent_id} ({establishment}), valid until "
+               f"{record.expires_at.isoformat(timespec='seconds')}, once:", err=True)
+    typer.echo(token)
+
+
 @agents_app.command("revoke")
 def agents_revoke(agent_id: Annotated[str, typer.Argument(help="Agent id to revoke")],
                   reason: Annotated[str, typer.Option(
@@ -317,6 +350,63 @@ def agents_export(file: Annotated[Path, typer.Argument(
 
     count = save_agents(file, _agent_entries(simulated, None, config))
     typer.echo(f"{count} agents written to {file}")
+
+
+# ---------------------------------------------------------------- enrolment service
+@enrolment_app.command("serve")
+def enrolment_serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTPS port (0: any free port)")] = 8443,
+    cert: Annotated[Path | None, typer.Option(
+        help="Server certificate (PEM, chain after it); default <home>/pki/enrolment.pem, "
+             "made by the local stack's CA when missing", dir_okay=False)] = None,
+    key: Annotated[Path | None, typer.Option(help="Its private key (PEM)", dir_okay=False)]
+        = None,
+    agent_bootstrap: AgentBootstrapOpt = None,
+    agent_ca: Annotated[Path | None, typer.Option(
+        "--agent-ca", help="CA of the brokers sent to the agents, inline (default: this "
+        "connection's ssl_cafile)", dir_okay=False, exists=True)] = None,
+    rate: Annotated[int, typer.Option(help="Attempts per minute from one address")] = 10,
+    by: ByOpt = None, config: ConfigOpt = None,
+) -> None:
+    """Serve POST /api/v1/enrol over HTTPS until interrupted: a valid token and a public key
+    in, the agent enrolled (registry, Kafka credential and ACLs) and its Kafka client block
+    out. Runs with the admin connection of the settings (it creates SCRAM users)."""
+    from deploy.security.enrolment_service import (
+        EnrolmentService,
+        RateLimiter,
+        kafka_enroller,
+        make_server,
+    )
+    from deploy.security.enrolment_tokens import TopicTokenStore
+
+    setup_logging()
+    loaded = settings(config)
+    if cert is None or key is None:
+        from deploy.local.pki import Pki
+        from runtime.errors import ConfigurationError
+
+        pki = Pki(loaded.home / "pki", servers=("enrolment",))
+        if not pki.ca_cert.is_file():
+            raise ConfigurationError("no --cert/--key and no local stack CA to make them: give "
+                                     "the service's certificate and key", source=str(pki.root))
+        files = pki.ensure().server("enrolment")
+        cert, key = cert or files.cert, key or files.key
+    service = EnrolmentService(
+        TopicTokenStore(loaded.kafka),
+        kafka_enroller(loaded.kafka, actor=_actor(by), agent_bootstrap=agent_bootstrap,
+                       agent_ca_pem=agent_ca.read_text(encoding="ascii") if agent_ca else None),
+        RateLimiter(limit=rate))
+    server = make_server(service, host, port, cert, key)
+    bound_host, bound_port = server.server_address[:2]
+    print(f"enrolment service on https://{bound_host!s}:{bound_port} (certificate {cert})",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 # ---------------------------------------------------------------- security
