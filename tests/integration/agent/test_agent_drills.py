@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from producers.agent.privacy import Pseudonymiser, load_pseudonym_key
 from producers.agent.sources.authlog import authlog_source
 from producers.agent.sources.base import Context
 from runtime.settings import Settings
@@ -34,12 +35,14 @@ def auth_lines(start: int, count: int) -> bytes:
         for i in range(start, start + count))
 
 
-def expected_ids(path: Path, org: Organization, agent_id: str) -> set[str]:
-    """The ids the agent must have sent: the same parser over the finished file."""
+def expected_ids(path: Path, org: Organization, agent_id: str, state: Path) -> set[str]:
+    """The ids the agent must have sent: the same parser over the finished file, each id
+    keyed with the agent's pseudonymisation key as the agent keys it before sending."""
+    keyed = Pseudonymiser(load_pseudonym_key(state / "pseudonym.key")).event_id
     source = authlog_source("auth", path, Context(org.id, agent_id))
     ids: set[str] = set()
     while docs := source.poll(5000):
-        ids.update(d["event"]["id"] for d in docs)
+        ids.update(keyed(d["event"]["id"]) for d in docs)
     return ids
 
 
@@ -82,7 +85,7 @@ def test_broker_restart_mid_send_exactly_once(stack: Settings,
         code = agent.stop()
     assert code == 0, agent.tail()
     counts = read_back(stack.kafka, start, agent_id)
-    wanted = expected_ids(log, org, agent_id)
+    wanted = expected_ids(log, org, agent_id, state)
     assert len(wanted) == 20_000
     assert set(counts) == wanted, f"missing {len(wanted - set(counts))}"
     assert max(counts.values()) == 1, "duplicates: " + str(
@@ -136,7 +139,7 @@ def test_sigkill_while_following_no_loss_no_repeat(stack: Settings,
         code = agent.stop()
     assert code == 0, agent.tail()
     counts = read_back(stack.kafka, start, agent_id)
-    wanted = expected_ids(log, org, agent_id)
+    wanted = expected_ids(log, org, agent_id, state)
     assert len(wanted) == total
     assert set(counts) == wanted, f"missing {len(wanted - set(counts))}"
     assert max(counts.values()) == 1, "duplicates: " + str(
