@@ -71,6 +71,12 @@ def faust_app(settings: Settings) -> faust.App:
         # into whatever directory the worker was started from.
         datadir=str(faust_home / settings.processor_app_id),
         topic_disable_leader=True,
+        # Every topic the worker uses exists before it starts (``run_processor`` checks the
+        # pipeline's and creates the tables' changelogs): Faust's own declaration asks the
+        # controller again for each, and a broker gone at that moment killed the worker
+        # (NodeNotReadyError from ``create_topic``, seen when Kafka restarted as a SIGKILLed
+        # processor came back).
+        topic_allow_declare=False,
         topic_partitions=EVENTS_RAW.partitions,
         producer_acks=-1,
         producer_compression_type="lz4",
