@@ -30,6 +30,7 @@ from runtime.settings import Settings
 from schemas import indices
 from schemas.deadletter import DeadLetter, KafkaCoordinates, Reason
 from schemas.identity import dead_letter_id
+from schemas.routing import ReceivedHeaders
 from sinks.elasticsearch.bulk import Doc
 from sinks.elasticsearch.upsert import write
 from sinks.routing import Unroutable, route
@@ -48,6 +49,7 @@ class Record(Protocol):
     def offset(self) -> int: ...
     def key(self) -> bytes | None: ...
     def value(self) -> bytes | None: ...
+    def headers(self) -> ReceivedHeaders | None: ...
 
 
 def _delivered(message: Message) -> TypeGuard[Record]:
@@ -190,7 +192,8 @@ class Sink:
         letters: list[Doc] = []
         for message in batch:
             try:
-                docs.append(route(message.topic(), message.value(), ref=message))
+                docs.append(route(message.topic(), message.value(), message.headers(),
+                                  ref=message))
             except Unroutable as exc:
                 letters.append(self._letter(message, Reason.SCHEMA, str(exc)))
         try:

@@ -88,7 +88,7 @@ def test_a_batch_sees_its_own_entries_and_writes_each_to_its_partition(
         Event(org_a.encode(), value_a, Message(EVENTS_RAW.name, 1, 11, headers_a)),
     ]
     outputs = [processing.handle(e) for e in batch]  # type: ignore[arg-type]
-    topics = [[topic for topic, _, _ in out] for out in outputs]
+    topics = [[o.topic for o in out] for out in outputs]
     assert topics == [[processing.classified], [processing.classified], [processing.dlq]]
     assert json.loads(outputs[2][0][2])["reason"] == "replayed"
     assert table.writes == []  # nothing written before the batch is over
