@@ -32,6 +32,7 @@ from schemas.routing import (
     parse,
 )
 from sinks.consumer import Sink, SinkConfig
+from sinks.elasticsearch.bulk import Doc, _body
 from sinks.routing import Unroutable, route
 from tests.unit.incident_support import CHU, detection
 
@@ -158,8 +159,9 @@ def test_header_encoding_round_trips() -> None:
     ("events.classified", _headers(version="3"), "unversioned"),
     ("events.classified", _headers()[:2], "missing: vigie-op"),
     ("events.classified", [*_headers(), (INDEX, b"vigie-events-2026.03")], "repeated"),
-    ("events.classified", [(INDEX, "vigie-événements".encode())], "not ASCII"),
-    ("events.classified", [(ID, None)], "no value"),
+    ("events.classified", _headers(index="vigie-événements"), "not ASCII"),
+    ("events.classified", [*_headers()[:2], (OPERATION, None)], "no value"),
+    ("events.classified", [*_headers(), (VERSION, None)], "no value"),
 ])
 def test_forged_routing_is_refused_with_its_reason(topic: str, headers: Any, why: str) -> None:
     with pytest.raises(BadRouting, match=why):
@@ -182,6 +184,23 @@ def test_incident_headers_must_agree_with_the_body_whose_checks_still_hold() -> 
     forged = Routing("vigie-incidents-000001", incident.id, Operation.UPSERT, 1000)
     with pytest.raises(Unroutable, match="detections"):
         route("incidents", json.dumps(doc).encode(), forged.headers())
+
+
+def test_the_bulk_body_escapes_what_is_not_a_plain_id() -> None:
+    """Action lines are spliced for plain ids; anything else (a legacy record's odd id, a
+    conditional write) still goes through JSON encoding."""
+    docs = [Doc("vigie-events-2026.02", EVENT_ID, b"{}"),
+            Doc("vigie-dlq-000001", 'a"b\\c\u00e9', b"{}"),
+            Doc("vigie-incidents-000001", EVENT_ID, b"{}", op="index", if_seq_no=4,
+                if_primary_term=1),
+            Doc("vigie-incidents-000001", EVENT_ID, b"{}", op="create")]
+    actions = [json.loads(line) for line in _body(docs).splitlines()[::2]]
+    assert actions == [
+        {"index": {"_index": "vigie-events-2026.02", "_id": EVENT_ID}},
+        {"index": {"_index": "vigie-dlq-000001", "_id": 'a"b\\c\u00e9'}},
+        {"index": {"_index": "vigie-incidents-000001", "_id": EVENT_ID, "if_seq_no": 4,
+                   "if_primary_term": 1}},
+        {"create": {"_index": "vigie-incidents-000001", "_id": EVENT_ID}}]
 
 
 class _Message:
@@ -223,7 +242,8 @@ class _Elasticsearch:
     def __init__(self) -> None:
         self.written: dict[tuple[str, str], dict[str, Any]] = {}
 
-    def bulk(self, operations: bytes, refresh: bool) -> dict[str, Any]:
+    def bulk(self, operations: bytes, refresh: bool,
+             filter_path: list[str] | None = None) -> dict[str, Any]:
         lines = operations.splitlines()
         items = []
         for action, source in zip(lines[::2], lines[1::2], strict=True):
