@@ -117,8 +117,8 @@ def parse(topic: str, headers: ReceivedHeaders | None) -> Routing | None:
             found[name] = raw
     if not found:
         return None
-    missing = sorted({INDEX, ID, OPERATION} - found.keys())
-    if missing:
+    if len(found) < 3 or INDEX not in found or ID not in found or OPERATION not in found:
+        missing = sorted({INDEX, ID, OPERATION} - found.keys())
         raise BadRouting(f"routing headers missing: {', '.join(missing)}")
     index, op, version = _placement(topic, found[INDEX], found[OPERATION], found.get(VERSION))
     doc_id = _text(ID, found[ID])

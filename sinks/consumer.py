@@ -22,6 +22,7 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from elastic_transport import ConnectionError as EsConnectionError
 from elastic_transport import ConnectionTimeout
 from elasticsearch import ApiError, Elasticsearch
+from prometheus_client import Counter
 
 from runtime import metrics
 from runtime.backoff import Backoff
@@ -120,6 +121,7 @@ class Sink:
         self._stopping = False
         self._batch: list[Record] = []
         self._batch_bytes = 0
+        self._read_counters: dict[str, Counter] = {}
         self._consumer = config.kafka.consumer(config.group, **{
             "auto.offset.reset": "earliest",
             "max.poll.interval.ms": 600_000,
@@ -175,7 +177,11 @@ class Sink:
         self._batch.append(message)
         self._batch_bytes += len(message.value() or b"")
         self.stats.read += 1
-        metrics.EVENTS_IN.labels(STAGE, message.topic()).inc()
+        topic = message.topic()
+        counter = self._read_counters.get(topic)
+        if counter is None:  # a labelled child per topic, looked up once, not per record
+            counter = self._read_counters[topic] = metrics.EVENTS_IN.labels(STAGE, topic)
+        counter.inc()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Write what we hold before another member takes these partitions over.
