@@ -5,8 +5,8 @@ sink process itself spends (``time.process_time()``: every thread of this proces
 librdkafka's and the Elasticsearch client's work count too; Elasticsearch's own CPU does not),
 on the same documents, in one run:
 
-1. **consume**: reading the records back from a real Kafka topic (a fresh consumer, what the
-   sink's ``consume`` loop costs before any routing);
+1. **consume**: reading the records back from a real Kafka topic (a fresh consumer with the
+   sink's settings, what the sink's ``consume`` loop costs before any routing);
 2. **route + body**: ``sinks.routing.route`` then the NDJSON bulk body, pure Python: the part
    the headers change (decoded body versus headers and raw bytes);
 3. **flush**: ``Sink.flush`` on batches of the sink's configured size, sent to the real,
@@ -61,7 +61,7 @@ from runtime.settings import REPO_ROOT, Settings, load_settings
 from schemas.event import SecurityEvent
 from schemas.routing import ReceivedHeaders
 from schemas.topics import EVENTS_CLASSIFIED
-from sinks.consumer import Sink, SinkConfig
+from sinks.consumer import CONSUMER_SETTINGS, Sink, SinkConfig
 from sinks.elasticsearch.bulk import RESPONSE_FIELDS, _body
 from sinks.routing import route
 
@@ -135,8 +135,7 @@ def through_kafka(kafka: KafkaConnection, outputs: list[Output]) -> tuple[list[M
             producer.poll(0)
         if producer.flush(120):
             raise RuntimeError("scratch records not acknowledged")
-        consumer = kafka.consumer(group, **{"auto.offset.reset": "earliest",
-                                            "fetch.max.bytes": 64 * 1024 * 1024})
+        consumer = kafka.consumer(group, **CONSUMER_SETTINGS)
         consumer.subscribe([topic])
         messages: list[Message] = []
         cpu = 0.0

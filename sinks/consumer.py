@@ -111,6 +111,16 @@ def _retryable(exc: ApiError) -> bool:
     return isinstance(status, int) and (status == 429 or status >= 500)
 
 
+#: The sink's consumer beyond the connection (``bench/sink.py`` reads with the same).
+CONSUMER_SETTINGS: dict[str, str | int] = {
+    "auto.offset.reset": "earliest",
+    "max.poll.interval.ms": 600_000,
+    "fetch.max.bytes": 64 * 1024 * 1024,
+    "partition.assignment.strategy": "cooperative-sticky",
+    "isolation.level": "read_committed",  # never what an aborted transaction wrote
+}
+
+
 class Sink:
     """Runs until ``stop()`` (SIGTERM/SIGINT), then flushes and commits what it holds."""
 
@@ -122,13 +132,7 @@ class Sink:
         self._batch: list[Record] = []
         self._batch_bytes = 0
         self._read_counters: dict[str, Counter] = {}
-        self._consumer = config.kafka.consumer(config.group, **{
-            "auto.offset.reset": "earliest",
-            "max.poll.interval.ms": 600_000,
-            "fetch.max.bytes": 64 * 1024 * 1024,
-            "partition.assignment.strategy": "cooperative-sticky",
-            "isolation.level": "read_committed",  # never what an aborted transaction wrote
-        })
+        self._consumer = config.kafka.consumer(config.group, **CONSUMER_SETTINGS)
 
     def stop(self, *_: object) -> None:
         self._stopping = True
