@@ -63,6 +63,8 @@ ReceivedHeaders = Sequence[tuple[str, HeaderValue]] | Mapping[str, HeaderValue]
 
 
 class Operation(StrEnum):
+    """How the sink writes the document (``vigie-op``)."""
+
     INDEX = "index"
     """Write over whatever has the same ``_id``: a replay is the same document."""
     UPSERT = "upsert"
@@ -86,7 +88,7 @@ class Routing:
     def headers(self) -> Headers:
         """The Kafka headers that carry this routing."""
         out: Headers = [(INDEX, self.index.encode("ascii")), (ID, self.id.encode("ascii")),
-               (OPERATION, self.op.value.encode("ascii"))]
+                        (OPERATION, self.op.value.encode("ascii"))]
         if self.version is not None:
             out.append((VERSION, str(self.version).encode("ascii")))
         return out
@@ -159,13 +161,12 @@ def _placement(topic: str, raw_index: HeaderValue, raw_op: HeaderValue,
 def _text(name: str, raw: str | bytes | None) -> str:
     if raw is None:
         raise BadRouting(f"routing header {name} has no value")
-    if isinstance(raw, str):
-        value = raw
-    else:
-        try:
-            value = raw.decode("ascii")
-        except UnicodeDecodeError:
-            raise BadRouting(f"routing header {name} is not ASCII") from None
+    # ASCII only, even in a ``str``: ``\d`` and ``int()`` take other scripts' digits.
+    if isinstance(raw, bytes) and not raw.isascii():
+        raise BadRouting(f"routing header {name} is not ASCII")
+    value = raw.decode("ascii") if isinstance(raw, bytes) else raw
+    if not value.isascii():
+        raise BadRouting(f"routing header {name} is not ASCII")
     if len(value) > 128:
         raise BadRouting(f"routing header {name} is {len(value)} characters long")
     return value

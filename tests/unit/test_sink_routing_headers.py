@@ -160,6 +160,8 @@ def test_header_encoding_round_trips() -> None:
     ("events.classified", _headers()[:2], "missing: vigie-op"),
     ("events.classified", [*_headers(), (INDEX, b"vigie-events-2026.03")], "repeated"),
     ("events.classified", _headers(index="vigie-événements"), "not ASCII"),
+    ("incidents", {INDEX: "vigie-incidents-000001", ID: EVENT_ID, OPERATION: "upsert",
+                   VERSION: "\u0661\u0662"}, "not ASCII"),  # Arabic-Indic "12"
     ("events.classified", [*_headers()[:2], (OPERATION, None)], "no value"),
     ("events.classified", [*_headers(), (VERSION, None)], "no value"),
 ])
