@@ -33,7 +33,7 @@ from processors.classify import (
     Rejected,
     SigmaClassifier,
 )
-from processors.outputs import Output, Outputs
+from processors.outputs import Output, Outputs, document
 from processors.replay import EstablishmentSequences
 from processors.validate import Coordinates, Validator
 from runtime import metrics
@@ -156,15 +156,14 @@ class _Processing:
         batch already sees it)."""
         if isinstance(result, Rejected):
             metrics.DEAD_LETTERS.labels("processor", result.letter.reason.value).inc()
-            return [(self.dlq, result.key, result.letter.to_json_bytes())]
+            return [document(self.dlq, result.key, result.letter)]
         verdict, key = result.verdict, result.key
-        outputs: list[Output] = [(self.detections, key, d.to_json_bytes())
-                                 for d in verdict.detections]
+        outputs: list[Output] = [document(self.detections, key, d) for d in verdict.detections]
         self.out_detections.inc(len(verdict.detections))
         if self.correlation_inputs is not None:
-            outputs += [(self.correlation_inputs, key, s.to_json_bytes())
+            outputs += [Output(self.correlation_inputs, key, s.to_json_bytes())
                         for s in verdict.signals]
-        outputs.append((self.classified, key, verdict.event.to_json_bytes()))
+        outputs.append(document(self.classified, key, verdict.event))
         self.out_events.inc()
         if result.sequences is not None:
             self._pending[key.decode()] = (partition, result.sequences)

@@ -11,6 +11,10 @@ the same partition as before the switch, so keyed state (tables co-partitioned w
 ``detections``, ``indicators``…) stays where it was on an existing deployment, and the
 incident ticks, still sent through Faust, land next to the detections of their establishment
 (``tests/integration/test_partitioning.py`` checks it against the broker).
+
+Every document the sink indexes leaves through :func:`document`: serialised once, with its
+index, ``_id`` and (incidents) version in the record's headers (``schemas.routing``), so that
+the sink writes the bytes as they are instead of decoding them to find where they go.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import faust
 from confluent_kafka import KafkaError, Message
@@ -26,15 +30,30 @@ from confluent_kafka import KafkaError, Message
 from runtime import metrics
 from runtime.backoff import Backoff
 from runtime.kafka import KafkaConnection
+from schemas.indices import TOPIC_TO_INDEX
+from schemas.routing import Document, Headers, routing_for
 
 log = logging.getLogger(__name__)
 
-#: (topic, key, value): a Faust topic object or a topic name.
-Output = tuple[faust.TopicT | str, bytes | None, bytes]
+class Output(NamedTuple):
+    """One record to send: ``topic`` a Faust topic object or a topic name."""
+
+    topic: faust.TopicT | str
+    key: bytes | None
+    value: bytes
+    headers: Headers | None = None
 
 
 def _name(topic: faust.TopicT | str) -> str:
     return topic if isinstance(topic, str) else topic.get_topic_name()
+
+
+def document(topic: faust.TopicT | str, key: bytes | None, doc: Document) -> Output:
+    """``doc`` serialised once for ``topic``; if the sink reads that topic, the record also
+    carries where the document goes (``schemas.routing``), so the sink need not decode it."""
+    name = _name(topic)
+    headers = routing_for(name, doc).headers() if name in TOPIC_TO_INDEX else None
+    return Output(topic, key, doc.to_json_bytes(), headers)
 
 
 class Outputs:
@@ -75,14 +94,15 @@ class Outputs:
             pending = failed
 
     def _produce(self, out: Output, results: list[tuple[Output, KafkaError | None]]) -> None:
-        topic, key, value = out
+        topic, key, value, headers = out
 
         def report(err: KafkaError | None, _msg: Message) -> None:
             results.append((out, err))  # list.append is atomic: callbacks run in any thread
 
         while True:
             try:
-                self.producer.produce(_name(topic), value=value, key=key, on_delivery=report)
+                self.producer.produce(_name(topic), value=value, key=key, headers=headers,
+                                      on_delivery=report)
                 return
             except BufferError:  # local queue full: let librdkafka send some first
                 self.producer.poll(0.05)

@@ -1,5 +1,9 @@
 """Which index and ``_id`` each Kafka record gets.
 
+The processor writes them in the record's headers (``schemas.routing``): the sink then builds
+the bulk line from those and the value's bytes, without decoding the document. A record
+without them (an older processor, a replayed dead letter) is routed from its decoded body.
+
 The ``_id`` is the record's own deterministic id and the monthly index is chosen from the
 record's own timestamp, so a replayed record overwrites itself: that is what makes the sink's
 at-least-once delivery count as exactly-once in Elasticsearch.
@@ -16,7 +20,8 @@ never has more than ``counts.detections + 1``; no incident of any scope goes bey
 ``MAX_INCIDENT_VERSION``. Without this, one record carrying version 2^62 would be kept forever
 and every real update after it discarded as older: the incident frozen, never paging again.
 A plausible forged version can still win; only the processor may write ``incidents`` (the
-Kafka ACLs) and that is what closes it.
+Kafka ACLs) and that is what closes it. These checks hold whether a version came in the
+routing headers (which must then agree with the body, decoded: incidents are few) or not.
 """
 
 from __future__ import annotations
@@ -28,30 +33,58 @@ from typing import Any
 from runtime.errors import DataError
 from schemas.incident import Scope
 from schemas.indices import INCIDENTS, TOPIC_TO_INDEX
+from schemas.routing import MAX_INCIDENT_VERSION, BadRouting, ReceivedHeaders, parse
 from schemas.topics import EVENTS_CLASSIFIED
 from sinks.elasticsearch.bulk import Doc
 
-#: Far above any version the processor reaches (a billion detections in one incident), far
-#: below what breaks a JSON number or an Elasticsearch ``long``.
-MAX_INCIDENT_VERSION = 10**9
+__all__ = ["MAX_INCIDENT_VERSION", "Unroutable", "route"]
 
 
 class Unroutable(DataError):
-    """A record the sink cannot place (no id, no timestamp, not JSON)."""
+    """A record the sink cannot place (no id, no timestamp, not JSON, bad routing headers)."""
 
 
-def route(topic: str, value: bytes | None, ref: Any = None) -> Doc:
+def route(topic: str, value: bytes | None, headers: ReceivedHeaders | None = None,
+          ref: Any = None) -> Doc:
+    """The bulk document for one record: from its routing headers (``schemas.routing``) and
+    its bytes untouched when it carries them, from its decoded body otherwise."""
     family = TOPIC_TO_INDEX.get(topic)
     if family is None:
         raise Unroutable(f"no index for topic {topic}")
     if not value:
         raise Unroutable("empty record")
     try:
+        routing = parse(topic, headers)
+    except BadRouting as exc:
+        raise Unroutable(f"routing headers refused: {exc}") from None
+    if routing is None:
+        return _from_body(topic, value, ref)
+    if family is not INCIDENTS:
+        return Doc(index=routing.index, id=routing.id, source=value, ref=ref)
+    # Incidents are few and kept by version: their body is still read and checked.
+    doc = _decoded(value)
+    version = _version(doc)
+    if doc.get("id") != routing.id or version != routing.version:
+        raise Unroutable(f"routing headers (id {routing.id}, version {routing.version}) "
+                         f"disagree with the incident (id {doc.get('id')!r}, "
+                         f"version {version})")
+    return Doc(index=routing.index, id=routing.id, source=value, ref=ref, version=version)
+
+
+def _decoded(value: bytes) -> dict[str, Any]:
+    try:
         doc = json.loads(value)
     except ValueError as exc:
         raise Unroutable(f"not JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise Unroutable("not a JSON object")
+    return doc
+
+
+def _from_body(topic: str, value: bytes, ref: Any) -> Doc:
+    """Routing read from the document itself: records written without routing headers."""
+    family = TOPIC_TO_INDEX[topic]
+    doc = _decoded(value)
     try:
         doc_id = doc["event"]["id"] if topic == EVENTS_CLASSIFIED.name else doc["id"]
         if not isinstance(doc_id, str) or not doc_id:

@@ -30,6 +30,7 @@ from processors.incidents.campaigns import CampaignStage
 from processors.incidents.config import ScoringConfig
 from processors.incidents.lifecycle import IncidentStage, Tick
 from processors.incidents.state import CampaignState, EstablishmentIncidents, Sighting
+from processors.outputs import Output, document
 from runtime import metrics
 from schemas.detection import Detection
 from schemas.incident import Incident
@@ -37,7 +38,6 @@ from schemas.topics import ALERTS, DETECTIONS, INCIDENT_TICKS, INCIDENTS, INDICA
 
 log = logging.getLogger(__name__)
 
-Output = tuple[faust.TopicT, bytes | None, bytes]
 Deliver = Callable[[list[Output]], Awaitable[None]]
 Handler = Callable[[faust.EventT[bytes]], Awaitable[None]]
 
@@ -101,7 +101,7 @@ class _Wiring:
 
     def incident_outputs(self, changed: list[Incident]) -> list[Output]:
         self.published.inc(len(changed))
-        return [(self.incidents, i.id.encode(), i.to_json_bytes()) for i in changed]
+        return [document(self.incidents, i.id.encode(), i) for i in changed]
 
     async def correlate_one(self, event: faust.EventT[bytes]) -> None:
         received = _read_detection(event)
@@ -113,7 +113,7 @@ class _Wiring:
         if changes.stored is not None:
             self.by_establishment[org] = changes.stored
         await self.deliver(self.incident_outputs(changes.incidents) + [
-            (self.indicators, s["indicator"].encode(), json.dumps(s).encode())
+            Output(self.indicators, s["indicator"].encode(), json.dumps(s).encode())
             for s in changes.sightings])
 
     async def campaign_one(self, event: faust.EventT[bytes]) -> None:
@@ -134,7 +134,7 @@ class _Wiring:
         if changes.stored is None:
             return  # a state already handled, replayed
         self.paged[incident.id] = changes.stored
-        await self.deliver([(self.alerts, a.incident_id.encode(), a.to_json_bytes())
+        await self.deliver([document(self.alerts, a.incident_id.encode(), a)
                             for a in changes.alerts])
 
     async def wake_up_establishments(self) -> None:

@@ -20,7 +20,8 @@ from producers.signing import Signer, public_key_b64
 from producers.simulator.simulation import Simulation
 from schemas.enrolment import AgentEntry
 from schemas.organization import Organization
-from schemas.topics import EVENTS_RAW
+from schemas.topics import EVENTS_CLASSIFIED, EVENTS_DLQ, EVENTS_RAW
+from sinks.routing import route
 
 
 class FakeTable(dict[str, Any]):
@@ -88,9 +89,17 @@ def test_a_batch_sees_its_own_entries_and_writes_each_to_its_partition(
         Event(org_a.encode(), value_a, Message(EVENTS_RAW.name, 1, 11, headers_a)),
     ]
     outputs = [processing.handle(e) for e in batch]  # type: ignore[arg-type]
-    topics = [[topic for topic, _, _ in out] for out in outputs]
+    topics = [[o.topic for o in out] for out in outputs]
     assert topics == [[processing.classified], [processing.classified], [processing.dlq]]
     assert json.loads(outputs[2][0][2])["reason"] == "replayed"
+    # Every output the sink reads says where it goes, agreeing with its body.
+    classified, letter = outputs[0][0], outputs[2][0]
+    assert classified.headers is not None and letter.headers is not None
+    routed = route(EVENTS_CLASSIFIED.name, classified.value, classified.headers)
+    from_body = route(EVENTS_CLASSIFIED.name, classified.value)
+    assert (routed.index, routed.id) == (from_body.index, from_body.id)
+    dead = route(EVENTS_DLQ.name, letter.value, letter.headers)
+    assert (dead.index, dead.id) == ("vigie-dlq-000001", json.loads(letter.value)["id"])
     assert table.writes == []  # nothing written before the batch is over
     processing.store_sequences()
     assert sorted(table.writes) == [(1, org_a), (4, org_b)]

@@ -37,7 +37,8 @@ class Store:
                 {"_seq_no": held[0], "_primary_term": 1, "_source": held[1]} if held else {}))
         return {"docs": out}
 
-    def bulk(self, operations: bytes, refresh: bool) -> dict[str, Any]:
+    def bulk(self, operations: bytes, refresh: bool,
+             filter_path: list[str] | None = None) -> dict[str, Any]:
         if self.before_bulk:
             hook, self.before_bulk = self.before_bulk, None
             hook()

@@ -32,12 +32,12 @@ import faust
 from processors.detection.correlation.evaluate import DEFAULT_LATENESS_S
 from processors.detection.correlation.model import CorrelationSet
 from processors.detection.correlation.signals import SigmaCorrelationStage, WindowChanges
+from processors.outputs import Output, document
 from runtime import metrics
 from schemas.topics import CORRELATION_INPUTS, DETECTIONS
 
 log = logging.getLogger(__name__)
 
-Output = tuple[faust.TopicT, bytes | None, bytes]
 Deliver = Callable[[list[Output]], Awaitable[None]]
 
 
@@ -70,7 +70,7 @@ class _Wiring:
 
     async def apply(self, org: str, changes: WindowChanges) -> None:
         self.published.inc(len(changes.detections))
-        await self.deliver([(self.detections, org.encode(), d.to_json_bytes())
+        await self.deliver([document(self.detections, org.encode(), d)
                             for d in changes.detections])
         for key, state in changes.updates.items():  # after the matches are acknowledged
             if state is not None:
