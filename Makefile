@@ -55,6 +55,7 @@ test: lint install-system stack-up
 bench: stack-up
 	$(PY) -m bench.e2e
 	$(PY) -m bench.security
+	$(PY) -m bench.sink
 
 # The hospital agent's own distributions (deploy/agent): the `vigie-agent` wheel (agent code
 # and its dependencies only) and a .deb installing it in /opt/vigie-agent with its systemd
