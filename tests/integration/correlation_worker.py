@@ -9,6 +9,7 @@ signals). Usage: ``python -m tests.integration.correlation_worker APP_ID``.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 import faust
 
@@ -17,6 +18,7 @@ from processors.detection.correlation.model import CorrelationSet
 from processors.detection.correlation.stages import register
 from processors.detection.engine import Engine
 from processors.detection.loader import VIGIE_RULES
+from processors.outputs import Output
 from runtime.settings import load_settings
 
 
@@ -28,9 +30,10 @@ def main(app_id: str) -> None:
                     topic_disable_leader=True, producer_acks=-1,
                     consumer_auto_offset_reset="latest", broker_commit_interval=1.0)
 
-    async def deliver(outputs: list[tuple[faust.TopicT, bytes | None, bytes]]) -> None:
-        for topic, key, value in outputs:
-            await (await topic.send(key=key, value=value))
+    async def deliver(outputs: Sequence[Output]) -> None:
+        for out in outputs:
+            assert not isinstance(out.topic, str)  # the stages hand Faust topic objects here
+            await (await out.topic.send(key=out.key, value=out.value, headers=out.headers))
 
     register(app, CorrelationSet.from_engine(Engine.from_paths([VIGIE_RULES])), deliver,
              tick_seconds=5.0)
