@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,8 @@ from producers.simulator.run import AGENT_SEED, registry_for
 from runtime.elasticsearch import make_client
 from runtime.settings import Settings, load_settings
 from runtime.topics import ensure_topics, start_group_at_end
-from schemas.organization import Organization
+from schemas import indices
+from schemas.organization import Organization, Region
 from sinks.elasticsearch.templates import install_templates
 from tests.integration.fresh import delete_leftovers, fresh_env, processor_group, sink_group
 
@@ -79,3 +82,20 @@ def services(stack: Settings, national_registry: list[Organization], tmp_path: P
     for service in started.values():
         service.stop()
     delete_leftovers(stack.kafka, name)
+
+
+@pytest.fixture()
+def two_regions(es: Elasticsearch) -> Iterator[str]:
+    """One event of Bretagne and one of Corse, in a month long past (the stack is shared);
+    yields the tag that marks them."""
+    when = datetime(2001, 3, 1, tzinfo=UTC)
+    index = indices.EVENTS.index_for(when)
+    marker = uuid.uuid4().hex
+    for region, org_id in ((Region.BRETAGNE, "350000001"), (Region.CORSE, "2A0000001")):
+        es.index(index=index, id=f"{marker}-{region.value}", refresh=True, document={
+            "@timestamp": when.isoformat(), "event": {"id": f"{marker}-{region.value}"},
+            "organization": {"id": org_id, "name": "test", "region": region.value},
+            "tags": [marker]})
+    yield marker
+    for region in (Region.BRETAGNE, Region.CORSE):  # no delete-by-query in this distribution
+        es.delete(index=index, id=f"{marker}-{region.value}", refresh=True)

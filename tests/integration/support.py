@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from elasticsearch import Elasticsearch
 
 from deploy.local.pipeline import Service
@@ -57,3 +58,16 @@ def wait_for_run(es: Elasticsearch, run: Run, services: dict[str, Service],
             return (dict(event_id_counts(es, run.report.valid_ids)),
                     dead_letters_for_offsets(es, run.ranges))
         time.sleep(2)
+
+
+def run_vigie(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``vigie ARGV`` in this process: (exit code, stdout, stderr)."""
+    from vigie.cli import main
+
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as exited:
+        code = exited.code if isinstance(exited.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -32,19 +32,9 @@ from deploy.security import kafka_acls
 from runtime.kafka import KafkaConnection
 from runtime.settings import Settings
 from schemas.topics import EVENTS_RAW
-from vigie.cli import main
+from tests.integration.support import run_vigie as _vigie
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
-
-
-def _vigie(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exited:
-        code = exited.code if isinstance(exited.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _public_key() -> str:

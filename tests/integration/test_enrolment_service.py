@@ -28,22 +28,12 @@ from runtime.kafka import KafkaConnection
 from runtime.settings import Settings
 from schemas.enrolment import AgentStatus
 from schemas.topics import EVENTS_RAW
-from vigie.cli import main
+from tests.integration.support import run_vigie as _vigie
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 ESTABLISHMENT = "750712184"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _vigie(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exited:
-        code = exited.code if isinstance(exited.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _issue(capsys: pytest.CaptureFixture[str], agent_id: str, ttl: str = "1h") -> str:

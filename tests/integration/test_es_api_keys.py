@@ -122,21 +122,6 @@ def test_the_national_key_reads_everything_and_writes_nothing(
     assert refused.value.meta.status == 403
 
 
-@pytest.fixture()
-def two_regions(es: Elasticsearch) -> Iterator[str]:
-    """One event of Bretagne and one of Corse (as tests/integration/test_security.py)."""
-    index = indices.EVENTS.index_for(PAST)
-    marker = uuid.uuid4().hex
-    for region, org_id in ((Region.BRETAGNE, "350000001"), (Region.CORSE, "2A0000001")):
-        es.index(index=index, id=f"{marker}-{region.value}", refresh=True, document={
-            "@timestamp": PAST.isoformat(), "event": {"id": f"{marker}-{region.value}"},
-            "organization": {"id": org_id, "name": "test", "region": region.value},
-            "tags": [marker]})
-    yield marker
-    for region in (Region.BRETAGNE, Region.CORSE):
-        es.delete(index=index, id=f"{marker}-{region.value}", refresh=True)
-
-
 def test_the_bretagne_key_sees_only_bretagne(stack: Settings, keys: dict[str, ApiKey],
                                             two_regions: str) -> None:
     bretagne = _as(stack, keys["bretagne"])

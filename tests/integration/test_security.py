@@ -12,7 +12,6 @@ import ssl
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -142,22 +141,6 @@ def test_an_agent_may_not_create_or_delete_topics(agent: KafkaConnection) -> Non
 
 
 # --- a regional operator sees its region only ----------------------------------------------
-@pytest.fixture()
-def two_regions(es: Elasticsearch) -> Iterator[str]:
-    """One event of Bretagne and one of Corse, in a month long past (the stack is shared)."""
-    when = datetime(2001, 3, 1, tzinfo=UTC)
-    index = indices.EVENTS.index_for(when)
-    marker = uuid.uuid4().hex
-    for region, org_id in ((Region.BRETAGNE, "350000001"), (Region.CORSE, "2A0000001")):
-        es.index(index=index, id=f"{marker}-{region.value}", refresh=True, document={
-            "@timestamp": when.isoformat(), "event": {"id": f"{marker}-{region.value}"},
-            "organization": {"id": org_id, "name": "test", "region": region.value},
-            "tags": [marker]})
-    yield marker
-    for region in (Region.BRETAGNE, Region.CORSE):  # no delete-by-query in this distribution
-        es.delete(index=index, id=f"{marker}-{region.value}", refresh=True)
-
-
 def test_a_regional_operator_sees_only_its_region(security: LocalSecurity, two_regions: str
                                                   ) -> None:
     bretagne = Elasticsearch(security.es_url, ca_certs=str(security.pki.ca_cert),
