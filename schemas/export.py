@@ -10,12 +10,14 @@ from pydantic import BaseModel
 from schemas.alert import Alert
 from schemas.deadletter import DeadLetter
 from schemas.detection import Detection
+from schemas.envelope import EnvelopeHeader
 from schemas.event import SecurityEvent
 from schemas.incident import Incident
 from schemas.organization import Organization
 
 WIRE_MODELS: dict[str, type[BaseModel]] = {
     "security-event": SecurityEvent,
+    "envelope-header": EnvelopeHeader,
     "detection": Detection,
     "incident": Incident,
     "alert": Alert,
