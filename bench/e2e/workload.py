@@ -7,12 +7,13 @@ two figures compares two ways of moving the same data, not two data sets.
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from processors.classify import PassThrough, bind_identity
+from processors.classify import Document, PassThrough
 from processors.validate import Validator
 from producers.signing import Signer
 from producers.simulator.fleet import register_simulated_agents, simulated_agents
@@ -80,7 +81,8 @@ def classified_documents(reg: Registry, batch: list[Record]) -> list[tuple[str, 
     stamp = PassThrough()
     docs = []
     for rec in batch:
-        event = stamp.classify(bind_identity(validator.validate(rec.value, rec.key))).event
+        event = stamp.classify(Document(validator.validate(rec.value, rec.key),
+                                           json.loads(rec.value))).event
         docs.append(("", event.event.id, event.to_json_bytes().decode()))
     return docs
 
