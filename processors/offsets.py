@@ -201,7 +201,7 @@ def install(app: faust.App) -> None:
 
     @app.timer(interval=HOLD_BEFORE_REREAD_S / 2)
     async def reread_due_holes() -> None:
-        await reread_holes(app.consumer, time.monotonic())
+        await reread_holes(cast(Consumer, app.consumer), time.monotonic())
 
 
 async def reread_holes(consumer: Consumer, now: float) -> None:
