@@ -170,8 +170,7 @@ class _Processing:
             if verdict.signals and self.correlation_inputs is not None:
                 outputs += [Output(self.correlation_inputs, key, s.to_json_bytes())
                             for s in verdict.signals]
-            outputs.append(Output(self.classified, key, verdict.document,
-                                  verdict.routing.headers() if verdict.routing else None))
+            outputs.append(Output(self.classified, key, verdict.document, verdict.headers))
             events += 1
         self.out_events.inc(events)
         if judged.sequences is not None and judged.establishment_id is not None:

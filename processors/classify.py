@@ -26,6 +26,7 @@ from processors.detection.engine import Engine
 from processors.detection.model import Match
 from processors.replay import EstablishmentSequences, check
 from processors.validate import Coordinates, Refused, Validator, dead_letter
+from schemas import routing
 from schemas.deadletter import DeadLetter, Reason
 from schemas.detection import Detection, RuleRef, Threat
 from schemas.envelope import EnvelopeError, is_envelope, unpack
@@ -33,7 +34,6 @@ from schemas.event import Classification, SecurityEvent
 from schemas.identity import detection_id, national_event_id
 from schemas.indices import EVENTS
 from schemas.organization import Organization
-from schemas.routing import Routing
 from schemas.taxonomy import Category, Severity, origin_of
 
 if TYPE_CHECKING:  # the verifier loads libsodium: only when signatures are required
@@ -65,6 +65,15 @@ def _utc_now_text() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
+_INDEX_OPERATION = routing.Operation.INDEX.value.encode("ascii")
+
+
+@lru_cache(maxsize=256)
+def _events_index(year: int, month: int) -> bytes:
+    """The ``vigie-index`` header of an event of that month (one string per month)."""
+    return EVENTS.index_for(datetime(year, month, 1)).encode("ascii")
+
+
 @lru_cache(maxsize=65536)
 def _organization_json(organization: Organization) -> dict[str, Any]:
     """The registry's entry as it appears in documents; organisations are frozen models, so
@@ -87,10 +96,11 @@ class Document:
     SigmaHQ samples.
     """
 
-    __slots__ = ("doc", "event", "national_id", "nulls", "organization")
+    __slots__ = ("doc", "event", "ingested", "national_id", "nulls", "organization")
 
     def __init__(self, event: SecurityEvent, doc: dict[str, Any],
-                 organization: Organization | None = None, *, nulls: bool = True) -> None:
+                 organization: Organization | None = None, *, nulls: bool = True,
+                 ingested: str | None = None) -> None:
         #: The validated event, as the agent sent it (its ids the agent's).
         self.event = event
         #: Its parsed JSON: what Sigma rules match on; becomes the published document.
@@ -100,15 +110,19 @@ class Document:
         self.national_id = national_event_id(event.organization.id, event.event.id)
         #: Whether the JSON may hold nulls to drop (False when its bytes hold no ``null``).
         self.nulls = nulls
+        #: ``event.ingested``: when its record was read (one instant for an envelope's events).
+        self.ingested = ingested or _utc_now_text()
 
     def verdict(self, detections: list[Detection] | None = None,
                 signals: list[Detection] | None = None,
                 category: Category | None = None) -> Verdict:
         """The verdict on this event: its document and where it goes, its detections."""
         detections = detections or []
+        when = self.event.timestamp
         return Verdict(self.finish(category, [d.id for d in detections]), detections,
-                       signals or [],
-                       Routing(EVENTS.index_for(self.event.timestamp), self.national_id))
+                       signals or [], [(routing.INDEX, _events_index(when.year, when.month)),
+                                       (routing.ID, self.national_id.encode()),
+                                       (routing.OPERATION, _INDEX_OPERATION)])
 
     def finish(self, category: Category | None = None,
                detection_ids: Sequence[str] = ()) -> bytes:
@@ -118,7 +132,7 @@ class Document:
             _drop_nulls(doc)
         info = doc["event"]
         info["id"] = self.national_id
-        info["ingested"] = _utc_now_text()
+        info["ingested"] = self.ingested
         info.setdefault("kind", "event")
         agent = doc.get("agent")
         if agent is not None:
@@ -152,8 +166,9 @@ class Verdict:
     #: Matches of rules that correlation rules count, for ``vigie.correlation-inputs``
     #: (``processors.detection.correlation``); published or not on ``detections``.
     signals: list[Detection] = field(default_factory=list)
-    #: Where the sink puts ``document`` (its index and national ``_id``).
-    routing: Routing | None = None
+    #: Where the sink puts ``document`` (its index and national ``_id``), as the record's
+    #: headers (``schemas.routing``).
+    headers: routing.Headers | None = None
 
     @property
     def event(self) -> SecurityEvent:
@@ -291,7 +306,7 @@ class ClassifyStage:
         try:
             event, known = self.validator.check(value, where.key)
             assert value is not None  # the validator refuses a tombstone
-            document = _document(event, value, known)
+            document = _document(event, value, known, _utc_now_text())
             org = event.organization.id
             if self.verifier is not None:
                 agent_id = self.verifier.verify(value, headers, org,
@@ -334,21 +349,23 @@ class ClassifyStage:
         except Refused as refused:
             return Judged([self.rejected(value, where, refused)])
         key = org.encode()
+        ingested = _utc_now_text()
         results: list[Classified | Rejected] = []
         for index, raw in enumerate(events):
-            inside = Coordinates(where.topic, where.partition, where.offset, key, index)
             try:
-                results.append(self._event(raw, key, header.agent, signer))
+                results.append(self._event(raw, key, header.agent, signer, ingested))
             except Refused as refused:
+                inside = Coordinates(where.topic, where.partition, where.offset, key, index)
                 results.append(self.rejected(raw, inside, refused))
             except Exception as exc:  # a bug on one event must not cost its neighbours
                 log.exception("processing failed at %s[%s]@%s #%d", where.topic,
                               where.partition, where.offset, index)
+                inside = Coordinates(where.topic, where.partition, where.offset, key, index)
                 results.append(self.failed(raw, inside, exc))
         return Judged(results, org, stored)
 
-    def _event(self, raw: bytes, key: bytes, envelope_agent: str,
-               signer: str | None) -> Classified:
+    def _event(self, raw: bytes, key: bytes, envelope_agent: str, signer: str | None,
+               ingested: str) -> Classified:
         """One event of a valid envelope; raises ``Refused``."""
         event, known = self.validator.check(raw, None)
         if event.organization.id.encode() != key:
@@ -360,7 +377,7 @@ class ClassifyStage:
             raise Refused(Reason.BAD_SIGNATURE,
                           f"event says agent.id {claimed[:128]!r} inside an envelope of "
                           f"{(signer or envelope_agent)[:128]!r}", event.organization.id)
-        return Classified(key, self.classifier.classify(_document(event, raw, known)))
+        return Classified(key, self.classifier.classify(_document(event, raw, known, ingested)))
 
     @staticmethod
     def _sequence(org: str, agent_id: str, headers: Headers, where: Coordinates,
@@ -394,7 +411,8 @@ class ClassifyStage:
                                                   f"processing failed: {error!r}"))
 
 
-def _document(event: SecurityEvent, raw: bytes, organization: Organization) -> Document:
+def _document(event: SecurityEvent, raw: bytes, organization: Organization,
+              ingested: str) -> Document:
     """The event's JSON parsed (orjson: several times faster than ``json``) into its
     ``Document``. Called only on bytes the strict model accepted; orjson is stricter still
     (no NaN or Infinity), and what it refuses is refused with its reason."""
@@ -404,7 +422,7 @@ def _document(event: SecurityEvent, raw: bytes, organization: Organization) -> D
         raise Refused(Reason.INVALID_JSON, f"not strict JSON: {exc}") from None
     if not isinstance(doc, dict):  # the model accepted it: cannot happen
         raise Refused(Reason.SCHEMA, "not a JSON object")
-    return Document(event, doc, organization, nulls=b"null" in raw)
+    return Document(event, doc, organization, nulls=b"null" in raw, ingested=ingested)
 
 
 def _bounded(value: Any) -> Any:
