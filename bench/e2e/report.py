@@ -255,6 +255,11 @@ def _headline_lines(result: dict[str, Any]) -> list[str]:
                 "events, produced evenly over it).", ""]
 
 
+def _median_rep(result: dict[str, Any]) -> dict[str, Any] | None:
+    reps = (_baseline(result) or {}).get("repetitions") or []
+    return sorted(reps, key=lambda r: r["eps"])[len(reps) // 2] if reps else None
+
+
 def _spots(result: dict[str, Any], service: str, count: int = 5) -> str:
     """The service's py-spy hot spots, as a sentence; says when there is no profile."""
     base = _baseline(result) or {}
@@ -299,6 +304,30 @@ def missed_aims(result: dict[str, Any]) -> list[str]:
             line += ("; the machine's cores are shared with Kafka and Elasticsearch, so a "
                      "process gets less than a core (cores used per process below)."
                      if caps[tightest] > eps else ": it is the limit.")
+        rep = _median_rep(result)
+        if rep:
+            cores = rep.get("cores_used", {})
+            pipeline_cores = {k: v for k, v in cores.items()
+                              if k.startswith(("processor", "sink"))}
+            busy = rep.get("machine_cores_busy")
+            machine = result["machine"]["cores"]
+            if (pipeline_cores and max(pipeline_cores.values()) < 0.8
+                    and busy is not None and busy < machine - 0.3):
+                line += (" But no pipeline process was CPU-bound ("
+                         + ", ".join(f"{k} {v} cores" for k, v in pipeline_cores.items())
+                         + f"; the machine {busy} of {machine} cores busy, every process "
+                         f"counted): the pipeline was waiting, not computing. It moved "
+                         f"{rep.get('records', 0) / rep['seconds']:,.0f} Kafka records/s "
+                         f"({rep['events'] / max(1, rep.get('records', 1)):.1f} events each); "
+                         f"the waits are the processor's and the sink's batch timeouts and "
+                         f"Elasticsearch's refresh, and the fixed latency's share of the "
+                         f"repetition (below).")
+            outside = (busy or 0) - sum(cores.values())
+            if outside >= 0.3:
+                line += (f" {outside:.2f} of the machine's {machine} cores were busy with "
+                         f"processes outside the bench and the stack (other users of the "
+                         f"machine): the figure is low by that much contention; rerun on a "
+                         f"quiet machine.")
         out.append(line)
     if missed("latency_half_load_p99_s"):
         send = result.get("latency_half_load_from_send_p99_s")
