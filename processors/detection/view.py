@@ -193,25 +193,13 @@ class EventView:
             self._blob = blob
         return blob
 
-    def lowered_data(self, fields: frozenset[str]) -> list[tuple[str, str]] | None:
-        """(field, lower-cased text) for those of ``fields`` present in ``event_data``, when
-        ``fields`` are data-only names (see ``FieldMap.is_data_only``) and the event has no
-        ``user_data``; ``None`` when that shortcut does not apply. Absent fields cost nothing:
-        the prefilter meets a dozen names per event, most of them not in it."""
-        data = self._data
-        if data is None or self._user:
-            return None
-        out: list[tuple[str, str]] = []
-        cache = self._lower
-        for name in fields & data.keys():
-            values = cache.get(name)
-            if values is None:
-                value = data[name]
-                if type(value) is str:
-                    values = (value.lower(),)
-                    cache[name] = values
-                else:
-                    values = self.lower(name)
-            if values:
-                out.append((name, values[0] if len(values) == 1 else "\x00".join(values)))
-        return out
+    @property
+    def event_data(self) -> dict[str, Any] | None:
+        """``winlog.event_data`` when it is a dict (what the fast paths read), else ``None``."""
+        return self._data
+
+    @property
+    def has_user_data(self) -> bool:
+        """Whether fields absent from ``event_data`` may still be found (in ``user_data``, or
+        anywhere when there is no ``winlog`` dict)."""
+        return self._user
