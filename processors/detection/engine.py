@@ -59,10 +59,11 @@ log = logging.getLogger(__name__)
 MAX_REMEMBERED_KEYS = 50_000
 
 
-#: Field values whose prefilter answer is remembered: at most this many, each at most
-#: ``MEMO_MAX_LENGTH`` characters long (a few MB at worst). Past the count, the memo restarts
-#: empty: a stream's working set of values is learnt again in a few events.
-MEMO_ENTRIES = 16_384
+#: Prefilter answers remembered (``_Memo``): at most this many, field values at most
+#: ``MEMO_MAX_LENGTH`` characters long (some 20 MB at worst, the keys of the candidate tables
+#: being sets of anchor numbers). Past the count, the memo restarts empty: a stream's working
+#: set of values is learnt again in a few events.
+MEMO_ENTRIES = 8_192
 MEMO_MAX_LENGTH = 512
 
 _second = itemgetter(1)
@@ -77,33 +78,37 @@ class _Memo:
     by the same automaton always gives the same numbers, so the scan is skipped. One table
     per automaton (an automaton belongs to one bucket and one field), and per way of reading
     the value: raw (a string straight from event_data, lower-cased only to be scanned) or
-    already lower-cased (the resolver's values). The answer is a pure function of the key.
-    All tables share one budget of entries; past it, they all restart empty.
+    already lower-cased (the resolver's values). Each bucket also remembers its candidate
+    rules by the set of anchors present (``_Bucket.candidates``). Every answer is a pure
+    function of its key within its table. All tables share one budget of entries; past it,
+    they all restart empty.
     """
 
     __slots__ = ("count", "limit", "tables")
 
     def __init__(self, limit: int = MEMO_ENTRIES) -> None:
-        self.tables: list[dict[str, tuple[int, ...]]] = []
+        self.tables: list[dict[Any, tuple[int, ...]]] = []
         self.limit = limit
         self.count = 0
 
-    def table(self) -> dict[str, tuple[int, ...]]:
-        table: dict[str, tuple[int, ...]] = {}
+    def table(self) -> dict[Any, tuple[int, ...]]:
+        table: dict[Any, tuple[int, ...]] = {}
         self.tables.append(table)
         return table
 
-    def scan(
-        self, table: dict[str, tuple[int, ...]], key: str, automaton: Any, lowered: str
-    ) -> tuple[int, ...]:
+    def remember(self, table: dict[Any, tuple[int, ...]], key: Any, found: tuple[int, ...]
+                 ) -> None:
+        if self.count >= self.limit:
+            for each in self.tables:
+                each.clear()
+            self.count = 0
+        table[key] = found
+        self.count += 1
+
+    def scan(self, table: _Table, key: str, automaton: Any, lowered: str) -> tuple[int, ...]:
         found = tuple({*map(_second, automaton.iter(lowered))})
         if len(key) <= MEMO_MAX_LENGTH:
-            if self.count >= self.limit:
-                for each in self.tables:
-                    each.clear()
-                self.count = 0
-            table[key] = found
-            self.count += 1
+            self.remember(table, key, found)
         return found
 
 
@@ -169,6 +174,7 @@ class _Bucket:
             else:
                 self.others.append((field_name, automaton, memo.table()))
         self.data_names = frozenset(self.data)
+        self.chosen: dict[frozenset[int], tuple[int, ...]] = memo.table()
         # Data names with somewhere else to look when absent from event_data (audit alias,
         # ECS): Image, CommandLine... The data-only ones are then absent (without user_data).
         self.elsewhere = tuple(name for name in self.data if not fieldmap.is_data_only(name))
@@ -224,9 +230,18 @@ class _Bucket:
             update(map(_second, self.keywords.iter(view.keyword_text())))
         return found
 
-    def candidates(self, view: EventView) -> list[int]:
-        """Positions of the rules worth evaluating on this event, in rule order."""
-        present = self.present(view)
+    def candidates(self, view: EventView) -> tuple[int, ...]:
+        """Positions of the rules worth evaluating on this event, in rule order: a pure
+        function of the anchors present, remembered by them (events of one kind meet the
+        same few literals, the memo's budget bounds the rest)."""
+        present = frozenset(self.present(view))
+        chosen = self.chosen.get(present)
+        if chosen is None:
+            chosen = self._choose(present)
+            self.memo.remember(self.chosen, present, chosen)
+        return chosen
+
+    def _choose(self, present: frozenset[int]) -> tuple[int, ...]:
         hit = set(chain.from_iterable(map(self.triggers.get, present, repeat(()))))
         if hit:
             rest = self.rest
@@ -236,7 +251,7 @@ class _Bucket:
                         hit.discard(position)
                         break
         hit.update(self.always)
-        return sorted(hit)
+        return tuple(sorted(hit))
 
 
 @dataclass

@@ -302,10 +302,24 @@ class RegexMatcher(ValueMatcher):
         except engine.error as error:  # pragma: no cover - pySigma validated it already
             raise UnsupportedValue(f"regular expression {self.pattern!r}: {error}") from error
         self._search = compiled.search
-        self.test = _re2_test(compiled) or self._test_generic
+        self.test = _re2_test(compiled, self.min_width()) or self._test_generic
 
     def _test_generic(self, value: Any) -> bool:
         return self._search(value) is not None
+
+    def min_width(self) -> int:
+        """Characters every match spans at least (``\\s[a-f0-9]{64}`` needs 65), read from
+        Python's regex parser; ``0`` (no bound) for syntax whose meaning may differ in RE2
+        (POSIX classes, ``\\p``, ``\\Q``, ``\\C``, ``{,n}``...) or that Python does not know.
+        A match spans at least as many UTF-8 bytes as characters: a value whose encoding is
+        shorter cannot match, which RE2 need not be asked (``.{1000,}`` is costly to ask)."""
+        if any(token in self.pattern for token in _WIDTH_UNSAFE):
+            return 0
+        try:
+            low, _ = _regex_parser.parse(self.pattern, self.flags).getwidth()
+        except Exception:
+            return 0
+        return int(low)
 
     def anchors(self) -> frozenset[str] | None:
         """The longest run of top-level literal characters is in every match.
@@ -318,6 +332,8 @@ class RegexMatcher(ValueMatcher):
         RE2 matches but ``str.lower`` does not map onto them. Other ASCII letters fold only to
         their other case, which ``str.lower`` maps alike.
         """
+        if any(token in self.pattern for token in _WIDTH_UNSAFE):
+            return None  # ``[[:alpha:]]`` would read as a class then a literal ``]``
         try:
             parsed = _regex_parser.parse(self.pattern, self.flags)
         except Exception:
@@ -341,11 +357,15 @@ class RegexMatcher(ValueMatcher):
         return frozenset({longest.lower()}) if longest else None
 
 
+#: Pattern text read differently by Python's parser and RE2 (or unknown to one of them):
+#: no width bound nor anchor is taken from Python's reading of a pattern holding one.
+_WIDTH_UNSAFE = ("[:", "\\p", "\\P", "\\Q", "\\E", "\\C", "\\z", "\\x{", "{,", "(?P=", "\\N")
+
 #: ASCII letters whose case-fold orbit has a non-ASCII member (U+017F, U+212A).
 _FOLDS_OUTSIDE_ASCII = frozenset("sSkK")
 
 
-def _re2_test(compiled: Any) -> Test | None:
+def _re2_test(compiled: Any, min_bytes: int = 0) -> Test | None:
     """A yes/no RE2 search without the ``re2`` module's Python-level ``Match`` machinery.
 
     ``re2``'s ``search`` builds a generator, maps byte offsets back to characters and a match
@@ -373,7 +393,8 @@ def _re2_test(compiled: Any) -> Test | None:
 
     def test(value: Any) -> bool:
         encoded = value.encode("utf-8", "surrogatepass")
-        return match(unanchored, encoded, 0, len(encoded))[0] != null_span
+        size = len(encoded)
+        return size >= min_bytes and match(unanchored, encoded, 0, size)[0] != null_span
 
     return test
 
