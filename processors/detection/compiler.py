@@ -141,10 +141,15 @@ class Leaf(Node):
             numbers = test.numbers
             return lambda view: not numbers.isdisjoint(view.numbers(field))
         match = test.test
+        if test.view == "lower" and isinstance(test, StringMatcher) and test.single:
+            return _lower_single(field, *test.single)
         if test.view == "lower":
 
             def lower(view: EventView) -> bool:
-                for value in view.lower(field):  # noqa: SIM110 - hot path, no generator
+                values = view.lowered.get(field)  # most fields are read by several rules
+                if values is None:
+                    values = view.lower(field)
+                for value in values:  # noqa: SIM110 - hot path, no generator
                     if match(value):
                         return True
                 return False
@@ -230,6 +235,51 @@ class Leaf(Node):
         return lambda view: _reported(
             tuple(v for v in view.raw(field) if v is not None and match(v))
         )
+
+
+def _lower_single(field: str | None, operation: str, operand: Any) -> Evaluator:
+    """A lower-case leaf decided by one ``str`` operation, inlined in the loop over the
+    field's values (one Python call less per value than ``match(value)``)."""
+
+    def suffix(view: EventView) -> bool:
+        values = view.lowered.get(field)
+        if values is None:
+            values = view.lower(field)
+        for value in values:  # noqa: SIM110 - hot path, no generator
+            if value.endswith(operand):
+                return True
+        return False
+
+    def prefix(view: EventView) -> bool:
+        values = view.lowered.get(field)
+        if values is None:
+            values = view.lower(field)
+        for value in values:  # noqa: SIM110 - hot path, no generator
+            if value.startswith(operand):
+                return True
+        return False
+
+    def contains(view: EventView) -> bool:
+        values = view.lowered.get(field)
+        if values is None:
+            values = view.lower(field)
+        for value in values:  # noqa: SIM110 - hot path, no generator
+            if operand in value:
+                return True
+        return False
+
+    def equals(view: EventView) -> bool:
+        values = view.lowered.get(field)
+        if values is None:
+            values = view.lower(field)
+        for value in values:  # noqa: SIM110 - hot path, no generator
+            if value in operand:
+                return True
+        return False
+
+    return {"suffix": suffix, "prefix": prefix, "contains": contains, "equals": equals}[
+        operation
+    ]
 
 
 def _reported(values: tuple[Any, ...]) -> Any:

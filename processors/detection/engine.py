@@ -209,7 +209,10 @@ class _Bucket:
                 value = data[name]
                 if type(value) is str:
                     hit = raw.get(value)
-                    update(scan(raw, value, automaton, value.lower()) if hit is None else hit)
+                    if hit is None:
+                        update(scan(raw, value, automaton, value.lower()))
+                    elif hit:
+                        update(hit)
                 else:
                     update(self._values(view, name, automaton, lowered))
             for name in self.elsewhere:

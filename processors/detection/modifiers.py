@@ -203,6 +203,8 @@ class StringMatcher(ValueMatcher):
         self.suffixes = tuple(p.payload for p in patterns if p.kind == "suffix")
         self.contains = tuple(p.payload for p in patterns if p.kind == "contains")
         self.any = any(p.kind == "any" for p in patterns)
+        #: (operation, operand) when one ``str`` operation decides: see ``_build``
+        self.single: tuple[str, Any] | None = None
         self.others: tuple[Test, ...] = tuple(
             p.payload if p.kind == "regex" else _segments(*p.payload)
             for p in patterns
@@ -226,15 +228,20 @@ class StringMatcher(ValueMatcher):
             return lambda value: True
         equals, prefixes, suffixes = self.equals, self.prefixes, self.suffixes
         contains, others = self.contains, self.others
-        # The common single-operation cases get a direct closure: they run millions of times.
+        # The common single-operation cases get a direct closure: they run millions of times
+        # (``single`` lets the compiler inline the operation in the leaf's loop).
         if not (equals or prefixes or others) and suffixes and not contains:
+            self.single = ("suffix", suffixes)
             return lambda value: value.endswith(suffixes)
         if not (equals or suffixes or others) and prefixes and not contains:
+            self.single = ("prefix", prefixes)
             return lambda value: value.startswith(prefixes)
         if not (equals or prefixes or suffixes or others) and len(contains) == 1:
             (needle,) = contains
+            self.single = ("contains", needle)
             return lambda value: needle in value
         if not (prefixes or suffixes or others or contains):
+            self.single = ("equals", equals)
             return equals.__contains__
 
         def test(value: str) -> bool:

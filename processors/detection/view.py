@@ -60,12 +60,12 @@ class EventView:
         "_blob",
         "_data",
         "_fieldmap",
-        "_lower",
-        "_numbers",
+                "_numbers",
         "_raw",
         "_text",
         "_user",
         "event",
+        "lowered",
     )
 
     def __init__(self, event: Mapping[str, Any], fieldmap: FieldMap) -> None:
@@ -73,7 +73,9 @@ class EventView:
         self._fieldmap = fieldmap
         self._raw: dict[str | None, tuple[Any, ...]] = {}
         self._text: dict[str | None, tuple[str, ...]] = {}
-        self._lower: dict[str | None, tuple[str, ...]] = {}
+        #: field → its lower-cased values, public so that the rules' hot closures can read it
+        #: without a method call (``lower`` fills it)
+        self.lowered: dict[str | None, tuple[str, ...]] = {}
         self._numbers: dict[str | None, tuple[int | float, ...]] = {}
         self._blob: str | None = None
         winlog = event.get("winlog")
@@ -141,7 +143,7 @@ class EventView:
 
     def lower(self, field: str | None) -> tuple[str, ...]:
         """Non-null values lower-cased: Sigma strings match case-insensitively."""
-        values = self._lower.get(field)
+        values = self.lowered.get(field)
         if values is None:
             data = self._data
             # The prefilter's common case, without filling the raw and text caches.
@@ -155,7 +157,7 @@ class EventView:
                 values = (
                     (text[0].lower(),) if len(text) == 1 else tuple(t.lower() for t in text)
                 )
-            self._lower[field] = values
+            self.lowered[field] = values
         return values
 
     def keyword_text(self) -> str:
@@ -163,7 +165,7 @@ class EventView:
         for unkeyed literals (one ``lower`` call on the whole text instead of one per value)."""
         blob = self._blob
         if blob is None:
-            lowered = self._lower.get(None)
+            lowered = self.lowered.get(None)
             data = self._data
             # Usual case: the keyword scope is just a flat EventData of scalars (no UserData,
             # no message), joined straight from the dict, in the resolver's order.
