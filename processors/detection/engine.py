@@ -67,7 +67,8 @@ MEMO_ENTRIES = 8_192
 MEMO_MAX_LENGTH = 512
 
 _second = itemgetter(1)
-_Table = dict[str, tuple[int, ...]]
+_Table = dict[str, frozenset[int]]
+_NONE: frozenset[int] = frozenset()
 
 
 class _Memo:
@@ -87,29 +88,26 @@ class _Memo:
     __slots__ = ("count", "limit", "tables")
 
     def __init__(self, limit: int = MEMO_ENTRIES) -> None:
-        self.tables: list[dict[Any, tuple[int, ...]]] = []
+        self.tables: list[dict[Any, Any]] = []
         self.limit = limit
         self.count = 0
 
-    def table(self) -> dict[Any, tuple[int, ...]]:
-        table: dict[Any, tuple[int, ...]] = {}
+    def table(self) -> dict[Any, Any]:
+        table: dict[Any, Any] = {}
         self.tables.append(table)
         return table
 
-    def remember(self, table: dict[Any, tuple[int, ...]], key: Any, found: tuple[int, ...]
-                 ) -> None:
+    def remember(self, table: dict[Any, Any], key: Any, found: Any) -> None:
+        """Keep ``found`` as ``table``'s answer for ``key``, within the budget (field values
+        longer than ``MEMO_MAX_LENGTH`` are not kept)."""
+        if self.limit <= 0 or (type(key) is str and len(key) > MEMO_MAX_LENGTH):
+            return
         if self.count >= self.limit:
             for each in self.tables:
                 each.clear()
             self.count = 0
         table[key] = found
         self.count += 1
-
-    def scan(self, table: _Table, key: str, automaton: Any, lowered: str) -> tuple[int, ...]:
-        found = tuple({*map(_second, automaton.iter(lowered))})
-        if len(key) <= MEMO_MAX_LENGTH:
-            self.remember(table, key, found)
-        return found
 
 
 class _Bucket:
@@ -180,64 +178,71 @@ class _Bucket:
         self.elsewhere = tuple(name for name in self.data if not fieldmap.is_data_only(name))
 
     def _values(self, view: EventView, field_name: str, automaton: Any, table: _Table
-                ) -> tuple[int, ...]:
+                ) -> frozenset[int]:
         """The general case: the field's values through the view (resolver, lists...)."""
         values = view.lower(field_name)
         if not values:
-            return ()
+            return _NONE
         # Several values (lists) are searched as one string: a literal spanning two values
         # only adds a candidate, it never loses one.
         value = values[0] if len(values) == 1 else "\x00".join(values)
         found = table.get(value)
-        return self.memo.scan(table, value, automaton, value) if found is None else found
+        if found is None:
+            found = frozenset(map(_second, automaton.iter(value)))
+            self.memo.remember(table, value, found)
+        return found
 
-    def present(self, view: EventView) -> set[int]:
+    def present(self, view: EventView) -> frozenset[int]:
         """Numbers of the anchors whose literal occurs in its field's lower-cased values."""
-        found: set[int] = set()
-        update = found.update
-        scan = self.memo.scan
+        parts: list[Iterable[int]] = []
+        add = parts.append
         fields = self.data
         data = view.event_data
         if data is None:
             for name, (automaton, _, lowered) in fields.items():
-                update(self._values(view, name, automaton, lowered))
+                add(self._values(view, name, automaton, lowered))
         else:
             # A string in event_data is the field's value (``FieldMap.is_data_name``): it is
             # the memo key as read, lower-cased only when it must be scanned.
+            remember = self.memo.remember
+            cache = view.lowered
             for name in self.data_names & data.keys():
                 automaton, raw, lowered = fields[name]
                 value = data[name]
                 if type(value) is str:
                     hit = raw.get(value)
                     if hit is None:
-                        update(scan(raw, value, automaton, value.lower()))
-                    elif hit:
-                        update(hit)
+                        text = value.lower()
+                        cache[name] = (text,)  # what ``view.lower`` gives; rules read it
+                        hit = frozenset(map(_second, automaton.iter(text)))
+                        remember(raw, value, hit)
+                    if hit:
+                        add(hit)
                 else:
-                    update(self._values(view, name, automaton, lowered))
+                    add(self._values(view, name, automaton, lowered))
             for name in self.elsewhere:
                 if name not in data:
                     automaton, _, lowered = fields[name]
-                    update(self._values(view, name, automaton, lowered))
+                    add(self._values(view, name, automaton, lowered))
             if view.has_user_data:  # data-only names absent from event_data may be there
                 for name, (automaton, _, lowered) in fields.items():
                     if name not in data and name not in self.elsewhere:
-                        update(self._values(view, name, automaton, lowered))
+                        add(self._values(view, name, automaton, lowered))
         for numeric_field, table in self.numeric.items():
             for reading in view.numbers(numeric_field):
-                update(table.get(reading, ()))
+                add(table.get(reading, ()))
         for field_name, automaton, lowered in self.others:
-            update(self._values(view, field_name, automaton, lowered))
+            add(self._values(view, field_name, automaton, lowered))
         if self.keywords is not None:
             # Never remembered: the keyword text holds per-event values (GUIDs, times).
-            update(map(_second, self.keywords.iter(view.keyword_text())))
-        return found
+            add(map(_second, self.keywords.iter(view.keyword_text())))
+        return frozenset(chain.from_iterable(parts))
 
     def candidates(self, view: EventView) -> tuple[int, ...]:
         """Positions of the rules worth evaluating on this event, in rule order: a pure
         function of the anchors present, remembered by them (events of one kind meet the
         same few literals, the memo's budget bounds the rest)."""
-        present = frozenset(self.present(view))
+        present = self.present(view)
         chosen = self.chosen.get(present)
         if chosen is None:
             chosen = self._choose(present)
@@ -297,6 +302,7 @@ class Engine:
         correlations: Sequence[LoadedCorrelation] = (),
         skipped: Sequence[SkippedRule] = (),
         files: int = 0,
+        memo_entries: int = MEMO_ENTRIES,
     ) -> None:
         self.fieldmap = fieldmap or DEFAULT_FIELDMAP
         self.correlations = list(correlations)
@@ -312,7 +318,7 @@ class Engine:
         # every event) are compiled once, however many EventIDs arrive on it. Keys are
         # remembered up to a bound, so junk EventIDs or channels cannot grow memory.
         self._by_rules: dict[tuple[int, ...], _Bucket] = {}
-        self._memo = _Memo()
+        self._memo = _Memo(memo_entries)  # 0: nothing remembered (the bench's cold figure)
         self._empty = _Bucket((), self.fieldmap, self._memo)
         for item in rules:
             loaded = item if isinstance(item, LoadedRule) else LoadedRule(item, Path("<memory>"))

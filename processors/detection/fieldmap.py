@@ -179,20 +179,21 @@ class FieldMap:
 
     def __init__(self) -> None:
         self._resolvers: dict[str, Resolver] = {self.KEYWORDS: _keyword_resolver}
-        self._data_names: dict[str | None, bool] = {None: False}
+        #: ``is_data_name``'s answers so far, read directly by ``EventView``'s hot path
+        self.data_names: dict[str | None, bool] = {None: False}
         self._data_only: dict[str | None, bool] = {None: False}
 
     def is_data_name(self, field: str | None) -> bool:
         """Whether ``field`` is read first from ``winlog.event_data.<field>`` by the general
         resolver, so that a value found there directly is the value it would return."""
-        known = self._data_names.get(field)
+        known = self.data_names.get(field)
         if known is None:
             assert field is not None
             known = field not in ("Data", "Level") and self.paths(field)[0] == (
                 *EVENT_DATA,
                 field,
             )
-            self._data_names[field] = known
+            self.data_names[field] = known
         return known
 
     def is_data_only(self, field: str | None) -> bool:

@@ -148,7 +148,9 @@ class EventView:
             data = self._data
             # The prefilter's common case, without filling the raw and text caches.
             value = data.get(field, _ABSENT) if data is not None and field is not None else None
-            if type(value) is str and self._fieldmap.is_data_name(field):
+            if type(value) is str and (
+                self._fieldmap.data_names.get(field) or self._fieldmap.is_data_name(field)
+            ):
                 values = (value.lower(),)
             elif value is _ABSENT and not self._user and self._fieldmap.is_data_only(field):
                 values = ()
