@@ -124,6 +124,18 @@ class Node(ABC):
     def positive_leaves(self) -> Iterator[Leaf]:
         return iter(())
 
+    def restrict(self, event_id: int) -> Node | None:
+        """This node as it evaluates on events of ``event_id``: ``None`` when it cannot hold
+        there, an OR without the alternatives that require another EventID (``selection1``
+        for 4624, ``selection2`` for 4776: each EventID's bucket gets the literals of its own
+        alternative as anchors). Negations are kept whole. Routing reads the EventID the way
+        EventID leaves do (``event_key``), so the result is the node on those events."""
+        return self
+
+    def mentioned_event_ids(self) -> frozenset[int]:
+        """The EventIDs ``restrict`` can tell apart (others all give the same node)."""
+        return frozenset()
+
 
 @dataclass(eq=False)
 class Leaf(Node):
@@ -199,6 +211,13 @@ class Leaf(Node):
 
     def positive_leaves(self) -> Iterator[Leaf]:
         yield self
+
+    def restrict(self, event_id: int) -> Node | None:
+        ids = self.event_ids()
+        return None if ids is not None and event_id not in ids else self
+
+    def mentioned_event_ids(self) -> frozenset[int]:
+        return self.event_ids() or frozenset()
 
     def reporter(self) -> Callable[[EventView], Any]:
         """The event value(s) behind a match of this leaf, for the analyst (``None`` when the
@@ -334,6 +353,18 @@ class And(Node):
         for child in self.children:
             yield from child.positive_leaves()
 
+    def restrict(self, event_id: int) -> Node | None:
+        children: list[Node] = []
+        for child in self.children:
+            kept = child.restrict(event_id)
+            if kept is None:
+                return None
+            children.append(kept)
+        return self if children == self.children else And(children)
+
+    def mentioned_event_ids(self) -> frozenset[int]:
+        return frozenset().union(*(child.mentioned_event_ids() for child in self.children))
+
 
 @dataclass(eq=False)
 class Or(Node):
@@ -391,6 +422,17 @@ class Or(Node):
         for child in self.children:
             yield from child.positive_leaves()
 
+    def restrict(self, event_id: int) -> Node | None:
+        kept = [node for node in (child.restrict(event_id) for child in self.children) if node]
+        if not kept:
+            return None
+        if len(kept) == 1:
+            return kept[0]
+        return self if kept == self.children else Or(kept)
+
+    def mentioned_event_ids(self) -> frozenset[int]:
+        return frozenset().union(*(child.mentioned_event_ids() for child in self.children))
+
 
 @dataclass(eq=False)
 class Not(Node):
@@ -411,6 +453,9 @@ class Never(Node):
         return lambda view: False
 
     def anchors(self) -> frozenset[Anchor] | None:
+        return None
+
+    def restrict(self, event_id: int) -> Node | None:
         return None
 
 
@@ -572,6 +617,17 @@ class CompiledRule:
     anchor_groups: tuple[frozenset[Anchor], ...] = ()
     #: (Sigma field or "keywords", reporter) of the positive leaves, in rule order
     reporters: tuple[tuple[str, Callable[[EventView], Any]], ...] = ()
+
+    def anchor_groups_for(self, event_id: int) -> tuple[frozenset[Anchor], ...] | None:
+        """The prefilter's anchor groups on events of ``event_id`` (``Node.restrict``);
+        ``None`` when the rule cannot match those events."""
+        if not self.root.mentioned_event_ids():
+            return self.anchor_groups or ((self.anchors,) if self.anchors else ())
+        restricted = self.root.restrict(event_id)
+        if restricted is None:
+            return None
+        anchors = restricted.anchors()
+        return tuple(restricted.anchor_groups()) or ((anchors,) if anchors else ())
 
     def matched_fields(self, view: EventView) -> dict[str, Any]:
         """The positive leaves that hold on this event: Sigma field → event value (the first

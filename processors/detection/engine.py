@@ -121,7 +121,9 @@ class _Bucket:
     rule's AND-ed selections).
     """
 
-    def __init__(self, rules: Sequence[CompiledRule], fieldmap: FieldMap, memo: _Memo) -> None:
+    def __init__(
+        self, rules: Sequence[CompiledRule], fieldmap: FieldMap, memo: _Memo, event_id: int
+    ) -> None:
         self.rules = rules
         self.memo = memo
         self.always: list[int] = []
@@ -131,7 +133,9 @@ class _Bucket:
         # rule position → its other groups, as sets of anchor numbers
         self.rest: dict[int, tuple[frozenset[int], ...]] = {}
         for position, rule in enumerate(rules):
-            groups = rule.anchor_groups or ((rule.anchors,) if rule.anchors else ())
+            groups = rule.anchor_groups_for(event_id)
+            if groups is None:  # its detection requires other EventIDs: never a candidate
+                continue
             if not groups:
                 self.always.append(position)
                 continue
@@ -317,9 +321,10 @@ class Engine:
         # One bucket per distinct rule list: a channel's rules (or the rules that apply to
         # every event) are compiled once, however many EventIDs arrive on it. Keys are
         # remembered up to a bound, so junk EventIDs or channels cannot grow memory.
-        self._by_rules: dict[tuple[int, ...], _Bucket] = {}
+        self._by_rules: dict[tuple[tuple[int, ...], int | None], _Bucket] = {}
+        self._mentioned: dict[tuple[int, ...], frozenset[int]] = {}  # rule list → EventIDs
         self._memo = _Memo(memo_entries)  # 0: nothing remembered (the bench's cold figure)
-        self._empty = _Bucket((), self.fieldmap, self._memo)
+        self._empty = _Bucket((), self.fieldmap, self._memo, 0)
         for item in rules:
             loaded = item if isinstance(item, LoadedRule) else LoadedRule(item, Path("<memory>"))
             self._add(loaded, placeholders or {}, filters)
@@ -407,15 +412,23 @@ class Engine:
     def _bucket(self, key: tuple[str, int]) -> _Bucket:
         bucket = self._buckets.get(key)
         if bucket is None:
-            positions = sorted(
+            positions = tuple(sorted(
                 {*self._by_key.get(key, ()), *self._by_channel.get(key[0], ()), *self._anywhere}
-            )
+            ))
             if not positions:  # unknown events share one empty bucket, never cached per key
                 return self._empty
-            bucket = self._by_rules.get(tuple(positions))
+            rules = [self.rules[p] for p in positions]
+            # Rules whose OR-ed selections require different EventIDs get each EventID's
+            # anchors (``CompiledRule.anchor_groups_for``); EventIDs no rule names share one.
+            mentioned = self._mentioned.get(positions)
+            if mentioned is None:
+                mentioned = frozenset().union(*(r.root.mentioned_event_ids() for r in rules))
+                self._mentioned[positions] = mentioned
+            shared = (positions, key[1] if key[1] in mentioned else None)
+            bucket = self._by_rules.get(shared)
             if bucket is None:
-                bucket = _Bucket([self.rules[p] for p in positions], self.fieldmap, self._memo)
-                self._by_rules[tuple(positions)] = bucket
+                bucket = _Bucket(rules, self.fieldmap, self._memo, key[1])
+                self._by_rules[shared] = bucket
             if len(self._buckets) < MAX_REMEMBERED_KEYS:
                 self._buckets[key] = bucket
         return bucket
