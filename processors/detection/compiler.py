@@ -236,7 +236,9 @@ class Leaf(Node):
         if test.view == "lower":
 
             def lowered(view: EventView) -> Any:
-                seen = view.lower(field)
+                seen = view.lowered.get(field)  # filled by the evaluation, usually
+                if seen is None:
+                    seen = view.lower(field)
                 if len(seen) == 1:  # the usual single value: no tuple to build
                     return view.text(field)[0] if match(seen[0]) else None
                 # Report the value as written, not lower-cased.

@@ -547,8 +547,11 @@ class FieldRefCheck(FieldCheck):
 
     def check(self, view: EventView, field: str | None) -> bool:
         references = view.lower(self.other)
-        return any(
-            self.relation(value, reference)
-            for value in view.lower(field)
-            for reference in references
-        )
+        if not references:
+            return False
+        relation = self.relation
+        for value in view.lower(field):  # loops, not a generator: evaluated on every event
+            for reference in references:
+                if relation(value, reference):
+                    return True
+        return False

@@ -95,9 +95,26 @@ class EventView:
         value = data.get(field, _ABSENT)
         if type(value) is str:
             return (value,) if self._fieldmap.is_data_name(field) else None
-        if value is _ABSENT and not self._user and self._fieldmap.is_data_only(field):
+        if value is _ABSENT and not self._user and self._absent(field):
             return ()
         return None
+
+    def _absent(self, field: str) -> bool:
+        """For a field missing from ``event_data`` in an event without ``user_data``: whether
+        its other paths are missing too (``FieldMap.elsewhere``), so that it is absent."""
+        where = self._fieldmap.elsewhere(field)
+        if where is None:
+            return False
+        aliases, roots = where
+        data, event = self._data, self.event
+        if data is not None:
+            for key in aliases:
+                if key in data:
+                    return False
+        for root in roots:  # noqa: SIM110 - hot path, no generator
+            if root in event:
+                return False
+        return True
 
     def raw(self, field: str | None) -> tuple[Any, ...]:
         """Values as stored in the event (``()`` when the field is absent)."""
@@ -116,7 +133,9 @@ class EventView:
             data = self._data
             # A plain EventData string: the raw value is the text (no raw cache to fill).
             value = data.get(field) if data is not None and field is not None else None
-            if type(value) is str and self._fieldmap.is_data_name(field):
+            if type(value) is str and (
+                self._fieldmap.data_names.get(field) or self._fieldmap.is_data_name(field)
+            ):
                 values = self._text[field] = (value,)
                 return values
             raw = self.raw(field)
@@ -152,7 +171,7 @@ class EventView:
                 self._fieldmap.data_names.get(field) or self._fieldmap.is_data_name(field)
             ):
                 values = (value.lower(),)
-            elif value is _ABSENT and not self._user and self._fieldmap.is_data_only(field):
+            elif value is _ABSENT and not self._user and self._absent(field):
                 values = ()
             else:
                 text = self.text(field)

@@ -51,6 +51,10 @@ EVENTS = {
     "alias": (make_event(channel="Security", event_id=4688,
                          NewProcessName=COMMAND.split(" ")[0]), {"image x"}),
     "ecs": ({**make_event(), "process": {"executable": COMMAND.split(" ")[0]}}, {"image x"}),
+    "user_data": (make_event(user_data={"Image": COMMAND.split(" ")[0]}), {"image x"}),
+    # Absent from event_data, present under its other paths: never taken for absent.
+    "ecs_command": ({**make_event(), "process": {"command_line": COMMAND}}, {"command alpha"}),
+    "no_image": (make_event(CommandLine="--gamma"), set()),
 }
 
 
