@@ -231,7 +231,7 @@ class FieldMap:
                 if len(aliases) + len(ecs) == len(rest) and all(p[0] != "winlog" for p in ecs):
                     known = (aliases, tuple(sorted({p[0] for p in ecs})))
             self._elsewhere[field] = known
-        return known  # type: ignore[no-any-return]
+        return known
 
     def paths(self, field: str) -> list[Path]:
         """Where ``field`` is looked for, in order (documentation and tests read this)."""

@@ -99,7 +99,7 @@ class EventView:
             return ()
         return None
 
-    def _absent(self, field: str) -> bool:
+    def _absent(self, field: str | None) -> bool:
         """For a field missing from ``event_data`` in an event without ``user_data``: whether
         its other paths are missing too (``FieldMap.elsewhere``), so that it is absent."""
         where = self._fieldmap.elsewhere(field)
