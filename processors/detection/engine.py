@@ -208,7 +208,7 @@ class _Bucket:
         else:
             # A string in event_data is the field's value (``FieldMap.is_data_name``): it is
             # the memo key as read, lower-cased only when it must be scanned.
-            remember = self.memo.remember
+            remember = self.memo.remember if self.memo.limit > 0 else None
             cache = view.lowered
             for name in self.data_names & data.keys():
                 automaton, raw, lowered = fields[name]
@@ -219,7 +219,8 @@ class _Bucket:
                         text = value.lower()
                         cache[name] = (text,)  # what ``view.lower`` gives; rules read it
                         hit = frozenset(map(_second, automaton.iter(text)))
-                        remember(raw, value, hit)
+                        if remember is not None:
+                            remember(raw, value, hit)
                     if hit:
                         add(hit)
                 else:
@@ -250,7 +251,8 @@ class _Bucket:
         chosen = self.chosen.get(present)
         if chosen is None:
             chosen = self._choose(present)
-            self.memo.remember(self.chosen, present, chosen)
+            if self.memo.limit > 0:
+                self.memo.remember(self.chosen, present, chosen)
         return chosen
 
     def _choose(self, present: frozenset[int]) -> tuple[int, ...]:
