@@ -619,11 +619,13 @@ class CompiledRule:
     anchor_groups: tuple[frozenset[Anchor], ...] = ()
     #: (Sigma field or "keywords", reporter) of the positive leaves, in rule order
     reporters: tuple[tuple[str, Callable[[EventView], Any]], ...] = ()
+    #: the EventIDs whose anchors may differ (``Node.mentioned_event_ids``)
+    mentioned_event_ids: frozenset[int] = frozenset()
 
     def anchor_groups_for(self, event_id: int) -> tuple[frozenset[Anchor], ...] | None:
         """The prefilter's anchor groups on events of ``event_id`` (``Node.restrict``);
         ``None`` when the rule cannot match those events."""
-        if not self.root.mentioned_event_ids():
+        if not self.mentioned_event_ids:
             return self.anchor_groups or ((self.anchors,) if self.anchors else ())
         restricted = self.root.restrict(event_id)
         if restricted is None:
@@ -678,4 +680,5 @@ def compile_rule(
         event_ids=root.event_ids(),
         anchor_groups=tuple(root.anchor_groups()),
         reporters=tuple((leaf.field or "keywords", leaf.reporter()) for leaf in leaves),
+        mentioned_event_ids=root.mentioned_event_ids(),
     )

@@ -424,7 +424,7 @@ class Engine:
             # anchors (``CompiledRule.anchor_groups_for``); EventIDs no rule names share one.
             mentioned = self._mentioned.get(positions)
             if mentioned is None:
-                mentioned = frozenset().union(*(r.root.mentioned_event_ids() for r in rules))
+                mentioned = frozenset().union(*(r.mentioned_event_ids for r in rules))
                 self._mentioned[positions] = mentioned
             shared = (positions, key[1] if key[1] in mentioned else None)
             bucket = self._by_rules.get(shared)
