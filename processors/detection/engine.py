@@ -21,7 +21,8 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -58,18 +59,73 @@ log = logging.getLogger(__name__)
 MAX_REMEMBERED_KEYS = 50_000
 
 
+#: Prefilter answers remembered (``_Memo``): at most this many, field values at most
+#: ``MEMO_MAX_LENGTH`` characters long (some 20 MB at worst, the keys of the candidate tables
+#: being sets of anchor numbers). Past the count, the memo restarts empty: a stream's working
+#: set of values is learnt again in a few events.
+MEMO_ENTRIES = 8_192
+MEMO_MAX_LENGTH = 512
+
+_second = itemgetter(1)
+_Table = dict[str, frozenset[int]]
+_NONE: frozenset[int] = frozenset()
+
+
+class _Memo:
+    """The anchor numbers an automaton finds in a field value, remembered by value.
+
+    Windows events repeat their field values (``Image``, ``ParentImage``, ``User``,
+    ``IntegrityLevel``, ``Hashes``, the command lines of services): the same value scanned
+    by the same automaton always gives the same numbers, so the scan is skipped. One table
+    per automaton (an automaton belongs to one bucket and one field), and per way of reading
+    the value: raw (a string straight from event_data, lower-cased only to be scanned) or
+    already lower-cased (the resolver's values). Each bucket also remembers its candidate
+    rules by the set of anchors present (``_Bucket.candidates``). Every answer is a pure
+    function of its key within its table. All tables share one budget of entries; past it,
+    they all restart empty.
+    """
+
+    __slots__ = ("count", "limit", "tables")
+
+    def __init__(self, limit: int = MEMO_ENTRIES) -> None:
+        self.tables: list[dict[Any, Any]] = []
+        self.limit = limit
+        self.count = 0
+
+    def table(self) -> dict[Any, Any]:
+        table: dict[Any, Any] = {}
+        self.tables.append(table)
+        return table
+
+    def remember(self, table: dict[Any, Any], key: Any, found: Any) -> None:
+        """Keep ``found`` as ``table``'s answer for ``key``, within the budget (field values
+        longer than ``MEMO_MAX_LENGTH`` are not kept)."""
+        if self.limit <= 0 or (type(key) is str and len(key) > MEMO_MAX_LENGTH):
+            return
+        if self.count >= self.limit:
+            for each in self.tables:
+                each.clear()
+            self.count = 0
+        table[key] = found
+        self.count += 1
+
+
 class _Bucket:
     """The rules one (channel, EventID) can trigger, with their literal prefilter.
 
     Each distinct (field, literal) anchor of the bucket gets a number; one Aho-Corasick
     automaton per field finds, in a single C-level pass over the lower-cased value, every
-    anchor literal present (overlapping ones included). A rule is a candidate when its most
-    selective anchor group has a literal present *and* each of its other groups too (the
-    groups are necessary conditions of the rule's AND-ed selections).
+    anchor literal present (overlapping ones included), its answer remembered by value
+    (``_Memo``). A rule is a candidate when its most selective anchor group has a literal
+    present *and* each of its other groups too (the groups are necessary conditions of the
+    rule's AND-ed selections).
     """
 
-    def __init__(self, rules: Sequence[CompiledRule], fieldmap: FieldMap) -> None:
+    def __init__(
+        self, rules: Sequence[CompiledRule], fieldmap: FieldMap, memo: _Memo, event_id: int
+    ) -> None:
         self.rules = rules
+        self.memo = memo
         self.always: list[int] = []
         numbers: dict[Anchor, int] = {}
         # anchor number → positions of the rules whose first group holds it
@@ -77,7 +133,9 @@ class _Bucket:
         # rule position → its other groups, as sets of anchor numbers
         self.rest: dict[int, tuple[frozenset[int], ...]] = {}
         for position, rule in enumerate(rules):
-            groups = rule.anchor_groups or ((rule.anchors,) if rule.anchors else ())
+            groups = rule.anchor_groups_for(event_id)
+            if groups is None:  # its detection requires other EventIDs: never a candidate
+                continue
             if not groups:
                 self.always.append(position)
                 continue
@@ -100,60 +158,105 @@ class _Bucket:
                 table.setdefault(anchor_number(literal), []).append(number)
             else:
                 by_field[field_name].append((literal, number))
-        self.automata: list[tuple[str | None, Any]] = []
+        self.keywords: Any = None  # the unkeyed literals' automaton
+        # Fields read first from event_data: field → (automaton, memo of raw values, memo of
+        # lower-cased ones)
+        self.data: dict[str, tuple[Any, _Table, _Table]] = {}
+        self.others: list[tuple[str, Any, _Table]] = []  # the other fields, lower-cased memo
         for field_name, literals in by_field.items():
             automaton = ahocorasick.Automaton()
             for literal, number in literals:
                 # The same literal may anchor nothing else in this field: one number per key.
                 automaton.add_word(literal, number)
             automaton.make_automaton()
-            self.automata.append((field_name, automaton))
-        # Fields only ever read from event_data/user_data are taken from the event's own keys
-        # (absent ones cost nothing); the others go through the field map.
-        self.data_only = {
-            name: automaton
-            for name, automaton in self.automata
-            if name is not None and fieldmap.is_data_only(name)
-        }
-        self.data_only_names = frozenset(self.data_only)
-        self.resolved = [(n, a) for n, a in self.automata if n not in self.data_only]
-
-    def present(self, view: EventView) -> set[int]:
-        """Numbers of the anchors whose literal occurs in its field's lower-cased values."""
-        found: set[int] = set()
-        add = found.add
-        direct = view.lowered_data(self.data_only_names)
-        if direct is None:
-            searched = self.automata
-        else:
-            searched = self.resolved
-            automata = self.data_only
-            for data_field, text in direct:
-                for _, number in automata[data_field].iter(text):
-                    add(number)
-        for numeric_field, table in self.numeric.items():
-            for reading in view.numbers(numeric_field):
-                for number in table.get(reading, ()):
-                    add(number)
-        for field_name, automaton in searched:
             if field_name is None:
-                value = view.keyword_text()
+                self.keywords = automaton
+            elif fieldmap.is_data_name(field_name):
+                self.data[field_name] = (automaton, memo.table(), memo.table())
             else:
-                values = view.lower(field_name)
-                if not values:
-                    continue
-                # Several values (lists) are searched as one string: a literal spanning two
-                # values only adds a candidate, it never loses one.
-                value = values[0] if len(values) == 1 else "\x00".join(values)
-            for _, number in automaton.iter(value):
-                add(number)
+                self.others.append((field_name, automaton, memo.table()))
+        self.data_names = frozenset(self.data)
+        self.chosen: dict[frozenset[int], tuple[int, ...]] = memo.table()
+        # Data names with somewhere else to look when absent from event_data (audit alias,
+        # ECS): Image, CommandLine... The data-only ones are then absent (without user_data).
+        self.elsewhere = tuple(name for name in self.data if not fieldmap.is_data_only(name))
+
+    def _values(self, view: EventView, field_name: str, automaton: Any, table: _Table
+                ) -> frozenset[int]:
+        """The general case: the field's values through the view (resolver, lists...)."""
+        values = view.lower(field_name)
+        if not values:
+            return _NONE
+        # Several values (lists) are searched as one string: a literal spanning two values
+        # only adds a candidate, it never loses one.
+        value = values[0] if len(values) == 1 else "\x00".join(values)
+        found = table.get(value)
+        if found is None:
+            found = frozenset(map(_second, automaton.iter(value)))
+            self.memo.remember(table, value, found)
         return found
 
-    def candidates(self, view: EventView) -> list[int]:
-        """Positions of the rules worth evaluating on this event, in rule order."""
+    def present(self, view: EventView) -> frozenset[int]:
+        """Numbers of the anchors whose literal occurs in its field's lower-cased values."""
+        parts: list[Iterable[int]] = []
+        add = parts.append
+        fields = self.data
+        data = view.event_data
+        if data is None:
+            for name, (automaton, _, lowered) in fields.items():
+                add(self._values(view, name, automaton, lowered))
+        else:
+            # A string in event_data is the field's value (``FieldMap.is_data_name``): it is
+            # the memo key as read, lower-cased only when it must be scanned.
+            remember = self.memo.remember if self.memo.limit > 0 else None
+            cache = view.lowered
+            for name in self.data_names & data.keys():
+                automaton, raw, lowered = fields[name]
+                value = data[name]
+                if type(value) is str:
+                    hit = raw.get(value)
+                    if hit is None:
+                        text = value.lower()
+                        cache[name] = (text,)  # what ``view.lower`` gives; rules read it
+                        hit = frozenset(map(_second, automaton.iter(text)))
+                        if remember is not None:
+                            remember(raw, value, hit)
+                    if hit:
+                        add(hit)
+                else:
+                    add(self._values(view, name, automaton, lowered))
+            for name in self.elsewhere:
+                if name not in data:
+                    automaton, _, lowered = fields[name]
+                    add(self._values(view, name, automaton, lowered))
+            if view.has_user_data:  # data-only names absent from event_data may be there
+                for name, (automaton, _, lowered) in fields.items():
+                    if name not in data and name not in self.elsewhere:
+                        add(self._values(view, name, automaton, lowered))
+        for numeric_field, table in self.numeric.items():
+            for reading in view.numbers(numeric_field):
+                add(table.get(reading, ()))
+        for field_name, automaton, lowered in self.others:
+            add(self._values(view, field_name, automaton, lowered))
+        if self.keywords is not None:
+            # Never remembered: the keyword text holds per-event values (GUIDs, times).
+            add(map(_second, self.keywords.iter(view.keyword_text())))
+        return frozenset(chain.from_iterable(parts))
+
+    def candidates(self, view: EventView) -> tuple[int, ...]:
+        """Positions of the rules worth evaluating on this event, in rule order: a pure
+        function of the anchors present, remembered by them (events of one kind meet the
+        same few literals, the memo's budget bounds the rest)."""
         present = self.present(view)
-        triggers = self.triggers
-        hit = set(chain.from_iterable([triggers[n] for n in present if n in triggers]))
+        chosen = self.chosen.get(present)
+        if chosen is None:
+            chosen = self._choose(present)
+            if self.memo.limit > 0:
+                self.memo.remember(self.chosen, present, chosen)
+        return chosen
+
+    def _choose(self, present: frozenset[int]) -> tuple[int, ...]:
+        hit = set(chain.from_iterable(map(self.triggers.get, present, repeat(()))))
         if hit:
             rest = self.rest
             for position in hit & self.rest_keys:
@@ -162,7 +265,7 @@ class _Bucket:
                         hit.discard(position)
                         break
         hit.update(self.always)
-        return sorted(hit)
+        return tuple(sorted(hit))
 
 
 @dataclass
@@ -205,6 +308,7 @@ class Engine:
         correlations: Sequence[LoadedCorrelation] = (),
         skipped: Sequence[SkippedRule] = (),
         files: int = 0,
+        memo_entries: int = MEMO_ENTRIES,
     ) -> None:
         self.fieldmap = fieldmap or DEFAULT_FIELDMAP
         self.correlations = list(correlations)
@@ -219,8 +323,10 @@ class Engine:
         # One bucket per distinct rule list: a channel's rules (or the rules that apply to
         # every event) are compiled once, however many EventIDs arrive on it. Keys are
         # remembered up to a bound, so junk EventIDs or channels cannot grow memory.
-        self._by_rules: dict[tuple[int, ...], _Bucket] = {}
-        self._empty = _Bucket((), self.fieldmap)
+        self._by_rules: dict[tuple[tuple[int, ...], int | None], _Bucket] = {}
+        self._mentioned: dict[tuple[int, ...], frozenset[int]] = {}  # rule list → EventIDs
+        self._memo = _Memo(memo_entries)  # 0: nothing remembered (the bench's cold figure)
+        self._empty = _Bucket((), self.fieldmap, self._memo, 0)
         for item in rules:
             loaded = item if isinstance(item, LoadedRule) else LoadedRule(item, Path("<memory>"))
             self._add(loaded, placeholders or {}, filters)
@@ -308,15 +414,23 @@ class Engine:
     def _bucket(self, key: tuple[str, int]) -> _Bucket:
         bucket = self._buckets.get(key)
         if bucket is None:
-            positions = sorted(
+            positions = tuple(sorted(
                 {*self._by_key.get(key, ()), *self._by_channel.get(key[0], ()), *self._anywhere}
-            )
+            ))
             if not positions:  # unknown events share one empty bucket, never cached per key
                 return self._empty
-            bucket = self._by_rules.get(tuple(positions))
+            rules = [self.rules[p] for p in positions]
+            # Rules whose OR-ed selections require different EventIDs get each EventID's
+            # anchors (``CompiledRule.anchor_groups_for``); EventIDs no rule names share one.
+            mentioned = self._mentioned.get(positions)
+            if mentioned is None:
+                mentioned = frozenset().union(*(r.mentioned_event_ids for r in rules))
+                self._mentioned[positions] = mentioned
+            shared = (positions, key[1] if key[1] in mentioned else None)
+            bucket = self._by_rules.get(shared)
             if bucket is None:
-                bucket = _Bucket([self.rules[p] for p in positions], self.fieldmap)
-                self._by_rules[tuple(positions)] = bucket
+                bucket = _Bucket(rules, self.fieldmap, self._memo, key[1])
+                self._by_rules[shared] = bucket
             if len(self._buckets) < MAX_REMEMBERED_KEYS:
                 self._buckets[key] = bucket
         return bucket

@@ -172,6 +172,9 @@ def _keyword_resolver(event: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(out)
 
 
+_UNKNOWN: Any = object()
+
+
 class FieldMap:
     """Builds (and caches) one resolver per Sigma field name."""
 
@@ -179,20 +182,22 @@ class FieldMap:
 
     def __init__(self) -> None:
         self._resolvers: dict[str, Resolver] = {self.KEYWORDS: _keyword_resolver}
-        self._data_names: dict[str | None, bool] = {None: False}
+        #: ``is_data_name``'s answers so far, read directly by ``EventView``'s hot path
+        self.data_names: dict[str | None, bool] = {None: False}
         self._data_only: dict[str | None, bool] = {None: False}
+        self._elsewhere: dict[str, Any] = {}
 
     def is_data_name(self, field: str | None) -> bool:
         """Whether ``field`` is read first from ``winlog.event_data.<field>`` by the general
         resolver, so that a value found there directly is the value it would return."""
-        known = self._data_names.get(field)
+        known = self.data_names.get(field)
         if known is None:
             assert field is not None
             known = field not in ("Data", "Level") and self.paths(field)[0] == (
                 *EVENT_DATA,
                 field,
             )
-            self._data_names[field] = known
+            self.data_names[field] = known
         return known
 
     def is_data_only(self, field: str | None) -> bool:
@@ -206,6 +211,26 @@ class FieldMap:
                 (*USER_DATA, field),
             ]
             self._data_only[field] = known
+        return known
+
+    def elsewhere(self, field: str | None) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """For a field read first from ``event_data``/``user_data``: the other event_data
+        keys (audit aliases) and the top-level keys (ECS roots) of its other paths. Absent
+        from both data, with none of those keys, the field is absent, without asking the
+        resolver. ``None`` when the field has other kinds of paths (System, dotted)."""
+        if field is None:
+            return None
+        known = self._elsewhere.get(field, _UNKNOWN)
+        if known is _UNKNOWN:
+            known = None
+            paths = self.paths(field)
+            if self.is_data_name(field) and paths[1] == (*USER_DATA, field):
+                rest = paths[2:]
+                aliases = tuple(p[2] for p in rest if len(p) == 3 and p[:2] == EVENT_DATA)
+                ecs = [p for p in rest if p[:2] != EVENT_DATA]
+                if len(aliases) + len(ecs) == len(rest) and all(p[0] != "winlog" for p in ecs):
+                    known = (aliases, tuple(sorted({p[0] for p in ecs})))
+            self._elsewhere[field] = known
         return known
 
     def paths(self, field: str) -> list[Path]:

@@ -203,6 +203,8 @@ class StringMatcher(ValueMatcher):
         self.suffixes = tuple(p.payload for p in patterns if p.kind == "suffix")
         self.contains = tuple(p.payload for p in patterns if p.kind == "contains")
         self.any = any(p.kind == "any" for p in patterns)
+        #: (operation, operand) when one ``str`` operation decides: see ``_build``
+        self.single: tuple[str, Any] | None = None
         self.others: tuple[Test, ...] = tuple(
             p.payload if p.kind == "regex" else _segments(*p.payload)
             for p in patterns
@@ -226,15 +228,20 @@ class StringMatcher(ValueMatcher):
             return lambda value: True
         equals, prefixes, suffixes = self.equals, self.prefixes, self.suffixes
         contains, others = self.contains, self.others
-        # The common single-operation cases get a direct closure: they run millions of times.
+        # The common single-operation cases get a direct closure: they run millions of times
+        # (``single`` lets the compiler inline the operation in the leaf's loop).
         if not (equals or prefixes or others) and suffixes and not contains:
+            self.single = ("suffix", suffixes)
             return lambda value: value.endswith(suffixes)
         if not (equals or suffixes or others) and prefixes and not contains:
+            self.single = ("prefix", prefixes)
             return lambda value: value.startswith(prefixes)
         if not (equals or prefixes or suffixes or others) and len(contains) == 1:
             (needle,) = contains
+            self.single = ("contains", needle)
             return lambda value: needle in value
         if not (prefixes or suffixes or others or contains):
+            self.single = ("equals", equals)
             return equals.__contains__
 
         def test(value: str) -> bool:
@@ -302,10 +309,24 @@ class RegexMatcher(ValueMatcher):
         except engine.error as error:  # pragma: no cover - pySigma validated it already
             raise UnsupportedValue(f"regular expression {self.pattern!r}: {error}") from error
         self._search = compiled.search
-        self.test = _re2_test(compiled) or self._test_generic
+        self.test = _re2_test(compiled, self.min_width()) or self._test_generic
 
     def _test_generic(self, value: Any) -> bool:
         return self._search(value) is not None
+
+    def min_width(self) -> int:
+        """Characters every match spans at least (``\\s[a-f0-9]{64}`` needs 65), read from
+        Python's regex parser; ``0`` (no bound) for syntax whose meaning may differ in RE2
+        (POSIX classes, ``\\p``, ``\\Q``, ``\\C``, ``{,n}``...) or that Python does not know.
+        A match spans at least as many UTF-8 bytes as characters: a value whose encoding is
+        shorter cannot match, which RE2 need not be asked (``.{1000,}`` is costly to ask)."""
+        if any(token in self.pattern for token in _WIDTH_UNSAFE):
+            return 0
+        try:
+            low, _ = _regex_parser.parse(self.pattern, self.flags).getwidth()
+        except Exception:
+            return 0
+        return int(low)
 
     def anchors(self) -> frozenset[str] | None:
         """The longest run of top-level literal characters is in every match.
@@ -318,6 +339,8 @@ class RegexMatcher(ValueMatcher):
         RE2 matches but ``str.lower`` does not map onto them. Other ASCII letters fold only to
         their other case, which ``str.lower`` maps alike.
         """
+        if any(token in self.pattern for token in _WIDTH_UNSAFE):
+            return None  # ``[[:alpha:]]`` would read as a class then a literal ``]``
         try:
             parsed = _regex_parser.parse(self.pattern, self.flags)
         except Exception:
@@ -341,11 +364,15 @@ class RegexMatcher(ValueMatcher):
         return frozenset({longest.lower()}) if longest else None
 
 
+#: Pattern text read differently by Python's parser and RE2 (or unknown to one of them):
+#: no width bound nor anchor is taken from Python's reading of a pattern holding one.
+_WIDTH_UNSAFE = ("[:", "\\p", "\\P", "\\Q", "\\E", "\\C", "\\z", "\\x{", "{,", "(?P=", "\\N")
+
 #: ASCII letters whose case-fold orbit has a non-ASCII member (U+017F, U+212A).
 _FOLDS_OUTSIDE_ASCII = frozenset("sSkK")
 
 
-def _re2_test(compiled: Any) -> Test | None:
+def _re2_test(compiled: Any, min_bytes: int = 0) -> Test | None:
     """A yes/no RE2 search without the ``re2`` module's Python-level ``Match`` machinery.
 
     ``re2``'s ``search`` builds a generator, maps byte offsets back to characters and a match
@@ -373,7 +400,8 @@ def _re2_test(compiled: Any) -> Test | None:
 
     def test(value: Any) -> bool:
         encoded = value.encode("utf-8", "surrogatepass")
-        return match(unanchored, encoded, 0, len(encoded))[0] != null_span
+        size = len(encoded)
+        return size >= min_bytes and match(unanchored, encoded, 0, size)[0] != null_span
 
     return test
 
@@ -519,8 +547,11 @@ class FieldRefCheck(FieldCheck):
 
     def check(self, view: EventView, field: str | None) -> bool:
         references = view.lower(self.other)
-        return any(
-            self.relation(value, reference)
-            for value in view.lower(field)
-            for reference in references
-        )
+        if not references:
+            return False
+        relation = self.relation
+        for value in view.lower(field):  # loops, not a generator: evaluated on every event
+            for reference in references:
+                if relation(value, reference):
+                    return True
+        return False

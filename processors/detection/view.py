@@ -60,12 +60,12 @@ class EventView:
         "_blob",
         "_data",
         "_fieldmap",
-        "_lower",
-        "_numbers",
+                "_numbers",
         "_raw",
         "_text",
         "_user",
         "event",
+        "lowered",
     )
 
     def __init__(self, event: Mapping[str, Any], fieldmap: FieldMap) -> None:
@@ -73,7 +73,9 @@ class EventView:
         self._fieldmap = fieldmap
         self._raw: dict[str | None, tuple[Any, ...]] = {}
         self._text: dict[str | None, tuple[str, ...]] = {}
-        self._lower: dict[str | None, tuple[str, ...]] = {}
+        #: field → its lower-cased values, public so that the rules' hot closures can read it
+        #: without a method call (``lower`` fills it)
+        self.lowered: dict[str | None, tuple[str, ...]] = {}
         self._numbers: dict[str | None, tuple[int | float, ...]] = {}
         self._blob: str | None = None
         winlog = event.get("winlog")
@@ -93,9 +95,26 @@ class EventView:
         value = data.get(field, _ABSENT)
         if type(value) is str:
             return (value,) if self._fieldmap.is_data_name(field) else None
-        if value is _ABSENT and not self._user and self._fieldmap.is_data_only(field):
+        if value is _ABSENT and not self._user and self._absent(field):
             return ()
         return None
+
+    def _absent(self, field: str | None) -> bool:
+        """For a field missing from ``event_data`` in an event without ``user_data``: whether
+        its other paths are missing too (``FieldMap.elsewhere``), so that it is absent."""
+        where = self._fieldmap.elsewhere(field)
+        if where is None:
+            return False
+        aliases, roots = where
+        data, event = self._data, self.event
+        if data is not None:
+            for key in aliases:
+                if key in data:
+                    return False
+        for root in roots:  # noqa: SIM110 - hot path, no generator
+            if root in event:
+                return False
+        return True
 
     def raw(self, field: str | None) -> tuple[Any, ...]:
         """Values as stored in the event (``()`` when the field is absent)."""
@@ -114,7 +133,9 @@ class EventView:
             data = self._data
             # A plain EventData string: the raw value is the text (no raw cache to fill).
             value = data.get(field) if data is not None and field is not None else None
-            if type(value) is str and self._fieldmap.is_data_name(field):
+            if type(value) is str and (
+                self._fieldmap.data_names.get(field) or self._fieldmap.is_data_name(field)
+            ):
                 values = self._text[field] = (value,)
                 return values
             raw = self.raw(field)
@@ -141,21 +162,23 @@ class EventView:
 
     def lower(self, field: str | None) -> tuple[str, ...]:
         """Non-null values lower-cased: Sigma strings match case-insensitively."""
-        values = self._lower.get(field)
+        values = self.lowered.get(field)
         if values is None:
             data = self._data
             # The prefilter's common case, without filling the raw and text caches.
             value = data.get(field, _ABSENT) if data is not None and field is not None else None
-            if type(value) is str and self._fieldmap.is_data_name(field):
+            if type(value) is str and (
+                self._fieldmap.data_names.get(field) or self._fieldmap.is_data_name(field)
+            ):
                 values = (value.lower(),)
-            elif value is _ABSENT and not self._user and self._fieldmap.is_data_only(field):
+            elif value is _ABSENT and not self._user and self._absent(field):
                 values = ()
             else:
                 text = self.text(field)
                 values = (
                     (text[0].lower(),) if len(text) == 1 else tuple(t.lower() for t in text)
                 )
-            self._lower[field] = values
+            self.lowered[field] = values
         return values
 
     def keyword_text(self) -> str:
@@ -163,7 +186,7 @@ class EventView:
         for unkeyed literals (one ``lower`` call on the whole text instead of one per value)."""
         blob = self._blob
         if blob is None:
-            lowered = self._lower.get(None)
+            lowered = self.lowered.get(None)
             data = self._data
             # Usual case: the keyword scope is just a flat EventData of scalars (no UserData,
             # no message), joined straight from the dict, in the resolver's order.
@@ -193,25 +216,13 @@ class EventView:
             self._blob = blob
         return blob
 
-    def lowered_data(self, fields: frozenset[str]) -> list[tuple[str, str]] | None:
-        """(field, lower-cased text) for those of ``fields`` present in ``event_data``, when
-        ``fields`` are data-only names (see ``FieldMap.is_data_only``) and the event has no
-        ``user_data``; ``None`` when that shortcut does not apply. Absent fields cost nothing:
-        the prefilter meets a dozen names per event, most of them not in it."""
-        data = self._data
-        if data is None or self._user:
-            return None
-        out: list[tuple[str, str]] = []
-        cache = self._lower
-        for name in fields & data.keys():
-            values = cache.get(name)
-            if values is None:
-                value = data[name]
-                if type(value) is str:
-                    values = (value.lower(),)
-                    cache[name] = values
-                else:
-                    values = self.lower(name)
-            if values:
-                out.append((name, values[0] if len(values) == 1 else "\x00".join(values)))
-        return out
+    @property
+    def event_data(self) -> dict[str, Any] | None:
+        """``winlog.event_data`` when it is a dict (what the fast paths read), else ``None``."""
+        return self._data
+
+    @property
+    def has_user_data(self) -> bool:
+        """Whether fields absent from ``event_data`` may still be found (in ``user_data``, or
+        anywhere when there is no ``winlog`` dict)."""
+        return self._user

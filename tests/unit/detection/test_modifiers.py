@@ -176,6 +176,28 @@ class TestRegularExpressions:
     def test_re_on_numbers(self) -> None:
         assert matches({"sel": {"ProcessId|re": "^4[0-9]{3}$"}, "condition": "sel"}, ProcessId=4321)
 
+    @pytest.mark.parametrize(
+        ("pattern", "value", "expected"),
+        [
+            # Values shorter than any match are answered without RE2: the bound must hold
+            # at its edge and count characters, not bytes, for multi-byte text.
+            (".{5,}", "abcd", False),
+            (".{5,}", "abcde", True),
+            (".{3}", "éé", False),
+            (".{3}", "ééé", True),
+            ("\\s[a-f0-9]{4}\\s", " abcd ", True),
+            ("\\s[a-f0-9]{4}\\s", " abc ", False),
+            ("(a|bcdef)x?", "a", True),
+            # POSIX classes mean something else to Python's parser: no bound taken from it.
+            ("^[[:alpha:]]$", "a", True),
+        ],
+    )
+    def test_re_width_bound_never_loses_a_match(
+        self, pattern: str, value: str, expected: bool
+    ) -> None:
+        detection = {"sel": {"CommandLine|re": pattern}, "condition": "sel"}
+        assert matches(detection, CommandLine=value) is expected
+
 
 class TestEncodings:
     def test_base64(self) -> None:

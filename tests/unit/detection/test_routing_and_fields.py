@@ -200,3 +200,49 @@ def test_junk_event_ids_share_one_compiled_bucket() -> None:
     assert engine.evaluate(make_event(event_id=4242, CommandLine="mimikatz.exe"))
     assert len({id(bucket) for bucket in engine._buckets.values()}) == 1
     assert len(engine._by_rules) == 1
+
+
+def _metasploit_like() -> Engine:
+    """Two OR-ed selections for different EventIDs, the second without any literal."""
+    return Engine([make_rule(
+        {
+            "selection1": {"EventID": [4624, 4625], "AuthenticationPackageName": "NTLM"},
+            "selection2": {"EventID": 4776, "Workstation|re": "^[A-Z]{3}$"},
+            "condition": "1 of selection*",
+        },
+        logsource={"product": "windows", "service": "security"},
+    )])
+
+
+def test_each_event_id_gets_the_anchors_of_its_own_selection() -> None:
+    engine = _metasploit_like()
+    kerberos = make_event(channel="Security", event_id=4624, AuthenticationPackageName="Kerberos",
+                          Workstation="ABC")
+    ntlm = make_event(channel="Security", event_id=4624, AuthenticationPackageName="NTLM")
+    # On 4624 the literal-free selection2 cannot hold: NTLM's literal is necessary there.
+    assert not engine.candidates(kerberos)
+    assert not engine.evaluate(kerberos)
+    assert engine.evaluate(ntlm)
+    # On 4776 only selection2 can hold: always evaluated, and it matches.
+    validation = make_event(channel="Security", event_id=4776, Workstation="ABC")
+    assert engine.evaluate(validation)
+    assert not engine.evaluate(make_event(channel="Security", event_id=4776, Workstation="ABCD"))
+
+
+@pytest.mark.parametrize("event_id", [4624, "4624", " 4624"])
+def test_event_id_restriction_reads_the_event_id_as_routing_does(event_id: object) -> None:
+    engine = _metasploit_like()
+    event = make_event(channel="Security", event_id=4625, AuthenticationPackageName="ntlm")
+    event["winlog"]["event_id"] = event_id
+    assert engine.evaluate(event)
+
+
+def test_a_negated_event_id_is_not_used_to_drop_a_rule() -> None:
+    engine = Engine([make_rule(
+        {"sel": {"TargetUserName": "admin"}, "not4625": {"EventID": 4625},
+         "condition": "sel and not not4625"},
+        logsource={"product": "windows", "service": "security"},
+    )])
+    assert engine.evaluate(make_event(channel="Security", event_id=4624, TargetUserName="Admin"))
+    assert not engine.evaluate(
+        make_event(channel="Security", event_id=4625, TargetUserName="Admin"))
