@@ -3,9 +3,10 @@ that has no output.
 
     .venv/bin/python -m tests.drills.restart_race [--events 40000] [--seconds 120]
 
-Kafka-level reconciliation, no sink, no Elasticsearch: every record of ``events.raw`` produced
-during the run must have an output (its event in ``events.classified``, or a dead letter for
-its partition and offset in ``events.dlq``). While the simulator produces, the processor is
+Kafka-level reconciliation, no sink, no Elasticsearch: every event of ``events.raw`` produced
+during the run (the simulator sends envelopes) must have an output (its event in
+``events.classified``, or a dead letter for its partition, offset and index in the envelope
+in ``events.dlq``, or one for its whole envelope). While the simulator produces, the processor is
 SIGKILLed, stopped with SIGTERM, and joined by a second worker that later leaves (each join
 or leave is a rebalance that suspends Faust's flow with records in flight). This is the
 hunt for record loss in Faust's start-up and rebalance paths (README, "Known issues"). Not
@@ -32,6 +33,7 @@ from producers.simulator.run import registry_for, simulate
 from runtime.kafka import KafkaConnection
 from runtime.settings import Settings
 from runtime.topics import end_offsets
+from schemas.envelope import is_envelope, unpack
 from schemas.identity import national_event_id
 from schemas.topics import EVENTS_CLASSIFIED, EVENTS_DLQ, EVENTS_RAW
 from tests.integration.fresh import FreshPipeline
@@ -89,19 +91,25 @@ def reconcile(settings: Settings, before: dict[str, dict[int, int]],
                          after["classified"]):
         if (event_id := _event_id(message.value())) is not None:
             answered_ids.add(event_id)
-    dead: set[tuple[int, int]] = set()
+    # (partition, offset, index in the envelope; None: the record refused whole)
+    dead: set[tuple[int, int, int | None]] = set()
     for message in _read(kafka, EVENTS_DLQ.name, before["dlq"], after["dlq"]):
         source = json.loads(message.value()).get("origin", {})
         if source.get("topic") == EVENTS_RAW.name:
-            dead.add((int(source["partition"]), int(source["offset"])))
+            dead.add((int(source["partition"]), int(source["offset"]), source.get("index")))
     outcome = Outcome()
     for message in _read(kafka, EVENTS_RAW.name, before["raw"], after["raw"]):
-        outcome.raw += 1
-        event_id = _national_id(message.value())
-        if event_id in answered_ids or (message.partition(), message.offset()) in dead:
-            outcome.answered += 1
-        else:
-            outcome.missing.append((message.partition(), message.offset(), str(event_id)))
+        where = (message.partition(), message.offset())
+        value = message.value() or b""
+        events = unpack(value)[1] if is_envelope(value) else [value]
+        for index, event in enumerate(events):
+            outcome.raw += 1
+            event_id = _national_id(event)
+            if event_id in answered_ids or (*where, None) in dead or (
+                    (*where, index if is_envelope(value) else None) in dead):
+                outcome.answered += 1
+            else:
+                outcome.missing.append((*where, str(event_id)))
     return outcome
 
 
