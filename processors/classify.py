@@ -156,7 +156,7 @@ def _drop_nulls(doc: dict[str, Any]) -> None:
             _drop_nulls(value)
 
 
-@dataclass
+@dataclass(slots=True)
 class Verdict:
     """What the classifier concluded about one event: the document to publish (bytes,
     written once) and the detections and correlation signals it raised."""
@@ -247,7 +247,7 @@ class SigmaClassifier:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Classified:
     """An accepted event: publish ``verdict``'s document, detections and signals under
     ``key`` (the establishment id, so that one establishment's records stay in order)."""
@@ -256,7 +256,7 @@ class Classified:
     verdict: Verdict
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Rejected:
     """A refused record or event: publish ``letter`` on the dead-letter topic under ``key``."""
 
@@ -349,11 +349,12 @@ class ClassifyStage:
         except Refused as refused:
             return Judged([self.rejected(value, where, refused)])
         key = org.encode()
-        ingested = _utc_now_text()
+        now = datetime.now(UTC)
+        ingested = now.isoformat().replace("+00:00", "Z")
         results: list[Classified | Rejected] = []
         for index, raw in enumerate(events):
             try:
-                results.append(self._event(raw, key, header.agent, signer, ingested))
+                results.append(self._event(raw, key, header.agent, signer, now, ingested))
             except Refused as refused:
                 inside = Coordinates(where.topic, where.partition, where.offset, key, index)
                 results.append(self.rejected(raw, inside, refused))
@@ -365,9 +366,9 @@ class ClassifyStage:
         return Judged(results, org, stored)
 
     def _event(self, raw: bytes, key: bytes, envelope_agent: str, signer: str | None,
-               ingested: str) -> Classified:
-        """One event of a valid envelope; raises ``Refused``."""
-        event, known = self.validator.check(raw, None)
+               now: datetime, ingested: str) -> Classified:
+        """One event of a valid envelope, read at ``now``; raises ``Refused``."""
+        event, known = self.validator.check(raw, None, now)
         if event.organization.id.encode() != key:
             raise Refused(Reason.WRONG_ESTABLISHMENT,
                           f"event claims establishment {event.organization.id} inside an "
