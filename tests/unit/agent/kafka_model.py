@@ -89,7 +89,7 @@ class FakeProducer:
         if self.offsets is not None:
             group, positions = self.offsets
             for tp in positions:
-                self.kafka.offsets[(group, tp.topic, tp.partition)] = (tp.offset, tp.metadata)
+                self.kafka.offsets[(group, tp.topic, tp.partition)] = (tp.offset, tp.metadata or "")
         self.records = None
 
     def abort_transaction(self, _timeout: float = 0) -> None:
