@@ -1,6 +1,6 @@
 """EVTX → Kafka through the whole agent, against the raw ``evtx`` parse rate, in one run.
 
-    .venv/bin/python bench/agent.py [--events 20000] [--repeat 3] [--bootstrap HOST:PORT]
+    .venv/bin/python -m bench.agent [--events 20000] [--repeat 3] [--bootstrap HOST:PORT]
 
 Two inputs, each compared with the raw parse rate *of the same input*:
 
@@ -16,12 +16,13 @@ Two inputs, each compared with the raw parse rate *of the same input*:
 Both rates are events per CPU-second of this process (all its threads, librdkafka's
 included), so the figure is "per core" and comparable on a shared machine; wall-clock rates
 are printed too. The agent path is the real one: WindowsFileSource (the shared evtx reader)
-→ ECS mapping → pseudonymisation (default fields) → schema validation → Ed25519 signature →
-fsync'd spool → idempotent producer → broker acknowledgement. It writes to a scratch topic
-(``bench.agent``, deleted afterwards) so the shared pipeline never sees benchmark records.
-Each agent step is also timed alone over the same records (read + parse + ECS mapping,
-pseudonymisation + serialisation, schema validation, signature, spool + shipping to the
-broker), so the figures show where the time goes.
+→ ECS mapping → pseudonymisation (default fields) → schema validation → fsync'd spool →
+envelopes (:mod:`schemas.envelope`, one Ed25519 signature per envelope) → transactional
+producer → commit. It writes to a scratch topic (``bench.agent``, deleted afterwards) so the
+shared pipeline never sees benchmark records. Each agent step is also timed alone over the
+same records (read + parse + ECS mapping, pseudonymisation + serialisation, schema
+validation, framing + signing the envelopes, spool + shipping to the broker), so the
+figures show where the time goes.
 Results: printed, and written to ``bench/results/agent.json``.
 """
 
@@ -55,9 +56,14 @@ from producers.agent.spool import Spool  # noqa: E402
 from producers.signing import Signer  # noqa: E402
 from runtime.kafka import KafkaConnection  # noqa: E402
 from runtime.settings import load_settings  # noqa: E402
+from schemas import envelope  # noqa: E402
 from schemas.organization import Organization  # noqa: E402
 
-SAMPLES = sorted((ROOT.parent / "shared" / "data" / "sigma" / "regression").rglob("*.evtx"))
+#: The shared data sit next to the main checkout (``../shared``); a git worktree is one level
+#: deeper, so the nearest ancestor that has them is taken.
+SHARED = next((p / "shared" for p in ROOT.parents if (p / "shared" / "data").is_dir()),
+              ROOT.parent / "shared")
+SAMPLES = sorted((SHARED / "data" / "sigma" / "regression").rglob("*.evtx"))
 TOPIC = "bench.agent"
 HEADER_BLOCK, CHUNK = 4096, 65536
 ORG = Organization(id="750712184", name="CHU Bench", type="university_hospital",
@@ -121,7 +127,8 @@ def agent_path(events: int, kafka: KafkaConnection, spool_dir: Path,
             shipper.flush(0.2)
     wall1, cpu1 = clocks()
     spool.close()
-    return {"events": read, "delivered": shipper.delivered, "failed": shipper.failed,
+    return {"events": read, "delivered": shipper.delivered, "envelopes": shipper.envelopes,
+            "failed": shipper.failed,
             "invalid": finisher.invalid, "cpu_s": cpu1 - cpu0, "wall_s": wall1 - wall0,
             "per_core_eps": read / (cpu1 - cpu0), "wall_eps": read / (wall1 - wall0)}
 
@@ -147,10 +154,11 @@ def stages(events: int, kafka: KafkaConnection, spool_dir: Path,
     for _eid, value in values:
         finisher.check(value)
     cpu3 = time.process_time()
-    # Signing is timed alone here; the shipper signs again as records leave (with the spool's
-    # sequence), so the ship step below includes it too.
-    for n, (_eid, value) in enumerate(values):
-        signer.signature(value, n)
+    # Framing and signing the envelopes is timed alone here; the shipper does it again as
+    # they leave (with the spool's sequences), so the ship step below includes it too.
+    establishment = finisher.key.decode()
+    for n, run in enumerate(envelope.chunks(value for _eid, value in values), 1):
+        signer.signature(envelope.frame(signer.agent_id, establishment, n, run), n)
     records = [(finisher.key, eid, b"", value) for eid, value in values]
     cpu4 = time.process_time()
     spool = Spool(spool_dir, fsync=True)
@@ -169,8 +177,8 @@ def stages(events: int, kafka: KafkaConnection, spool_dir: Path,
     return {"read_parse_ecs_us": 1e6 * (cpu1 - cpu0) / n,
             "pseudonymise_serialise_us": 1e6 * (cpu2 - cpu1) / n,
             "validate_us": 1e6 * (cpu3 - cpu2) / n,
-            "sign_us": 1e6 * (cpu4 - cpu3) / n,
-            # The shipper signs as it sends: its signing, timed alone above, is taken out.
+            "envelope_sign_us": 1e6 * (cpu4 - cpu3) / n,
+            # The shipper frames and signs as it sends: that, timed alone above, is taken out.
             "spool_ship_us": 1e6 * ((cpu6 - cpu5) - (cpu4 - cpu3)) / n}
 
 
