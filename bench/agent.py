@@ -70,6 +70,13 @@ ORG = Organization(id="750712184", name="CHU Bench", type="university_hospital",
                    region="ile-de-france")
 
 
+def fresh_agent_id() -> str:
+    """An agent id of its own per run: its transactional id and progress group start empty,
+    as for a new agent (a reused id finds the last run's position, which its new spool does
+    not hold, and says so at every start)."""
+    return f"bench-agent-{time.time_ns()}"
+
+
 def clocks() -> tuple[float, float]:
     return time.perf_counter(), time.process_time()
 
@@ -109,8 +116,9 @@ def raw_parse(events: int, paths: list[Path]) -> dict[str, float]:
 
 def agent_path(events: int, kafka: KafkaConnection, spool_dir: Path,
                paths: list[Path]) -> dict[str, float]:
-    ctx = Context(ORG.id, "bench-agent")
-    finisher = Finisher(ORG, Signer("bench-agent", Ed25519PrivateKey.generate()),
+    agent_id = fresh_agent_id()
+    ctx = Context(ORG.id, agent_id)
+    finisher = Finisher(ORG, Signer(agent_id, Ed25519PrivateKey.generate()),
                         Pseudonymiser(b"k" * 32))
     spool = Spool(spool_dir, fsync=True)
     shipper = Shipper(spool, kafka=kafka, topic=TOPIC, signer=finisher.signer)
@@ -137,8 +145,9 @@ def stages(events: int, kafka: KafkaConnection, spool_dir: Path,
            paths: list[Path]) -> dict[str, float]:
     """Per-record CPU cost of each agent step (µs), to show where the time goes. Each step
     runs alone over all the records, so the figures add up to about the agent's own."""
-    ctx = Context(ORG.id, "bench-agent")
-    signer = Signer("bench-agent", Ed25519PrivateKey.generate())
+    agent_id = fresh_agent_id()
+    ctx = Context(ORG.id, agent_id)
+    signer = Signer(agent_id, Ed25519PrivateKey.generate())
     finisher = Finisher(ORG, signer, Pseudonymiser(b"k" * 32))
     finisher.validate_every = 1 << 62  # validation is timed on its own below
     docs: list[dict] = []
