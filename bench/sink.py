@@ -50,7 +50,7 @@ from confluent_kafka.admin import NewTopic
 from elasticsearch import Elasticsearch
 
 from bench.e2e import ceilings
-from processors.classify import PassThrough, bind_identity
+from processors.classify import Document, PassThrough
 from processors.outputs import Output, document
 from processors.validate import Validator
 from producers.simulator.run import registry_for
@@ -86,7 +86,8 @@ def events(home: Path, total: int, seed: int) -> list[SecurityEvent]:
                      span=timedelta(minutes=9), scenarios=["brute_force", "malware"],
                      malformed=0)
     for n, rec in enumerate(sim):
-        event = stamp.classify(bind_identity(validator.validate(rec.value, rec.key))).event
+        event = stamp.classify(Document(validator.validate(rec.value, rec.key),
+                                           json.loads(rec.value))).event
         out.append(event.model_copy(update={"timestamp": BENCH_MONTH + timedelta(seconds=n)}))
     return out
 

@@ -26,9 +26,9 @@ import faust
 from processors import offsets
 from processors.brokers import broker_credentials, broker_urls, read_committed_transport
 from processors.classify import (
-    Classified,
     Classifier,
     ClassifyStage,
+    Judged,
     PassThrough,
     Rejected,
     SigmaClassifier,
@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 
 BATCH = 500
 BATCH_WITHIN_S = 0.5
+#: Outputs sent (and acknowledged) at once: a batch of envelopes holds thousands of events,
+#: whose outputs leave in runs of this size rather than all held in memory until its end.
+DELIVER_EVERY = 5000
 
 Deliver = Callable[[Sequence[Output]], Awaitable[None]]
 
@@ -150,38 +153,44 @@ class _Processing:
         self.out_detections = metrics.EVENTS_OUT.labels("processor", DETECTIONS.name)
         self.batch_seconds = metrics.BATCH_SECONDS.labels("processor")
 
-    def outputs_of(self, result: Classified | Rejected, partition: int = 0) -> list[Output]:
-        """The outputs of one record read from ``partition``; its replay-table entry, once
-        they are built, is kept for the batch's write (the establishment's next record in the
-        batch already sees it)."""
-        if isinstance(result, Rejected):
-            metrics.DEAD_LETTERS.labels("processor", result.letter.reason.value).inc()
-            return [document(self.dlq, result.key, result.letter)]
-        verdict, key = result.verdict, result.key
-        outputs: list[Output] = [document(self.detections, key, d) for d in verdict.detections]
-        self.out_detections.inc(len(verdict.detections))
-        if self.correlation_inputs is not None:
-            outputs += [Output(self.correlation_inputs, key, s.to_json_bytes())
-                        for s in verdict.signals]
-        outputs.append(document(self.classified, key, verdict.event))
-        self.out_events.inc()
-        if result.sequences is not None:
-            self._pending[key.decode()] = (partition, result.sequences)
-        return outputs
+    def outputs_of(self, judged: Judged, partition: int, outputs: list[Output]) -> None:
+        """Append the outputs of one record read from ``partition`` to ``outputs``; its
+        replay-table entry is kept for the batch's write (the establishment's next record in
+        the batch already sees it)."""
+        events = 0
+        for result in judged.results:
+            if isinstance(result, Rejected):
+                metrics.DEAD_LETTERS.labels("processor", result.letter.reason.value).inc()
+                outputs.append(document(self.dlq, result.key, result.letter))
+                continue
+            verdict, key = result.verdict, result.key
+            if verdict.detections:
+                outputs += [document(self.detections, key, d) for d in verdict.detections]
+                self.out_detections.inc(len(verdict.detections))
+            if verdict.signals and self.correlation_inputs is not None:
+                outputs += [Output(self.correlation_inputs, key, s.to_json_bytes())
+                            for s in verdict.signals]
+            outputs.append(Output(self.classified, key, verdict.document, verdict.headers))
+            events += 1
+        self.out_events.inc(events)
+        if judged.sequences is not None and judged.establishment_id is not None:
+            self._pending[judged.establishment_id] = (partition, judged.sequences)
 
-    def handle(self, event: faust.EventT[bytes]) -> list[Output]:
-        """Outputs of one raw record; a bug must not lose the record nor crash-loop the agent
-        (Faust would ack the batch anyway): it becomes a dead letter an engineer can replay."""
+    def handle(self, event: faust.EventT[bytes], outputs: list[Output]) -> None:
+        """Outputs of one raw record (one event or an envelope of many), appended to
+        ``outputs``; a bug must not lose the record nor crash-loop the agent (Faust would
+        ack the batch anyway): it becomes a dead letter an engineer can replay."""
         message = event.message
         where = Coordinates(message.topic, message.partition, message.offset, event.key)
         lookup = self.agent_sequences if self.sequences is not None else None
         try:
-            return self.outputs_of(self.stage.handle(event.value, where, message.headers,
-                                                     lookup), message.partition)
+            judged = self.stage.handle(event.value, where, message.headers, lookup)
         except Exception as exc:
             log.exception("processing failed at %s[%s]@%s", message.topic, message.partition,
                           message.offset)
-            return self.outputs_of(ClassifyStage.failed(event.value, where, exc))
+            judged = Judged([ClassifyStage.failed(event.value, where, exc)])
+        self.seen.inc(len(judged.results))
+        self.outputs_of(judged, message.partition, outputs)
 
     def agent_sequences(self, establishment_id: str) -> EstablishmentSequences | None:
         """The establishment's replay-table entry, as this batch left it so far."""
@@ -207,8 +216,11 @@ class _Processing:
             began = time.perf_counter()
             outputs: list[Output] = []
             for event in batch:
-                self.seen.inc()
-                outputs += self.handle(event)
+                self.handle(event, outputs)
+                if len(outputs) >= DELIVER_EVERY:
+                    self.store_sequences()
+                    await self.deliver(outputs)
+                    outputs = []
             self.store_sequences()
             # The batch counts as done (and committable) only once Kafka has every output.
             await self.deliver(outputs)

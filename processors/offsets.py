@@ -200,20 +200,25 @@ def install(app: faust.App) -> None:
         consumer, consumer._wait_next_records)
 
     @app.timer(interval=HOLD_BEFORE_REREAD_S / 2)
-    async def reread_holes() -> None:
-        consumer = app.consumer
-        for tp, hole in holes_to_reread(time.monotonic(), consumer.assignment()):
-            if hole.rereads >= REREADS_BEFORE_GIVING_UP:
-                SKIPPED.labels(tp.topic).inc()
-                log.error("%s[%d]: offset %d could not be read again after %d tries (deleted "
-                          "by the broker?); committing past it: that record is lost",
-                          tp.topic, tp.partition, hole.offset, hole.rereads)
-                _accepted[tp] = hole.offset
-                del _holes[tp]
-                continue
-            hole.rereads += 1
-            hole.since = time.monotonic()
-            REREADS.labels(tp.topic).inc()
-            log.warning("%s[%d]: re-reading from offset %d (try %d)", tp.topic, tp.partition,
-                        hole.offset, hole.rereads)
-            await consumer.seek(tp, hole.offset)
+    async def reread_due_holes() -> None:
+        await reread_holes(cast(Consumer, app.consumer), time.monotonic())
+
+
+async def reread_holes(consumer: Consumer, now: float) -> None:
+    """Seek each partition whose commit has been held long enough back to its hole (or,
+    after ``REREADS_BEFORE_GIVING_UP`` tries, accept the hole, loudly)."""
+    for tp, hole in holes_to_reread(now, consumer.assignment()):
+        if hole.rereads >= REREADS_BEFORE_GIVING_UP:
+            SKIPPED.labels(tp.topic).inc()
+            log.error("%s[%d]: offset %d could not be read again after %d tries (deleted "
+                      "by the broker?); committing past it: that record is lost",
+                      tp.topic, tp.partition, hole.offset, hole.rereads)
+            _accepted[tp] = hole.offset
+            del _holes[tp]
+            continue
+        hole.rereads += 1
+        hole.since = now
+        REREADS.labels(tp.topic).inc()
+        log.warning("%s[%d]: re-reading from offset %d (try %d)", tp.topic, tp.partition,
+                    hole.offset, hole.rereads)
+        await consumer.seek(tp, hole.offset)

@@ -20,8 +20,9 @@ the sink writes the bytes as they are instead of decoding them to find where the
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import faust
@@ -56,6 +57,32 @@ def document(topic: faust.TopicT | str, key: bytes | None, doc: Document) -> Out
     return Output(topic, key, doc.to_json_bytes(), headers)
 
 
+class _Reports:
+    """The delivery reports of one ``deliver`` call. Reports may arrive in any thread that
+    polls the shared producer: only ``list.append`` (atomic) records them. A report does not
+    carry the message's headers back, so each is bound to its output (``functools.partial``,
+    cheaper than a closure per output) for a failure to be sent again exactly as it was."""
+
+    __slots__ = ("done", "failed")
+
+    def __init__(self) -> None:
+        self.done: list[KafkaError | None] = []
+        self.failed: list[Output] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.done)
+
+    @property
+    def error(self) -> str:
+        return next((e.str() for e in self.done if e is not None), "")
+
+    def report(self, out: Output, err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:  # recorded before it counts as reported
+            self.failed.append(out)
+        self.done.append(err)
+
+
 class Outputs:
     """One idempotent producer for the worker; ``deliver`` is the only way out."""
 
@@ -74,34 +101,30 @@ class Outputs:
         backoff = Backoff(base=0.5, cap=30)
         pending = list(outputs)
         while pending:
-            results: list[tuple[Output, KafkaError | None]] = []
+            reports = _Reports()
             for out in pending:
-                self._produce(out, results)
+                self._produce(out, functools.partial(reports.report, out))
             # flush() sends now and serves delivery callbacks (possibly those of another
             # agent's delivery: the producer is shared); in a thread, so that the event loop
             # (Faust's fetching, timers, tables) keeps running. Wait for this call's own
             # reports, not for an empty queue.
-            while len(results) < len(pending):
+            while reports.count < len(pending):
                 await loop.run_in_executor(None, self.producer.flush, 1.0)
-            failed = [out for out, err in results if err is not None]
+            failed = reports.failed
             if failed:
                 metrics.ERRORS.labels("processor", "produce").inc(len(failed))
                 delay = backoff.next_delay()
-                error = next(err for _, err in results if err is not None)
                 log.warning("%d outputs not acknowledged (%s); re-sending in %.1f s",
-                            len(failed), error.str(), delay)
+                            len(failed), reports.error, delay)
                 await asyncio.sleep(delay)
             pending = failed
 
-    def _produce(self, out: Output, results: list[tuple[Output, KafkaError | None]]) -> None:
+    def _produce(self, out: Output, report: Callable[[KafkaError | None, Message], None]
+                 ) -> None:
         topic, key, value, headers = out
-
-        def report(err: KafkaError | None, _msg: Message) -> None:
-            results.append((out, err))  # list.append is atomic: callbacks run in any thread
-
         while True:
             try:
-                self.producer.produce(_name(topic), value=value, key=key, headers=headers,
+                self.producer.produce(_name(topic), value, key, headers=headers,
                                       on_delivery=report)
                 return
             except BufferError:  # local queue full: let librdkafka send some first

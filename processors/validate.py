@@ -31,6 +31,8 @@ class Coordinates:
     partition: int
     offset: int
     key: bytes | None
+    #: The event's position in its envelope (None: the record is a single event).
+    index: int | None = None
 
 
 class Refused(DataError):
@@ -97,6 +99,15 @@ class Validator:
     def validate(self, raw: bytes | None, key: bytes | None,
                  now: datetime | None = None) -> SecurityEvent:
         """The event, enriched from the registry; raises ``Refused`` otherwise."""
+        event, known = self.check(raw, key, now)
+        # The registry, not the agent, says what the establishment's name and region are.
+        return event.model_copy(update={"organization": known})
+
+    def check(self, raw: bytes | None, key: bytes | None,
+              now: datetime | None = None) -> tuple[SecurityEvent, Organization]:
+        """The event as sent and its establishment's registry entry (which, not the agent's
+        claim, says the establishment's name and region); raises ``Refused`` otherwise. The
+        processor's path: it never copies the model (``processors.classify.Document``)."""
         if raw is None:
             raise Refused(Reason.INVALID_JSON, "empty record (tombstone)")
         if len(raw) > MAX_RECORD_BYTES:
@@ -125,8 +136,7 @@ class Validator:
                           f"event dated {event.timestamp.isoformat()}, "
                           f"{(now - event.timestamp).days} days ago, beyond the horizon of "
                           f"{self.max_event_age.days} days (max_event_age_days)", org_id)
-        # The registry, not the agent, says what the establishment's name and region are.
-        return event.model_copy(update={"organization": known})
+        return event, known
 
 
 def dead_letter(raw: bytes | None, where: Coordinates, refused: Refused,
@@ -137,13 +147,13 @@ def dead_letter(raw: bytes | None, where: Coordinates, refused: Refused,
     if where.key is not None:
         key = where.key[:256].decode("utf-8", "backslashreplace")
     return DeadLetter(
-        id=dead_letter_id(where.topic, where.partition, where.offset),
+        id=dead_letter_id(where.topic, where.partition, where.offset, where.index),
         timestamp=now or datetime.now(UTC),
         stage=STAGE,
         reason=refused.reason,
         detail=refused.detail[:8000],
         origin=KafkaCoordinates(topic=where.topic, partition=where.partition, offset=where.offset,
-                      key=key),
+                                key=key, index=where.index),
         establishment_id=refused.establishment_id,
         original_b64=base64.b64encode(original).decode("ascii"),
         original_size=len(original),

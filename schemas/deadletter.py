@@ -22,6 +22,8 @@ class Reason(StrEnum):
     OVERSIZE = "oversize"
     NOT_UTF8 = "not_utf8"
     INVALID_JSON = "invalid_json"
+    BAD_ENVELOPE = "bad_envelope"
+    """An envelope (``schemas.envelope``) that cannot be opened: header, count, size."""
     TOO_DEEP = "too_deep"
     SCHEMA = "schema"
     UNKNOWN_ESTABLISHMENT = "unknown_establishment"
@@ -48,6 +50,9 @@ class KafkaCoordinates(WireModel):
     partition: int = Field(ge=0)
     offset: int = Field(ge=0)
     key: Text | None = None
+    index: int | None = Field(default=None, ge=0)
+    """The event's position in its envelope, when the record was an envelope (the envelope's
+    other events were judged on their own)."""
 
 
 class DeadLetter(WireModel):

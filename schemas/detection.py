@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import AwareDatetime, Field, field_validator
+from pydantic import AwareDatetime, Field
 
 from schemas._base import WireModel
-from schemas.event import EventId, _check_map
+from schemas.event import EventId, FreeMap
 from schemas.limits import Keyword, Name, Text
 from schemas.organization import Organization
 from schemas.taxonomy import Category, Origin, Severity
@@ -46,7 +46,5 @@ class Detection(WireModel):
     organization: Organization
     host_name: Name | None = None
     user_name: Name | None = None
-    matched: dict[str, Any] = Field(default_factory=dict)
+    matched: FreeMap = Field(default_factory=dict)
     """Field name → value that made the rule match, for the analyst's first look."""
-
-    _bounded = field_validator("matched")(_check_map)

@@ -42,6 +42,9 @@ def detection_id(establishment_id: str, rule_id: str, event_id_: str) -> str:
     return stable_id("detection", establishment_id, rule_id, event_id_)
 
 
-def dead_letter_id(topic: str, partition: int, offset: int) -> str:
-    """Id of a refused record: its Kafka coordinates, so re-processing overwrites it."""
-    return stable_id("dlq", topic, partition, offset)
+def dead_letter_id(topic: str, partition: int, offset: int, index: int | None = None) -> str:
+    """Id of a refused record: its Kafka coordinates (and, for one event of an envelope, its
+    index in it), so re-processing overwrites it."""
+    if index is None:
+        return stable_id("dlq", topic, partition, offset)
+    return stable_id("dlq", topic, partition, offset, "event", index)

@@ -63,13 +63,17 @@ def dead_letters_for_offsets(
 
 def _scan(es: Elasticsearch, index: str, query: dict[str, Any],
           fields: list[str]) -> Iterable[dict[str, Any]]:
-    """All hits, paged by (partition, offset): unique per topic, so no page skips a hit."""
+    """All hits, paged by (partition, offset, index in the envelope): unique per topic, so
+    no page skips a hit."""
     if not es.indices.exists(index=index):
         return
     after: list[Any] | None = None
     while True:
         body: dict[str, Any] = {"query": query, "size": 5000, "_source": fields,
-                                "sort": [{"origin.partition": "asc"}, {"origin.offset": "asc"}]}
+                                "sort": [{"origin.partition": "asc"}, {"origin.offset": "asc"},
+                                         # events of one envelope share its offset
+                                         {"origin.index": {"order": "asc", "missing": "_first",
+                                                           "unmapped_type": "long"}}]}
         if after is not None:
             body["search_after"] = after
         hits = es.search(index=index, **body)["hits"]["hits"]

@@ -32,7 +32,7 @@ from typing import Any
 import psutil
 from elasticsearch import Elasticsearch
 
-from bench.e2e.workload import Record, Registry
+from bench.e2e.workload import Record, Registry, event_count
 from deploy.local.elasticsearch import Elasticsearch as LocalElasticsearch
 from deploy.local.kafka import Kafka as LocalKafka
 from deploy.local.layout import Layout
@@ -176,7 +176,7 @@ def produce(kafka: KafkaConnection, batch: list[Record]) -> float:
     """Produce ``batch`` to ``events.raw`` as fast as the broker takes it; returns the
     wall-clock start time."""
     began = time.time()
-    _produce_stamped(kafka, batch, None, 0, {})
+    _produce_stamped(kafka, batch, None, 0, {}, {})
     return began
 
 
@@ -198,17 +198,24 @@ def cpu_seconds(pids: dict[str, int | None]) -> dict[str, float]:
 
 def drain(pipe: Pipeline, es: Elasticsearch, batch: list[Record],
           timeout: float = 600) -> dict[str, Any]:
-    """Produce ``batch`` as fast as Kafka takes it; time until the last records of every
+    """Produce ``batch`` as fast as Kafka takes it; time until the last events of every
     partition are searchable. Partitions are processed in order end to end (the processor
-    keys outputs like its input), so the tail being searchable means the run is."""
+    keys outputs like its input), so the tail being searchable means the run is. Rates are
+    in events; the CPU seconds each process used over the run are kept, for the cost per
+    event."""
     before = sum(end_offsets(pipe.kafka, EVENTS_RAW.name).values())
+    events = event_count(batch)
     pids = {**{s.name: s.proc.pid for s in pipe.services if s.proc}, **stack_pids(),
             "bench (producer, polling)": os.getpid()}
     cpu_before = cpu_seconds(pids)
     machine_before = sum(psutil.cpu_times()[:3])  # user, nice, system: all processes
     began = produce(pipe.kafka, batch)
     produced_s = time.time() - began
-    tail = [rec.event_id for rec in batch[-600:]]
+    tail: list[str] = []
+    for rec in reversed(batch):
+        if len(tail) >= 600:
+            break
+        tail += rec.event_ids
     deadline = time.monotonic() + timeout
     while True:
         pipe.check_alive()
@@ -220,20 +227,30 @@ def drain(pipe: Pipeline, es: Elasticsearch, batch: list[Record],
     seconds = time.time() - began
     cpu_after = cpu_seconds(pids)
     machine = (sum(psutil.cpu_times()[:3]) - machine_before) / seconds
-    cores = {name: round((cpu_after[name] - cpu_before[name]) / seconds, 2)
-             for name in cpu_after if name in cpu_before}
+    used = {name: cpu_after[name] - cpu_before[name] for name in cpu_after
+            if name in cpu_before}
     after = sum(end_offsets(pipe.kafka, EVENTS_RAW.name).values())
-    missing = len(batch) - len(searchable(es, [rec.event_id for rec in batch]))
-    return {"events": len(batch), "seconds": round(seconds, 2),
-            "eps": len(batch) / seconds, "produce_seconds": round(produced_s, 2),
+    missing = events - len(searchable(es, [i for rec in batch for i in rec.event_ids]))
+    return {"events": events, "records": len(batch), "seconds": round(seconds, 2),
+            "eps": events / seconds, "produce_seconds": round(produced_s, 2),
             "missing_at_end": missing, "foreign_records": after - before - len(batch),
-            "cores_used": cores, "machine_cores_busy": round(machine, 2)}
+            "cpu_seconds": {name: round(v, 3) for name, v in used.items()},
+            "cores_used": {name: round(v / seconds, 2) for name, v in used.items()},
+            "machine_cores_busy": round(machine, 2)}
 
 
 def paced(pipe: Pipeline, es: Elasticsearch, batch: list[Record], rate: float,
-          stamp_every: int, timeout: float = 300) -> dict[str, Any]:
-    """Produce at ``rate``/s; latency production → searchable of every ``stamp_every``-th
-    record, seen by polling searches every 0.25 s (that is the resolution)."""
+          stamp_every: int, timeout: float = 300, agent_wait_s: float = 1.0
+          ) -> dict[str, Any]:
+    """Produce at ``rate`` events/s; latency to searchable of one event of every
+    ``stamp_every``-th record, seen by polling searches every 0.25 s (that is the
+    resolution).
+
+    Two latencies: from the envelope's sending, what the pipeline adds; and from the
+    event's production, which adds the time the event waited in its agent's envelope.
+    An envelope holds an agent's ``agent_wait_s`` (its time bound) of events produced evenly
+    over it: its ``p``-th of ``n`` events waited ``(n - p - 0.5) / n`` of it. The probed
+    event's position varies from one envelope to the next, so every wait is represented."""
     seen: dict[str, float] = {}
     done = threading.Event()
     lock = threading.Lock()
@@ -259,29 +276,38 @@ def paced(pipe: Pipeline, es: Elasticsearch, batch: list[Record], rate: float,
                 super().__setitem__(key, value)
 
     stamps = Stamps()
+    waits: dict[str, float] = {}
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     before = sum(end_offsets(pipe.kafka, EVENTS_RAW.name).values())
     began = time.time()
-    _produce_stamped(pipe.kafka, batch, rate, stamp_every, stamps)
+    _produce_stamped(pipe.kafka, batch, rate, stamp_every, stamps, waits, agent_wait_s)
     produced_s = time.time() - began
     done.set()
     watcher.join(timeout)
     pipe.check_alive()
     after = sum(end_offsets(pipe.kafka, EVENTS_RAW.name).values())
-    latencies = sorted(seen[i] - stamps[i] for i in seen)
-    return {"rate": round(rate), "events": len(batch),
-            "achieved_rate": round(len(batch) / produced_s),
+    from_send = sorted(seen[i] - stamps[i] for i in seen)
+    from_event = sorted(seen[i] - stamps[i] + waits[i] for i in seen)
+    events = event_count(batch)
+    return {"rate": round(rate), "events": events, "records": len(batch),
+            "events_per_record": round(events / len(batch), 1),
+            "achieved_rate": round(events / produced_s),
             "probes": len(stamps), "probes_seen": len(seen),
-            "p50_s": percentile(latencies, 50), "p99_s": percentile(latencies, 99),
-            "max_s": latencies[-1] if latencies else None,
+            "p50_s": percentile(from_event, 50), "p99_s": percentile(from_event, 99),
+            "max_s": from_event[-1] if from_event else None,
+            "from_send_p50_s": percentile(from_send, 50),
+            "from_send_p99_s": percentile(from_send, 99),
             "foreign_records": after - before - len(batch)}
 
 
 def _produce_stamped(kafka: KafkaConnection, batch: list[Record], rate: float | None,
-                     stamp_every: int, stamps: dict[str, float]) -> None:
-    """Produce ``batch`` (paced at ``rate``/s if given), noting in ``stamps`` the wall-clock
-    production time of every ``stamp_every``-th record; raise if anything is undelivered."""
+                     stamp_every: int, stamps: dict[str, float], waits: dict[str, float],
+                     agent_wait_s: float = 1.0) -> None:
+    """Produce ``batch`` (paced at ``rate`` events/s if given), noting in ``stamps`` the
+    wall-clock sending time of one event of every ``stamp_every``-th record, and in ``waits``
+    how long that event waited in its agent's envelope (see :func:`paced`); raise if
+    anything is undelivered."""
     overrides: dict[str, Any] = {"message.max.bytes": 4 * 1024 * 1024}
     if rate:
         overrides["linger.ms"] = 5  # paced: do not add 20 ms of batching to every latency
@@ -293,16 +319,22 @@ def _produce_stamped(kafka: KafkaConnection, batch: list[Record], rate: float | 
             failed.append(str(err))
 
     began = time.time()
+    sent_events = 0
     for i, rec in enumerate(batch):
         if rate:
-            wait = began + i / rate - time.time()
+            wait = began + sent_events / rate - time.time()
             if wait > 0:
                 time.sleep(wait)
         if stamp_every and i % stamp_every == 0:
-            stamps[rec.event_id] = time.time()
+            position = (i // stamp_every * 7) % rec.count  # spread over the envelope
+            waits[rec.event_ids[position]] = (
+                agent_wait_s * (rec.count - position - 0.5) / rec.count if rec.count > 1
+                else 0.0)
+            stamps[rec.event_ids[position]] = time.time()
         produce_blocking(producer, EVENTS_RAW.name, rec.key, rec.value, on_delivery,
                          rec.headers)
         producer.poll(0)
+        sent_events += rec.count
     left = producer.flush(120)
     if left or failed:
         raise RuntimeError(f"{left} records undelivered, {len(failed)} failed: {failed[:3]}")

@@ -1,4 +1,9 @@
-"""``vigie simulate``: produce a simulation to ``events.raw`` and write its ground truth."""
+"""``vigie simulate``: produce a simulation to ``events.raw`` and write its ground truth.
+
+Each establishment's events leave in envelopes (:mod:`producers.simulator.envelopes`), as its
+agent would send them; the report and the truth still count events, so every reconciliation
+(events indexed, dead letters) holds event by event.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +19,10 @@ from typing import TextIO
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from producers.signing import Signer
+from producers.simulator.envelopes import Envelopes, Outgoing
 from producers.simulator.fleet import register_simulated_agents, simulated_agents
 from producers.simulator.registry import DEFAULT_COUNT, generate_registry
-from producers.simulator.simulation import SimRecord, Simulation
+from producers.simulator.simulation import Simulation
 from runtime import metrics
 from runtime.kafka import DeliveryReport, KafkaConnection, produce_blocking
 from runtime.registry import load_registry, write_registry
@@ -33,12 +38,16 @@ class SimulationReport:
     """What was produced, for the summary, the truth file and tests."""
 
     produced: int = 0
+    """Events handed to Kafka (in envelopes or alone)."""
+    records: int = 0
+    """Kafka records those events made (envelopes, and events sent alone)."""
     valid: int = 0
     malformed: Counter[str] = field(default_factory=Counter)
     by_scenario: Counter[str] = field(default_factory=Counter)
     valid_ids: list[str] = field(default_factory=list)
     """The national ids of the valid events: ``event.id`` in Elasticsearch."""
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
+    """Counted in EVENTS: an acknowledged envelope of 30 events counts 30 delivered."""
     seconds: float = 0.0
 
 
@@ -91,17 +100,25 @@ def simulate(
     signers = simulated_agents(registry, AGENT_SEED)[1]
     truth_out = truth.open("w", encoding="utf-8") if truth else None
     produced_counter = metrics.EVENTS_OUT.labels("simulator", EVENTS_RAW.name)
+    envelopes = Envelopes(signers)
+
+    def send(outgoing: list[Outgoing]) -> None:
+        for sent in outgoing:
+            _produce(producer, sent, report, truth_out)
+            produced_counter.inc(len(sent.records))
+        if progress and outgoing and report.produced // 500 != shown[0]:
+            shown[0] = report.produced // 500
+            progress(report.produced, total)
+
+    shown = [0]
     began = time.monotonic()
     try:
         for record in sim:
             if duration is not None:
-                wait = began + duration * record.slot / total - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)
-            _produce(producer, record, report, truth_out, signers)
-            produced_counter.inc()
-            if progress and report.produced % 500 == 0:
-                progress(report.produced, total)
+                _wait_until(began + duration * record.slot / total, envelopes, send)
+            send(envelopes.add(record))
+            send(envelopes.due())
+        send(envelopes.flush())
         remaining = producer.flush(120)
         if remaining:
             log.error("%d records still undelivered after 120 s", remaining)
@@ -117,31 +134,57 @@ def simulate(
     return report
 
 
-def _produce(producer: Producer, record: SimRecord, report: SimulationReport,
-             truth_out: TextIO | None, signers: dict[str, Signer] | None = None) -> None:
-    def on_delivery(err: KafkaError | None, msg: Message, record: SimRecord = record) -> None:
-        report.delivery.on_delivery(err, msg)
-        if err is None and record.event_id is None and truth_out is not None:
-            truth_out.write(json.dumps({
-                "kind": "malformed", "malformed": record.malformed_kind,
-                "expected_reason": str(record.expected_reason),
-                "topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset(),
-            }) + "\n")
+def _wait_until(deadline: float, envelopes: Envelopes,
+                send: Callable[[list[Outgoing]], None]) -> None:
+    """Sleep until ``deadline`` (monotonic), sending the envelopes that fall due meanwhile:
+    a paced run at a low rate must not hold an establishment's events beyond a second."""
+    while True:
+        now = time.monotonic()
+        if now >= deadline:
+            return
+        due = envelopes.next_deadline()
+        time.sleep(max(0.0, min(deadline, due if due is not None else deadline) - now))
+        send(envelopes.due())
 
-    # Every record is signed as sent, malformed ones too: they must fail for their own reason.
-    signer = (signers or {}).get(record.key.decode("utf-8", "replace"))
-    headers = signer.headers(record.value) if signer else None
-    produce_blocking(producer, EVENTS_RAW.name, record.key, record.value, on_delivery,
-                     headers)
+
+def _produce(producer: Producer, sent: Outgoing, report: SimulationReport,
+             truth_out: TextIO | None) -> None:
+    count = len(sent.records)
+
+    def on_delivery(err: KafkaError | None, msg: Message) -> None:
+        # The delivery report counts events, not records: the reconciliations compare it
+        # with the events indexed and dead-lettered.
+        if err is not None:
+            report.delivery.failed += count
+            report.delivery.errors[err.str()] = report.delivery.errors.get(err.str(), 0) + count
+            return
+        report.delivery.delivered += count
+        if truth_out is None:
+            return
+        for position, record in enumerate(sent.records):
+            if record.event_id is None:
+                truth_out.write(json.dumps({
+                    "kind": "malformed", "malformed": record.malformed_kind,
+                    "expected_reason": str(record.expected_reason),
+                    "topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset(),
+                    "index": sent.index(position),
+                }) + "\n")
+
+    # Every record is signed as sent, malformed events too: they must fail for their own
+    # reason, not for a missing signature.
+    produce_blocking(producer, EVENTS_RAW.name, sent.key, sent.value, on_delivery,
+                     sent.headers)
     producer.poll(0)
-    report.produced += 1
-    if record.event_id is None:
-        report.malformed[record.malformed_kind or "?"] += 1
-    else:
-        report.valid += 1
-        report.valid_ids.append(record.document_id or "")
-        if record.scenario:
-            report.by_scenario[record.scenario] += 1
+    report.records += 1
+    for record in sent.records:
+        report.produced += 1
+        if record.event_id is None:
+            report.malformed[record.malformed_kind or "?"] += 1
+        else:
+            report.valid += 1
+            report.valid_ids.append(record.document_id or "")
+            if record.scenario:
+                report.by_scenario[record.scenario] += 1
 
 
 def _summary(report: SimulationReport, seed: int, sim: Simulation) -> dict[str, object]:
@@ -149,6 +192,7 @@ def _summary(report: SimulationReport, seed: int, sim: Simulation) -> dict[str, 
         "kind": "summary",
         "seed": seed,
         "produced": report.produced,
+        "records": report.records,
         "valid": report.valid,
         "malformed": dict(report.malformed),
         "scenario_events": dict(report.by_scenario),

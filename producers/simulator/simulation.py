@@ -49,9 +49,16 @@ class Simulation:
 
     def __init__(self, registry: list[Organization], *, seed: int, total: int,
                  start: datetime, span: timedelta, scenarios: list[str],
-                 malformed: int = 0) -> None:
+                 malformed: int = 0, burst: int = 1) -> None:
+        """``burst``: background events come from one establishment ``burst`` slots in a
+        row (1: each from its own random draw). The benchmarks use it to give each
+        establishment the events its agent sends in one second at the national peak, so
+        that envelopes are as full as they would be then."""
         if total < 1:
             raise ValueError("total must be at least 1")
+        if burst < 1:
+            raise ValueError("burst must be at least 1")
+        self.burst = burst
         unknown = set(scenarios) - set(SCENARIOS)
         if unknown:
             raise ValueError(f"unknown scenarios {sorted(unknown)}; known: {sorted(SCENARIOS)}")
@@ -96,10 +103,13 @@ class Simulation:
 
     def __iter__(self) -> Iterator[SimRecord]:
         rng = random.Random(f"records:{self.seed}")
+        org = self.registry[0]
         for slot in range(self.total):
             # Draw the background org and event even when the slot is taken, so that
-            # adding a scenario does not reshuffle the whole background.
-            org = rng.choice(self.registry)
+            # adding a scenario does not reshuffle the whole background (nor does a burst).
+            drawn = rng.choice(self.registry)
+            if slot % self.burst == 0:
+                org = drawn
             bg_rng = random.Random(rng.getrandbits(64))
             when = self.when(slot)
             planned = self._planned.get(slot)

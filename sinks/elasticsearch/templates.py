@@ -119,7 +119,7 @@ DLQ_MAPPING: dict[str, Any] = {
     "dynamic": False,
     "properties": {
         "@timestamp": DATE, "id": KW, "stage": KW, "reason": KW, "detail": {"type": "text"},
-        "origin": obj(topic=KW, partition=LONG, offset=LONG, key=KW),
+        "origin": obj(topic=KW, partition=LONG, offset=LONG, key=KW, index=LONG),
         "establishment_id": KW,
         "original_b64": {"type": "binary"},
         "original_size": LONG,

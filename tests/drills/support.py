@@ -56,7 +56,7 @@ class Reconciliation:
     """Where each record of a run ended, seen from Elasticsearch."""
 
     counts: dict[str, int]  # valid event id -> copies in vigie-events
-    letters: dict[tuple[int, int], list[str]]  # (partition, offset) -> reasons in vigie-dlq
+    letters: dict[tuple[int, int, int | None], list[str]]  # (partition, offset, index) -> reasons
 
     def missing(self, run: Run) -> set[str]:
         return set(run.report.valid_ids) - set(self.counts)
@@ -65,16 +65,18 @@ class Reconciliation:
         return {i: n for i, n in self.counts.items() if n != 1}
 
 
-def malformed_positions(run: Run) -> dict[tuple[int, int], str]:
-    """(partition, offset) -> expected reason of the run's malformed records (truth file)."""
-    return {(t["partition"], t["offset"]): t["expected_reason"]
+def malformed_positions(run: Run) -> dict[tuple[int, int, int | None], str]:
+    """(partition, offset, index in the envelope or None) -> expected reason of the run's
+    malformed events (truth file)."""
+    return {(t["partition"], t["offset"], t["index"]): t["expected_reason"]
             for t in run.truth if t["kind"] == "malformed"}
 
 
 def reconcile(es: Elasticsearch, run: Run) -> Reconciliation:
-    letters: dict[tuple[int, int], list[str]] = {}
+    letters: dict[tuple[int, int, int | None], list[str]] = {}
     for letter in dead_letters_for_offsets(es, run.ranges):
-        where = (letter["origin"]["partition"], letter["origin"]["offset"])
+        where = (letter["origin"]["partition"], letter["origin"]["offset"],
+                 letter["origin"].get("index"))
         letters.setdefault(where, []).append(letter["reason"])
     return Reconciliation(dict(event_id_counts(es, run.report.valid_ids)), letters)
 

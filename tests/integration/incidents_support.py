@@ -15,7 +15,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from processors.classify import SigmaClassifier, bind_identity
+from processors.classify import Document, SigmaClassifier
 from processors.detection.correlation.evaluate import DEFAULT_LATENESS_S, Correlator
 from processors.detection.correlation.signals import as_signal, to_detection
 from processors.detection.engine import Engine
@@ -46,7 +46,7 @@ def expected_incidents(records: list[SimRecord], registry: list[Organization]
             event = validator.validate(record.value, record.key)
         except Refused:
             continue
-        verdict = classifier().classify(bind_identity(event), json.loads(record.value))
+        verdict = classifier().classify(Document(event, json.loads(record.value)))
         found = list(verdict.detections)
         for signal in verdict.signals:  # Sigma correlation rules, as the processor runs them
             outcome = correlator.feed(signal.organization.id, as_signal(signal), windows.get)

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from confluent_kafka import TopicPartition
 
-from processors.classify import SigmaClassifier
+from processors.classify import Document, SigmaClassifier
 from processors.detection.engine import Engine
 from processors.detection.loader import VIGIE_RULES
 from producers.simulator import events as ev
@@ -77,8 +77,8 @@ def signals_of(classifier: SigmaClassifier, docs: list[dict[str, Any]]) -> list[
     out: list[Detection] = []
     for doc in docs:
         raw = json.dumps(doc).encode()
-        out.extend(classifier.classify(SecurityEvent.model_validate_json(raw),
-                                       json.loads(raw)).signals)
+        out.extend(classifier.classify(Document(SecurityEvent.model_validate_json(raw),
+                                                json.loads(raw))).signals)
     return out
 
 

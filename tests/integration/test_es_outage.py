@@ -100,9 +100,10 @@ def test_elasticsearch_down_30s_mid_run_loses_and_duplicates_nothing(
     assert not missing, f"{len(missing)} events lost"
     duplicated = {i: n for i, n in counts.items() if n != 1}
     assert not duplicated, f"{len(duplicated)} events indexed more than once"
-    expected = {(t["partition"], t["offset"]): t["expected_reason"]
+    expected = {(t["partition"], t["offset"], t["index"]): t["expected_reason"]
                 for t in run.truth if t["kind"] == "malformed"}
-    found = {(d["origin"]["partition"], d["origin"]["offset"]): d["reason"] for d in letters}
+    found = {(d["origin"]["partition"], d["origin"]["offset"],
+              d["origin"].get("index")): d["reason"] for d in letters}
     assert found == expected
     log = services["sink"].log_path.read_text(errors="replace")
     assert "Elasticsearch unavailable" in log, "the sink should have backed off"

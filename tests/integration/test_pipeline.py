@@ -25,9 +25,10 @@ def _assert_reconciled(run: Run, counts: dict[str, int], letters: list[dict]) ->
     duplicated = {i: n for i, n in counts.items() if n != 1}
     assert not duplicated, f"{len(duplicated)} events indexed more than once"
     assert set(counts) == valid
-    expected = {(t["partition"], t["offset"]): t["expected_reason"]
+    expected = {(t["partition"], t["offset"], t["index"]): t["expected_reason"]
                 for t in run.truth if t["kind"] == "malformed"}
-    found = {(d["origin"]["partition"], d["origin"]["offset"]): d["reason"] for d in letters}
+    found = {(d["origin"]["partition"], d["origin"]["offset"],
+              d["origin"].get("index")): d["reason"] for d in letters}
     assert found == expected, "dead letters must be exactly the malformed records, by reason"
     assert all(d["detail"] for d in letters)
 

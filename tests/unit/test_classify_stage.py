@@ -24,7 +24,7 @@ def stage(registry: list[Organization]) -> ClassifyStage:
 def test_a_valid_record_is_classified_under_its_establishment(
         stage: ClassifyStage, simulation: Simulation) -> None:
     record = next(r for r in simulation if r.event_id)
-    result = stage.handle(record.value, Coordinates("events.raw", 3, 42, record.key))
+    [result] = stage.handle(record.value, Coordinates("events.raw", 3, 42, record.key)).results
     assert isinstance(result, Classified)
     assert result.key == record.key and result.verdict.event.id == record.document_id
     # The agent's id is kept beside the national one, for the hospital's side of the story.
@@ -38,7 +38,8 @@ def test_a_refused_record_becomes_a_dead_letter_with_its_reason(
     record = next(r for r in simulation if r.event_id)
     doc = json.loads(record.value)
     doc["organization"]["id"] = "999999999"
-    result = stage.handle(json.dumps(doc).encode(), Coordinates("events.raw", 3, 42, b"x"))
+    [result] = stage.handle(json.dumps(doc).encode(),
+                            Coordinates("events.raw", 3, 42, b"x")).results
     assert isinstance(result, Rejected)
     assert result.letter.reason == Reason.UNKNOWN_ESTABLISHMENT
     assert (result.letter.origin.partition, result.letter.origin.offset) == (3, 42)

@@ -28,7 +28,7 @@ def test_an_event_id_reused_by_another_establishment_routes_elsewhere(
     # tests/integration/test_identity_binding.py, with A's own agent signing it)
     docs = {}
     for org, value in ((b, victim.value), (a, json.dumps(forged).encode())):
-        result = stage.handle(value, Coordinates("events.raw", 0, 1, org.encode()))
+        [result] = stage.handle(value, Coordinates("events.raw", 0, 1, org.encode())).results
         assert isinstance(result, Classified)
         assert result.verdict.event.vigie and \
             result.verdict.event.vigie.agent_event_id == agent_event_id

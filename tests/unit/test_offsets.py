@@ -201,3 +201,63 @@ def test_fetched_records_of_paused_partitions_are_not_noted(consumer) -> None:
 
     asyncio.run(offsets._noting_fetched(consumer, wait_next_records)(1.0))
     assert not offsets._unhanded.get(AGENTS)
+
+
+def test_a_flow_stopped_right_after_a_hand_over_holds_the_commit_and_re_reads_the_hole(
+        consumer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Faust's real ``getmany`` over a fetch of envelopes 10-13 of ``events.raw``; the flow
+    stops at the exact point that loses records (10 handed over, a rebalance arrives before
+    11): ``getmany`` drops 11-13; the flow resumes without a seek and 14 comes next. Faust
+    alone would commit 15 over three envelopes (hundreds of events); the guard holds the
+    commit at 11 and, once the hole has waited, seeks back to 11 so they are read again."""
+    from aiokafka.structs import ConsumerRecord
+
+    def record(offset: int) -> ConsumerRecord:
+        return ConsumerRecord(AGENTS.topic, AGENTS.partition, offset, 0, 0, b"750000001",
+                              b"envelope", None, 8, 8, [])
+
+    fetches = [{AGENTS: [record(o) for o in (10, 11, 12, 13)]}, {AGENTS: [record(14)]}]
+
+    async def wait_next_records(timeout: float) -> tuple[dict, set]:
+        return fetches.pop(0), {AGENTS}
+
+    async def callback(message: Message) -> None:
+        pass
+
+    seeks: list[tuple[TP, int]] = []
+
+    async def seek(tp: TP, offset: int) -> None:
+        seeks.append((tp, offset))
+
+    consumer._wait_next_records = offsets._noting_fetched(consumer, wait_next_records)
+    consumer.callback = offsets._tracked(callback)
+    monkeypatch.setattr(consumer, "highwater", lambda tp: 100)
+    monkeypatch.setattr(consumer, "seek", seek)
+    monkeypatch.setattr(consumer, "assignment", lambda: {AGENTS})
+    handed: list[int] = []
+
+    async def run() -> None:
+        consumer.resume_flow()
+        async for _tp, message in consumer.getmany(1.0):
+            await consumer.callback(message)
+            handed.append(message.offset)
+            consumer.stop_flow()  # the rebalance, between the hand-over of 10 and of 11
+        consumer.resume_flow()
+        async for _tp, message in consumer.getmany(1.0):
+            await consumer.callback(message)
+            handed.append(message.offset)
+        # Faust's drain loop, seeing 14 come after 10, records 11-13 as a gap (done).
+        await consumer._add_gap(AGENTS, 11, 14)
+
+    asyncio.run(run())
+    assert handed == [10, 14]
+    consumer._committed_offset[AGENTS] = 10
+    consumer._acked[AGENTS] = [10, 14]
+    assert offsets._original_new_offset(consumer, AGENTS) == 15  # what Faust would commit
+    assert consumer._new_offset(AGENTS) is None  # held
+    assert offsets._holes[AGENTS].offset == 11
+    asyncio.run(offsets.reread_holes(consumer, offsets._holes[AGENTS].since + 1))
+    assert seeks == []  # not yet: it may still fill by itself
+    asyncio.run(offsets.reread_holes(
+        consumer, offsets._holes[AGENTS].since + offsets.HOLD_BEFORE_REREAD_S))
+    assert seeks == [(AGENTS, 11)]  # read again from the first envelope left behind

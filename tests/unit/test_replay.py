@@ -111,10 +111,11 @@ def test_the_stage_dead_letters_a_byte_for_byte_replay(
     headers = signer.headers(value, 7)
 
     def run(offset: int) -> Classified | Rejected:
-        result = stage.handle(value, Coordinates("events.raw", 2, offset, key), headers,
+        judged = stage.handle(value, Coordinates("events.raw", 2, offset, key), headers,
                               table.get)
-        if isinstance(result, Classified) and result.sequences is not None:
-            table[key.decode()] = result.sequences
+        if judged.sequences is not None:
+            table[key.decode()] = judged.sequences
+        [result] = judged.results
         return result
 
     first = run(40)
@@ -130,8 +131,8 @@ def test_a_signed_record_without_key_is_refused(
         signed: tuple[ClassifyStage, Signer, bytes, bytes]) -> None:
     """Offsets compare within a partition: the record must be keyed by its establishment."""
     stage, signer, _key, value = signed
-    result = stage.handle(value, Coordinates("events.raw", 2, 40, None),
-                          signer.headers(value, 1), lambda _org: None)
+    [result] = stage.handle(value, Coordinates("events.raw", 2, 40, None),
+                            signer.headers(value, 1), lambda _org: None).results
     assert isinstance(result, Rejected) and result.letter.reason is Reason.KEY_MISMATCH
 
 

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from processors.app import _Processing
 from processors.classify import ClassifyStage, PassThrough
+from processors.outputs import Output
 from processors.validate import Validator
 from processors.verify import Verifier
 from producers.signing import Signer, public_key_b64
@@ -88,7 +89,10 @@ def test_a_batch_sees_its_own_entries_and_writes_each_to_its_partition(
               Message(EVENTS_RAW.name, 4, 70, signers[org_b].headers(value_b, 9))),
         Event(org_a.encode(), value_a, Message(EVENTS_RAW.name, 1, 11, headers_a)),
     ]
-    outputs = [processing.handle(e) for e in batch]  # type: ignore[arg-type]
+    outputs: list[list[Output]] = []
+    for event in batch:
+        outputs.append([])
+        processing.handle(event, outputs[-1])  # type: ignore[arg-type]
     topics = [[o.topic for o in out] for out in outputs]
     assert topics == [[processing.classified], [processing.classified], [processing.dlq]]
     assert json.loads(outputs[2][0][2])["reason"] == "replayed"

@@ -445,14 +445,15 @@ def security_acls(
 # ---------------------------------------------------------------- pipeline jobs
 @commands.command(rich_help_panel=PANEL)
 def simulate(
-    events: Annotated[int | None, typer.Option(help="Number of records to produce")] = None,
+    events: Annotated[int | None, typer.Option(help="Number of events to produce")] = None,
     duration: Annotated[float | None, typer.Option(help="Paced run of this many seconds")] = None,
     rate: Annotated[float | None, typer.Option(help="Events/s for --duration")] = None,
     seed: Annotated[int, typer.Option(help="Same seed, same events")] = 0,
     scenarios: Annotated[str, typer.Option(
         help="Comma-separated attack scenarios, or 'none' for benign only")] =
         "brute_force,malware,phishing",
-    malformed: Annotated[int, typer.Option(help="Malformed records mixed in")] = 0,
+    malformed: Annotated[int, typer.Option(
+        help="Malformed events mixed in (dead-lettered one by one)")] = 0,
     truth: Annotated[Path | None, typer.Option(help="Write ground truth (JSON lines)")] = None,
     establishments: Annotated[int, typer.Option(
         help="Registry size when the registry file does not exist yet")] = 3036,
@@ -460,7 +461,15 @@ def simulate(
 ) -> None:
     """Produce simulated national traffic (benign + attacks) to events.raw, signed by
     simulated agents (registered on vigie.agents.simulated only: a processor trusts them in
-    demo mode only, `vigie process --demo`)."""
+    demo mode only, `vigie process --demo`).
+
+    Each establishment's agent sends its events in envelopes (one signed record for many
+    events), as a real agent does: an envelope leaves when full (512 KiB) or 1 s after its
+    first event. --events, --rate and the figures printed count EVENTS, not Kafka records
+    ("records" says how many records carried them). --malformed events travel inside their
+    establishment's envelope, and the processor dead-letters each alone (its dead letter
+    names the envelope's offset and the event's index); one too large for an envelope is
+    sent alone."""
     from producers.simulator.run import registry_for
     from producers.simulator.run import simulate as run
 
@@ -474,7 +483,8 @@ def simulate(
                  malformed=malformed, truth=truth,
                  progress=lambda n, total: console.print(f"produced {n}/{total}", end="\r"))
     console.print()
-    print(json.dumps({"produced": report.produced, "valid": report.valid,
+    print(json.dumps({"produced": report.produced, "records": report.records,
+                      "valid": report.valid,
                       "malformed": dict(report.malformed), "scenarios": dict(report.by_scenario),
                       "delivered": report.delivery.delivered, "failed": report.delivery.failed,
                       "seconds": round(report.seconds, 2)}))

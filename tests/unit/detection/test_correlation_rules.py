@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from processors.classify import SigmaClassifier
+from processors.classify import Document, SigmaClassifier
 from processors.detection.correlation import Correlator
 from processors.detection.correlation.signals import as_signal, to_detection
 from processors.detection.engine import Engine
@@ -45,7 +45,7 @@ def run(classifier: SigmaClassifier, docs: list[bytes]) -> tuple[list[Detection]
     fired: Counter[str] = Counter()
     for raw in docs:
         event = SecurityEvent.model_validate_json(raw)
-        verdict = classifier.classify(event, json.loads(raw))
+        verdict = classifier.classify(Document(event, json.loads(raw)))
         published.extend(verdict.detections)
         for signal in verdict.signals:
             wire = Detection.model_validate_json(signal.to_json_bytes())  # as Kafka carries it
