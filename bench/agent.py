@@ -1,6 +1,7 @@
 """EVTX → Kafka through the whole agent, against the raw ``evtx`` parse rate, in one run.
 
-    .venv/bin/python bench/agent.py [--events 20000] [--repeat 3] [--bootstrap HOST:PORT]
+    .venv/bin/python -m bench.agent [--events 20000] [--repeat 3] [--envelope-bytes N]
+                                    [--bootstrap HOST:PORT]
 
 Two inputs, each compared with the raw parse rate *of the same input*:
 
@@ -16,12 +17,13 @@ Two inputs, each compared with the raw parse rate *of the same input*:
 Both rates are events per CPU-second of this process (all its threads, librdkafka's
 included), so the figure is "per core" and comparable on a shared machine; wall-clock rates
 are printed too. The agent path is the real one: WindowsFileSource (the shared evtx reader)
-→ ECS mapping → pseudonymisation (default fields) → schema validation → Ed25519 signature →
-fsync'd spool → idempotent producer → broker acknowledgement. It writes to a scratch topic
-(``bench.agent``, deleted afterwards) so the shared pipeline never sees benchmark records.
-Each agent step is also timed alone over the same records (read + parse + ECS mapping,
-pseudonymisation + serialisation, schema validation, signature, spool + shipping to the
-broker), so the figures show where the time goes.
+→ ECS mapping → pseudonymisation (default fields) → schema validation → fsync'd spool →
+envelopes (:mod:`schemas.envelope`, one Ed25519 signature per envelope) → transactional
+producer → commit. It writes to a scratch topic (``bench.agent``, deleted afterwards) so the
+shared pipeline never sees benchmark records. Each agent step is also timed alone over the
+same records (read + parse + ECS mapping, pseudonymisation + serialisation, schema
+validation, framing + signing the envelopes, spool + shipping to the broker), so the
+figures show where the time goes.
 Results: printed, and written to ``bench/results/agent.json``.
 """
 
@@ -46,6 +48,7 @@ from evtx import PyEvtxParser
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from producers.agent import ship  # noqa: E402
 from producers.agent.pipeline import Finisher  # noqa: E402
 from producers.agent.pseudonymise import Pseudonymiser  # noqa: E402
 from producers.agent.ship import Shipper  # noqa: E402
@@ -55,13 +58,25 @@ from producers.agent.spool import Spool  # noqa: E402
 from producers.signing import Signer  # noqa: E402
 from runtime.kafka import KafkaConnection  # noqa: E402
 from runtime.settings import load_settings  # noqa: E402
+from schemas import envelope  # noqa: E402
 from schemas.organization import Organization  # noqa: E402
 
-SAMPLES = sorted((ROOT.parent / "shared" / "data" / "sigma" / "regression").rglob("*.evtx"))
+#: The shared data sit next to the main checkout (``../shared``); a git worktree is one level
+#: deeper, so the nearest ancestor that has them is taken.
+SHARED = next((p / "shared" for p in ROOT.parents if (p / "shared" / "data").is_dir()),
+              ROOT.parent / "shared")
+SAMPLES = sorted((SHARED / "data" / "sigma" / "regression").rglob("*.evtx"))
 TOPIC = "bench.agent"
 HEADER_BLOCK, CHUNK = 4096, 65536
 ORG = Organization(id="750712184", name="CHU Bench", type="university_hospital",
                    region="ile-de-france")
+
+
+def fresh_agent_id() -> str:
+    """An agent id of its own per run: its transactional id and progress group start empty,
+    as for a new agent (a reused id finds the last run's position, which its new spool does
+    not hold, and says so at every start)."""
+    return f"bench-agent-{time.time_ns()}"
 
 
 def clocks() -> tuple[float, float]:
@@ -103,8 +118,9 @@ def raw_parse(events: int, paths: list[Path]) -> dict[str, float]:
 
 def agent_path(events: int, kafka: KafkaConnection, spool_dir: Path,
                paths: list[Path]) -> dict[str, float]:
-    ctx = Context(ORG.id, "bench-agent")
-    finisher = Finisher(ORG, Signer("bench-agent", Ed25519PrivateKey.generate()),
+    agent_id = fresh_agent_id()
+    ctx = Context(ORG.id, agent_id)
+    finisher = Finisher(ORG, Signer(agent_id, Ed25519PrivateKey.generate()),
                         Pseudonymiser(b"k" * 32))
     spool = Spool(spool_dir, fsync=True)
     shipper = Shipper(spool, kafka=kafka, topic=TOPIC, signer=finisher.signer)
@@ -121,7 +137,8 @@ def agent_path(events: int, kafka: KafkaConnection, spool_dir: Path,
             shipper.flush(0.2)
     wall1, cpu1 = clocks()
     spool.close()
-    return {"events": read, "delivered": shipper.delivered, "failed": shipper.failed,
+    return {"events": read, "delivered": shipper.delivered, "envelopes": shipper.envelopes,
+            "failed": shipper.failed,
             "invalid": finisher.invalid, "cpu_s": cpu1 - cpu0, "wall_s": wall1 - wall0,
             "per_core_eps": read / (cpu1 - cpu0), "wall_eps": read / (wall1 - wall0)}
 
@@ -130,8 +147,9 @@ def stages(events: int, kafka: KafkaConnection, spool_dir: Path,
            paths: list[Path]) -> dict[str, float]:
     """Per-record CPU cost of each agent step (µs), to show where the time goes. Each step
     runs alone over all the records, so the figures add up to about the agent's own."""
-    ctx = Context(ORG.id, "bench-agent")
-    signer = Signer("bench-agent", Ed25519PrivateKey.generate())
+    agent_id = fresh_agent_id()
+    ctx = Context(ORG.id, agent_id)
+    signer = Signer(agent_id, Ed25519PrivateKey.generate())
     finisher = Finisher(ORG, signer, Pseudonymiser(b"k" * 32))
     finisher.validate_every = 1 << 62  # validation is timed on its own below
     docs: list[dict] = []
@@ -147,10 +165,12 @@ def stages(events: int, kafka: KafkaConnection, spool_dir: Path,
     for _eid, value in values:
         finisher.check(value)
     cpu3 = time.process_time()
-    # Signing is timed alone here; the shipper signs again as records leave (with the spool's
-    # sequence), so the ship step below includes it too.
-    for n, (_eid, value) in enumerate(values):
-        signer.signature(value, n)
+    # Framing and signing the envelopes is timed alone here; the shipper does it again as
+    # they leave (with the spool's sequences), so the ship step below includes it too.
+    establishment = finisher.key.decode()
+    for n, run in enumerate(envelope.chunks((value for _eid, value in values),
+                                            max_bytes=ship.TARGET_BYTES), 1):
+        signer.signature(envelope.frame(signer.agent_id, establishment, n, run), n)
     records = [(finisher.key, eid, b"", value) for eid, value in values]
     cpu4 = time.process_time()
     spool = Spool(spool_dir, fsync=True)
@@ -169,8 +189,8 @@ def stages(events: int, kafka: KafkaConnection, spool_dir: Path,
     return {"read_parse_ecs_us": 1e6 * (cpu1 - cpu0) / n,
             "pseudonymise_serialise_us": 1e6 * (cpu2 - cpu1) / n,
             "validate_us": 1e6 * (cpu3 - cpu2) / n,
-            "sign_us": 1e6 * (cpu4 - cpu3) / n,
-            # The shipper signs as it sends: its signing, timed alone above, is taken out.
+            "envelope_sign_us": 1e6 * (cpu4 - cpu3) / n,
+            # The shipper frames and signs as it sends: that, timed alone above, is taken out.
             "spool_ship_us": 1e6 * ((cpu6 - cpu5) - (cpu4 - cpu3)) / n}
 
 
@@ -203,10 +223,15 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--envelope-bytes", type=int, default=envelope.TARGET_BYTES,
+                        help="size at which the shipper closes an envelope; 1 ships one "
+                        "event per record, as before envelopes (then the results go to "
+                        "agent-single.json, for comparison)")
     parser.add_argument("--bootstrap", default=None,
                         help="plaintext broker (default: the settings' connection, which "
                         "`vigie stack up` writes for the local stack)")
     args = parser.parse_args()
+    ship.TARGET_BYTES = args.envelope_bytes
     kafka = (KafkaConnection(bootstrap=args.bootstrap) if args.bootstrap
              else load_settings().kafka)
     admin = kafka.admin()
@@ -225,6 +250,7 @@ def main() -> int:
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
         "samples": len(SAMPLES), "multi_record_chunks": chunks,
         "clock": "process CPU time (all threads); raw and agent interleaved, one ratio per repeat",
+        "envelope_bytes": args.envelope_bytes,
         # The headline is the per-file input, as the issue's first measurement.
         "ratio_per_core": by_input["per_file"]["ratio_per_core"], "target_ratio": 0.5,
         **by_input,
@@ -240,7 +266,8 @@ def main() -> int:
               f"[{figures['ratio_min']:.2f}–{figures['ratio_max']:.2f}] (target ≥ 0.5)")
         print("  agent CPU per event: " + ", ".join(
             f"{k} {v:.0f}" for k, v in figures["agent_cpu_us_per_event_by_stage"].items()))
-    out = ROOT / "bench" / "results" / "agent.json"
+    out = ROOT / "bench" / "results" / ("agent.json" if args.envelope_bytes
+                                         == envelope.TARGET_BYTES else "agent-single.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"written to {out}")

@@ -4,24 +4,27 @@
   producer`), made *transactional* with the stable id ``vigie-agent-<agent id>``; key =
   establishment id, signature headers. Every client is built from the agent's one
   :class:`~runtime.kafka.KafkaConnection`, so TLS/SASL apply to all of them.
-- Sequence: each record is signed, when it leaves, with its spool sequence number
-  (``vigie-sequence``, see :mod:`producers.signing`): durable, rising, and the same when a
-  record is sent again, so the processor can tell a copy (``replayed``) from a new record.
+- Envelopes (:mod:`schemas.envelope`): the records read from the spool go to Kafka many to
+  one ``events.raw`` record, so one signature and one Kafka message serve hundreds of events.
+  They accumulate into the open envelope, which is produced when it reaches
+  ``TARGET_BYTES`` or ``MAX_EVENTS`` (or when the next record has another key), and the
+  partial one just before the transaction commits: the commit interval bounds the time an
+  event waits in an envelope too. ``chunks``/``frame`` cut and frame them (an event that
+  cannot travel in an envelope goes alone, and the processor says what is wrong with it).
+  Every count (``in_flight``, ``sent``, ``delivered``, the metrics, the EPS cap) is in
+  events, never in envelopes.
+- Sequence: an envelope is signed, when it leaves, with the spool sequence number of its
+  *last* event (``vigie-sequence``, see :mod:`producers.signing`): durable and rising from
+  one envelope to the next, which is all the processor's replay check (per agent, on
+  envelope sequences) asks. An envelope is only ever sent again when Kafka never made it
+  visible (an aborted transaction, below), so a regrouping after a restart is harmless.
 - One transaction per batch (at most ``commit_interval`` seconds or ``max_in_flight``
-  records): the batch's records go to ``events.raw`` and, in the same transaction, the spool
+  events): the batch's envelopes go to ``events.raw`` and, in the same transaction, the spool
   sequence number of its last record is committed as the offset of the agent's own consumer
   group (``vigie-agent-<agent id>``) on partition 0 of ``vigie.agent-progress``, a topic
-  nobody writes (``send_offsets_to_transaction``). Kafka commits both or neither. The spool
-  is acknowledged once the commit returns.
-- Restart (after a crash, and after any transaction error, which is handled the same way):
-  ``init_transactions()`` fences the previous incarnation and completes or aborts its open
-  transaction; the agent then asks Kafka for *its own group's* committed offset: every spool
-  record up to it is in Kafka (committed), every one after it is not (aborted or never sent).
-  The shipper resumes right after it. The offset's metadata is the event id of that record,
-  checked against the spool, so a wiped or replaced spool (numbers starting again at 1) is
-  never skipped over. Nothing of ``events.raw`` is read: the agent's principal needs no READ
-  there (see ``docs/agent.md`` for the ACLs), and a re-sent record can only be one Kafka
-  never made visible, so the processor's replay check never sees a retransmission.
+  nobody writes (``send_offsets_to_transaction``). Kafka commits both or neither; a failed
+  delivery of any envelope fails the commit. The spool is acknowledged once the commit
+  returns.
 - Consumers of ``events.raw`` read with ``isolation.level=read_committed``: records of an
   aborted transaction (a crash mid-batch) are never seen. (Read uncommitted, they would be
   processed once more; their ids are deterministic, so the sink would overwrite, but the
@@ -31,7 +34,7 @@
   spooled before the restart check, an id is sent once.
 - EPS cap: a token bucket (``eps`` per second, one second of burst) limits what leaves the
   hospital; a flood waits in the spool instead of saturating the link.
-- Backpressure: at most ``max_in_flight`` records in the open transaction; beyond that the
+- Backpressure: at most ``max_in_flight`` events in the open transaction; beyond that the
   transaction is committed before more is read, and the spool grows on disk meanwhile
   (bounded, see :mod:`.spool`).
 """
@@ -52,6 +55,7 @@ from producers.agent.spool import Spool, SpoolRecord
 from producers.signing import Signer
 from runtime import metrics
 from runtime.kafka import KafkaConnection
+from schemas.envelope import MAX_EVENTS, TARGET_BYTES, chunks, frame
 from schemas.topics import AGENT_PROGRESS
 
 log = logging.getLogger(__name__)
@@ -137,6 +141,11 @@ class Shipper:
         self.reconciled = False  # the restart check ran with this producer
         # The open transaction: its records, the spool seq it covers up to, its ids.
         self.in_flight: dict[int, SpoolRecord] = {}
+        # The open envelope: records of the open transaction not yet handed to the producer
+        # (all of one key), and the size of their values with a separator each.
+        self._envelope: list[SpoolRecord] = []
+        self._envelope_bytes = 0
+        self.envelopes = 0  # envelopes handed to the producer (committed or not)
         self._txn_open = False
         self._txn_since = 0.0
         self._txn_upto = 0
@@ -181,10 +190,12 @@ class Shipper:
             log.warning("Kafka unreachable or failing (%s); events wait in the spool "
                         "(%d records)", err.str(), self.spool.depth)
 
-    def _delivered(self, seq: int, err: KafkaError | None, _msg: Message) -> None:
-        """A failed record fails its transaction at commit (then aborted and sent again)."""
+    def _delivered(self, seq: int, events: int, err: KafkaError | None,
+                   _msg: Message) -> None:
+        """A failed envelope fails its transaction at commit (then aborted and its events
+        sent again); ``seq`` is its sequence, ``events`` how many it holds."""
         if err is not None and seq in self.in_flight:
-            self.failed += 1
+            self.failed += events
             self.last_error = err.str()
             metrics.ERRORS.labels("agent", "delivery").inc()
 
@@ -294,21 +305,46 @@ class Shipper:
 
     def _clear_transaction(self) -> None:
         self.in_flight = {}
+        self._envelope, self._envelope_bytes = [], 0
         self._txn_open = False
         self._txn_ids = []
         self._committing = None
         self._offsets_sent = False
 
     # --- sending -----------------------------------------------------------------------------
-    def _produce(self, record: SpoolRecord) -> None:
-        # Signed with its spool number: the same headers each time it is sent.
+    def _add(self, record: SpoolRecord) -> None:
+        """Put ``record`` in the open envelope, producing the envelope first if the record
+        would not fit in it (size, count, or another key)."""
+        envelope = self._envelope
+        if envelope and (record.key != envelope[0].key or len(envelope) >= MAX_EVENTS
+                         or self._envelope_bytes + len(record.value) + 1 > TARGET_BYTES):
+            self._produce_envelope()
+        self._envelope.append(record)
+        self._envelope_bytes += len(record.value) + 1
+
+    def _produce_envelope(self) -> None:
+        """Hand the open envelope to the producer (``chunks`` sets apart what cannot travel
+        in one), each record signed with the spool sequence of its last event."""
+        records, self._envelope, self._envelope_bytes = self._envelope, [], 0
+        if not records:
+            return
+        establishment = records[0].key.decode("utf-8", "replace")
+        at = 0
+        for run in chunks([r.value for r in records]):
+            at += len(run)
+            sequence = records[at - 1].seq
+            self._produce(frame(self.agent_id, establishment, sequence, run),
+                          records[0].key, sequence, len(run))
+
+    def _produce(self, value: bytes, key: bytes, sequence: int, events: int) -> None:
         headers: list[tuple[str, str | bytes | None]] = list(
-            self.signer.headers(record.value, record.seq))
+            self.signer.headers(value, sequence))
+        on_delivery = functools.partial(self._delivered, sequence, events)
         while True:
             try:
-                self.producer.produce(
-                    self.topic, value=record.value, key=record.key, headers=headers,
-                    on_delivery=functools.partial(self._delivered, record.seq))
+                self.producer.produce(self.topic, value=value, key=key, headers=headers,
+                                      on_delivery=on_delivery)
+                self.envelopes += 1
                 return
             except BufferError:
                 self.producer.poll(0.05)
@@ -326,7 +362,8 @@ class Shipper:
 
     def pump(self, max_records: int = 5000) -> int:
         """Send what the EPS cap and the in-flight bound allow, in the open transaction;
-        commit it when due. Returns the number of records handed to the producer."""
+        commit it when due. Returns the number of events put in the open transaction's
+        envelopes (produced when full, or at the commit)."""
         if time.monotonic() < self._retry_at:
             self.producer.poll(0)
             return 0
@@ -358,7 +395,7 @@ class Shipper:
             if self._is_resent(record):
                 continue
             self.in_flight[record.seq] = record
-            self._produce(record)
+            self._add(record)
             handed += 1
         self.sent += handed
         self.producer.poll(0)
@@ -370,6 +407,11 @@ class Shipper:
     def _commit(self, timeout: float = CALL_TIMEOUT_S) -> None:
         """Record the position in the transaction, commit, acknowledge the spool."""
         if self._committing is None:
+            try:  # the partial envelope: its time is up with the transaction's
+                self._produce_envelope()
+            except KafkaException as exc:
+                self._failed_call(COMMIT, exc)
+                return
             self._committing = (self._txn_upto, self._txn_last_id)
         upto, event_id = self._committing
         try:

@@ -14,9 +14,11 @@ from pathlib import Path
 import yaml
 from confluent_kafka import KafkaError, TopicPartition
 
+from processors.verify import Verifier
 from producers.signing import generate_key
 from runtime.kafka import KafkaConnection
-from schemas.enrolment import HEADER_AGENT
+from schemas.enrolment import HEADER_AGENT, HEADER_SEQUENCE, AgentEntry
+from schemas.envelope import is_envelope, unpack
 from schemas.organization import Organization
 from schemas.topics import EVENTS_RAW
 
@@ -94,11 +96,15 @@ def status(state_dir: Path) -> dict:
         return {}
 
 
-def read_back(kafka: KafkaConnection, start: dict[int, int], agent_id: str,
-              timeout: float = 60) -> Counter[str]:
-    """event.id → how many times it is in events.raw after ``start``, for ``agent_id``."""
-    consumer = kafka.consumer("vigie-agent-test", **{"enable.partition.eof": True})
-    counts: Counter[str] = Counter()
+Record = tuple[bytes, bytes, list[tuple[str, bytes]]]  # key, value, headers
+
+
+def read_records(kafka: KafkaConnection, start: dict[int, int], agent_id: str,
+                 timeout: float = 60, isolation: str = "read_committed") -> list[Record]:
+    """The ``events.raw`` records ``agent_id`` signed after ``start``, in log order."""
+    consumer = kafka.consumer("vigie-agent-test", **{"enable.partition.eof": True,
+                                                     "isolation.level": isolation})
+    out: list[Record] = []
     try:
         ends = {p: consumer.get_watermark_offsets(TopicPartition(EVENTS_RAW.name, p),
                                                   timeout=15)[1] for p in start}
@@ -109,17 +115,52 @@ def read_back(kafka: KafkaConnection, start: dict[int, int], agent_id: str,
             msg = consumer.poll(1.0)
             if msg is None:
                 continue
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
+            error, value = msg.error(), msg.value()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
                     todo.discard(msg.partition())
                 continue
             if msg.offset() >= ends[msg.partition()] - 1:
                 todo.discard(msg.partition())
-            if dict(msg.headers() or []).get(HEADER_AGENT) == agent_id.encode():
-                counts[json.loads(msg.value())["event"]["id"]] += 1
+            headers = [(k, bytes(v or b"")) for k, v in msg.headers() or []]
+            if value is not None and dict(headers).get(HEADER_AGENT) == agent_id.encode():
+                out.append((msg.key() or b"", value, headers))
     finally:
         consumer.close()
+    return out
+
+
+def event_ids(records: list[Record]) -> Counter[str]:
+    """event.id → how many times it is in ``records``, envelopes opened."""
+    counts: Counter[str] = Counter()
+    for _key, value, _headers in records:
+        events = unpack(value)[1] if is_envelope(value) else [value]
+        counts.update(json.loads(event)["event"]["id"] for event in events)
     return counts
+
+
+def read_back(kafka: KafkaConnection, start: dict[int, int], agent_id: str,
+              timeout: float = 60) -> Counter[str]:
+    """event.id → how many times it is in events.raw after ``start``, for ``agent_id``
+    (read_committed, envelopes opened)."""
+    return event_ids(read_records(kafka, start, agent_id, timeout))
+
+
+def check_envelopes(records: list[Record], agent: AgentEntry) -> list[int]:
+    """What the processor checks first, for each record of one agent: an envelope whose
+    signature verifies (``processors.verify.Verifier``) and whose header line agrees with its
+    key and headers. Returns their sequences, in log order."""
+    verifier = Verifier([agent])
+    sequences = []
+    for key, value, headers in records:
+        assert is_envelope(value), value[:80]
+        assert verifier.verify(value, headers, key.decode()) == agent.agent_id
+        header, _events = unpack(value)
+        sequence = int(dict(headers)[HEADER_SEQUENCE])
+        assert (header.agent, header.establishment, header.sequence) == (
+            agent.agent_id, key.decode(), sequence)
+        sequences.append(sequence)
+    return sequences
 
 
 def stop_kafka(grace: float = 60) -> None:

@@ -3,7 +3,7 @@
 - The broker is stopped in the middle of a 20,000-event send and restarted: every event is in
   ``events.raw`` exactly once (by ``event.id``).
 - The agent is SIGKILLed while following a growing file and restarted: no event lost or
-  repeated.
+  repeated, every envelope signed and numbered above the one before it.
 """
 
 from __future__ import annotations
@@ -17,12 +17,23 @@ import pytest
 from producers.agent.privacy import Pseudonymiser, load_pseudonym_key
 from producers.agent.sources.authlog import authlog_source
 from producers.agent.sources.base import Context
+from producers.signing import load_key, public_key_b64
 from runtime.settings import Settings
 from runtime.topics import end_offsets
+from schemas.enrolment import AgentEntry
 from schemas.organization import Organization
 from schemas.topics import EVENTS_RAW
 
-from .support import AgentProcess, read_back, status, stop_kafka, write_config
+from .support import (
+    AgentProcess,
+    check_envelopes,
+    event_ids,
+    read_back,
+    read_records,
+    status,
+    stop_kafka,
+    write_config,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.drill]
 
@@ -138,7 +149,15 @@ def test_sigkill_while_following_no_loss_no_repeat(stack: Settings,
     finally:
         code = agent.stop()
     assert code == 0, agent.tail()
-    counts = read_back(stack.kafka, start, agent_id)
+    records = read_records(stack.kafka, start, agent_id)
+    counts = event_ids(records)
+    # Envelopes, as the processor checks them first: signed by this agent, for its
+    # establishment, sequences rising across both kills (its replay check needs no more).
+    sequences = check_envelopes(records, AgentEntry(
+        agent_id=agent_id, establishment_id=org.id,
+        public_key=public_key_b64(load_key(tmp_path / "agent.key"))))
+    assert sequences == sorted(set(sequences))
+    assert len(records) < total // 10  # a few envelopes, not a record per event
     wanted = expected_ids(log, org, agent_id, state)
     assert len(wanted) == total
     assert set(counts) == wanted, f"missing {len(wanted - set(counts))}"

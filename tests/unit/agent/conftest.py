@@ -1,14 +1,17 @@
-"""Fixtures for the agent's unit tests: an identity, a key, a finisher."""
+"""Fixtures for the agent's unit tests: an identity, a key, a finisher, a model of Kafka."""
 
 from __future__ import annotations
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+import producers.agent.ship as ship
+import runtime.kafka
 from producers.agent.pipeline import Finisher
 from producers.agent.sources.base import Context
 from producers.signing import Signer
 from schemas.organization import Organization
+from tests.unit.agent.kafka_model import FakeConsumer, FakeKafka, FakeProducer
 
 ORG = Organization(id="750712184", name="CHU Test", type="university_hospital",
                    region="ile-de-france")
@@ -27,3 +30,14 @@ def key() -> Ed25519PrivateKey:
 @pytest.fixture()
 def finisher(key: Ed25519PrivateKey) -> Finisher:
     return Finisher(ORG, Signer("chu-test-01", key), None)
+
+
+@pytest.fixture()
+def kafka(monkeypatch: pytest.MonkeyPatch) -> FakeKafka:
+    model = FakeKafka()
+    monkeypatch.setattr(FakeProducer, "kafka", model, raising=False)
+    monkeypatch.setattr(FakeConsumer, "kafka", model, raising=False)
+    monkeypatch.setattr(runtime.kafka, "Producer", FakeProducer)
+    monkeypatch.setattr(runtime.kafka, "Consumer", FakeConsumer)
+    monkeypatch.setattr(ship, "RETRY_S", 0.0)
+    return model

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from nacl.signing import SigningKey
 
 from processors.validate import Refused
 from processors.verify import Verifier, record_sequence
@@ -178,12 +179,16 @@ def test_simulated_agents_are_deterministic_and_verify(registry: list[Organizati
 
 
 def test_libsodium_signatures_are_the_openssl_ones() -> None:
-    """The Signer signs with libsodium; Ed25519 is deterministic, so OpenSSL agrees."""
+    """The Signer signs small values with libsodium and envelopes with OpenSSL; Ed25519 is
+    deterministic, so they agree, on both sides of the switch."""
     key = Ed25519PrivateKey.generate()
     signer = Signer("agent-x", key)
-    for value in (b"", b"{}", b'{"event": {"id": "e"}}' * 50):
+    sodium = SigningKey(key.private_bytes_raw())
+    for value in (b"", b"{}", b'{"event": {"id": "e"}}' * 50, b"x" * 4000, b"y" * 4100,
+                  b'{"event": {"id": "e"}}\n' * 20_000):
+        message = signed_message(7, value)
         assert base64.b64decode(signer.signature(value, 7)) == \
-            key.sign(signed_message(7, value))
+            sodium.sign(message).signature == key.sign(message)
 
 
 def test_the_sequence_is_signed_and_required(setup: tuple[Verifier, Signer, bytes]) -> None:

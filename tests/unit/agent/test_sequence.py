@@ -1,6 +1,7 @@
-"""The agent's sequence numbers, which the processor's replay check relies on: they rise, they
-survive a restart, and a record sent again after a crash carries the same number and the same
-signed headers."""
+"""The agent's spool sequence numbers, from which its envelopes take theirs (the number of an
+envelope's last event) for the processor's replay check: they rise, they survive a restart,
+and a spool record read again after a crash keeps its number (signed the same when it travels
+alone)."""
 
 from __future__ import annotations
 

@@ -10,153 +10,21 @@ drill (``tests/integration/agent``)."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
-from typing import Any, ClassVar
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-import producers.agent.ship as ship
-import runtime.kafka
 from producers.agent.ship import Shipper
 from producers.agent.spool import Spool
 from producers.signing import Signer
 from runtime.kafka import KafkaConnection
 from schemas.topics import AGENT_PROGRESS, EVENTS_RAW
+from tests.unit.agent.kafka_model import FakeConsumer, FakeKafka
 
 AGENT = "chu-test-01"
-
-
-class FakeKafka:
-    """The broker side: committed records, committed group offsets, live producers."""
-
-    def __init__(self) -> None:
-        self.visible: list[str] = []  # event ids of committed records in events.raw
-        self.offsets: dict[tuple[str, str, int], tuple[int, str]] = {}
-        self.live: dict[str, FakeProducer] = {}
-        self.consumers: list[FakeConsumer] = []
-        self.fail_commits: list[KafkaError] = []  # raised by the next commits, in order
-        self.transactions: list[tuple[list[str], list[int]]] = []  # committed: ids, offsets
-        self.fail_offsets: list[KafkaError] = []  # by the next send_offsets_to_transaction
-        self.fail_committed: list[KafkaError] = []  # by the next Consumer.committed
-
-    def counts(self) -> Counter[str]:
-        return Counter(self.visible)
-
-
-class FakeProducer:
-    kafka: ClassVar[FakeKafka]
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.config = config
-        self.txid = config["transactional.id"]
-        self.ready = False
-        self.records: list[str] | None = None  # the open transaction
-        self.offsets: tuple[str, list[TopicPartition]] | None = None
-
-    def _check(self) -> None:
-        if self.kafka.live.get(self.txid) is not self or not self.ready:
-            raise KafkaException(KafkaError(KafkaError._FENCED, "fenced", fatal=True))
-
-    def init_transactions(self, _timeout: float = 0) -> None:
-        if self.ready:  # librdkafka: _STATE, not retriable
-            raise KafkaException(KafkaError(KafkaError._STATE, "already initialised"))
-        self.kafka.live[self.txid] = self  # the previous incarnation's transaction is gone
-        self.ready = True
-
-    def begin_transaction(self) -> None:
-        self._check()
-        self.records, self.offsets = [], None
-
-    def produce(self, topic: str, value: bytes, key: bytes, headers: Any,
-                on_delivery: Any) -> None:
-        self._check()
-        assert topic == EVENTS_RAW.name and self.records is not None
-        self.records.append(json.loads(value)["event"]["id"])
-
-    def send_offsets_to_transaction(self, positions: list[TopicPartition], group: str,
-                                    _timeout: float = 0) -> None:
-        self._check()
-        if self.kafka.fail_offsets:
-            raise KafkaException(self.kafka.fail_offsets.pop(0))
-        self.offsets = (group, positions)
-
-    def commit_transaction(self, _timeout: float = 0) -> None:
-        self._check()
-        if self.kafka.fail_commits:
-            raise KafkaException(self.kafka.fail_commits.pop(0))
-        assert self.records is not None
-        self.kafka.visible.extend(self.records)
-        self.kafka.transactions.append(
-            (self.records, [tp.offset for tp in self.offsets[1]] if self.offsets else []))
-        if self.offsets is not None:
-            group, positions = self.offsets
-            for tp in positions:
-                self.kafka.offsets[(group, tp.topic, tp.partition)] = (tp.offset, tp.metadata)
-        self.records = None
-
-    def abort_transaction(self, _timeout: float = 0) -> None:
-        self.records = None
-
-    def poll(self, _timeout: float = 0) -> int:
-        return 0
-
-    def flush(self, _timeout: float = 0) -> int:
-        return 0
-
-    def purge(self, *_: Any) -> None:
-        self.records = None
-
-
-class FakeConsumer:
-    """Records every call: the agent may ask for its own group's offsets, nothing else."""
-
-    kafka: ClassVar[FakeKafka]
-    ALLOWED = frozenset({"committed", "consumer_group_metadata", "close"})
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.config = config
-        self.calls: list[tuple[str, Any]] = []
-        self.kafka.consumers.append(self)
-
-    def committed(self, partitions: list[TopicPartition],
-                  _timeout: float = 0) -> list[TopicPartition]:
-        self.calls.append(("committed", [(tp.topic, tp.partition) for tp in partitions]))
-        if self.kafka.fail_committed:
-            raise KafkaException(self.kafka.fail_committed.pop(0))
-        out = []
-        for tp in partitions:
-            found = self.kafka.offsets.get((self.config["group.id"], tp.topic, tp.partition))
-            out.append(TopicPartition(tp.topic, tp.partition, *found) if found
-                       else TopicPartition(tp.topic, tp.partition))
-        return out
-
-    def consumer_group_metadata(self) -> str:
-        self.calls.append(("consumer_group_metadata", None))
-        return str(self.config["group.id"])
-
-    def close(self) -> None:
-        self.calls.append(("close", None))
-
-    def __getattr__(self, name: str) -> Any:
-        def forbidden(*args: Any, **kwargs: Any) -> Any:
-            self.calls.append((name, args))
-            raise AssertionError(f"the agent called Consumer.{name}")
-        return forbidden
-
-
-@pytest.fixture()
-def kafka(monkeypatch: pytest.MonkeyPatch) -> FakeKafka:
-    model = FakeKafka()
-    monkeypatch.setattr(FakeProducer, "kafka", model, raising=False)
-    monkeypatch.setattr(FakeConsumer, "kafka", model, raising=False)
-    monkeypatch.setattr(runtime.kafka, "Producer", FakeProducer)
-    monkeypatch.setattr(runtime.kafka, "Consumer", FakeConsumer)
-    monkeypatch.setattr(ship, "RETRY_S", 0.0)
-    return model
 
 
 def _id(name: str) -> str:
