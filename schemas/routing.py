@@ -52,7 +52,6 @@ MAX_INCIDENT_VERSION = 10**9
 _ID = re.compile(r"[0-9a-f]{32}")
 _MONTH = re.compile(r"(\d{4})\.(0[1-9]|1[0-2])")
 _VERSION = re.compile(r"\d{1,10}")
-_ID_BYTES = re.compile(rb"[0-9a-f]{32}")
 
 #: What the processor sends to the topics the sink reads.
 Document = SecurityEvent | Detection | Incident | Alert | DeadLetter
@@ -143,17 +142,28 @@ def plain(topic: str, headers: ReceivedHeaders | None) -> tuple[str, bytes] | No
         return None
     try:
         (name_index, raw_index), (name_id, raw_id), (name_op, raw_op) = headers
-    except (TypeError, ValueError):
+        index = _PLAIN_PLACED.get((topic, raw_index, raw_op))
+    except (TypeError, ValueError):  # not pairs, or an unhashable value: not the processor's
         return None
     if name_index != INDEX or name_id != ID or name_op != OPERATION:
         return None
-    if type(raw_id) is not bytes or not _ID_BYTES.fullmatch(raw_id):
+    # 32 lowercase hex digits (``_ID``): stripping those characters leaves nothing.
+    if type(raw_id) is not bytes or len(raw_id) != 32 or raw_id.strip(_HEX):
         return None
-    try:
-        index, _, _ = _placement(topic, raw_index, raw_op, None)
-    except (BadRouting, TypeError):  # TypeError: an unhashable value, not the processor's
-        return None
+    if index is None:
+        try:
+            index, _, _ = _placement(topic, raw_index, raw_op, None)
+        except BadRouting:
+            return None
+        if len(_PLAIN_PLACED) > 1024:
+            _PLAIN_PLACED.clear()
+        _PLAIN_PLACED[(topic, raw_index, raw_op)] = index
     return index, raw_id
+
+
+#: :func:`plain`'s accepted (topic, index header, operation header): its index.
+_PLAIN_PLACED: dict[tuple[str, HeaderValue, HeaderValue], str] = {}
+_HEX = b"0123456789abcdef"
 
 
 @lru_cache(maxsize=1024)

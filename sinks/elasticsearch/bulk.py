@@ -142,7 +142,10 @@ class Lines:
         """A document whose ``doc_id`` needs no JSON escaping: only ids that
         :func:`schemas.routing.plain` returned (checked, 32 hex digits). Anything else goes
         through :meth:`add`."""
-        self.parts += (_prefix(index) + doc_id + _CLOSE, source)
+        prefix = _PREFIXES.get(index)
+        if prefix is None:
+            prefix = _prefix(index)
+        self.parts += (prefix + doc_id + _CLOSE, source)
         self.refs.append(ref)
 
     def add(self, doc: Doc) -> None:
