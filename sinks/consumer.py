@@ -281,8 +281,10 @@ class Sink:
         written = dict(topics)
         for doc in unwritten:
             topic = doc.ref.topic()
-            written[topic] -= 1
+            written[topic] = written.get(topic, 0) - 1
         for topic, count in written.items():
+            if count <= 0:
+                continue
             self.stats.indexed += count
             self.stats.by_topic[topic] = self.stats.by_topic.get(topic, 0) + count
             counter = self._written_counters.get(topic)
