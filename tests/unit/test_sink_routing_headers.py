@@ -138,7 +138,7 @@ def test_a_routed_document_is_not_decoded(monkeypatch: pytest.MonkeyPatch) -> No
         raise AssertionError("document decoded")
 
     outputs = [(t, o) for t, o in _outputs() if t != "incidents"]
-    monkeypatch.setattr(sinks.routing.json, "loads", no_decoding)
+    monkeypatch.setattr(sinks.routing.orjson, "loads", no_decoding)
     for topic, out in outputs:
         assert route(topic, out.value, out.headers).source == out.value
     with pytest.raises(AssertionError, match="decoded"):  # the fallback path does decode
