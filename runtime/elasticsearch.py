@@ -15,6 +15,7 @@ from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout
 from elastic_transport.client_utils import DEFAULT
 from elasticsearch import AuthenticationException, AuthorizationException, Elasticsearch
+from elasticsearch.serializer import NdjsonSerializer
 
 from runtime.errors import PermissionDenied, ServiceUnavailable, VigieError, register_translation
 from runtime.settings import Settings
@@ -51,6 +52,18 @@ def _credentials(settings: Settings) -> tuple[str | None, tuple[str, str] | None
     return settings.es_api_key.get_secret_value(), None
 
 
+class _NdjsonBytes(NdjsonSerializer):
+    """NDJSON as the client's own serializer writes it, except that a body already encoded
+    (bytes ending in a newline: the sink's bulk requests) is sent as it is. The client's
+    serializer copies such a body twice (into a ``bytearray``, then back to ``bytes``):
+    0.2 µs of the sink's CPU per document for nothing."""
+
+    def dumps(self, data: object) -> bytes:
+        if isinstance(data, bytes) and data.endswith(b"\n"):
+            return data
+        return super().dumps(data)
+
+
 def make_client(settings: Settings, request_timeout: float = 30.0) -> Elasticsearch:
     """The client of ``settings``: its URL, its CA, its API key or user (see
     :func:`_credentials`), and no retry of its own."""
@@ -66,6 +79,8 @@ def make_client(settings: Settings, request_timeout: float = 30.0) -> Elasticsea
         # Retries are ours (backoff with jitter, pause consumption): no hidden client retries.
         max_retries=0,
         retry_on_timeout=False,
+        # Also used for the compatibility mimetype the client sends bulk bodies with.
+        serializers={_NdjsonBytes.mimetype: _NdjsonBytes()},
     )
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 from elasticsearch import Elasticsearch
 
-from sinks.elasticsearch.bulk import BulkOutcome, Doc, send_bulk
+from sinks.elasticsearch.bulk import BulkOutcome, Doc, Lines, send_bulk, send_lines
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +35,20 @@ class Held:
     version: int
 
 
-def write(es: Elasticsearch, docs: list[Doc]) -> BulkOutcome:
-    """Write a mixed batch: versioned docs by upsert, the others with one plain bulk."""
-    versioned = [d for d in docs if d.version is not None]
-    plain = [d for d in docs if d.version is None]
-    outcome = send_bulk(es, plain)
-    # A plain index never conflicts; if it ever did, sending it again is the right answer.
-    outcome.retry += outcome.conflicts
-    outcome.conflicts = []
+def write(es: Elasticsearch, docs: list[Doc], lines: Lines | None = None) -> BulkOutcome:
+    """Write a mixed batch: versioned docs by upsert, the others (and ``lines``, written
+    unconditionally already encoded) with one plain bulk. Plain writes are counted in the
+    outcome's ``indexed``, not listed in ``written``."""
+    plain = Lines()
+    versioned: list[Doc] = []
+    for doc in docs:
+        if doc.version is None:
+            plain.add(doc)
+        else:
+            versioned.append(doc)
+    outcome = send_lines(es, lines) if lines else BulkOutcome()
+    if plain:
+        outcome.merge(send_lines(es, plain))
     return outcome.merge(write_latest(es, versioned))
 
 

@@ -14,6 +14,7 @@ from elasticsearch import Elasticsearch
 from runtime.kafka import KafkaConnection
 from runtime.settings import Settings
 from runtime.topics import start_group_at_end
+from schemas.routing import Headers
 from sinks.consumer import Sink, SinkConfig, SinkStats
 
 
@@ -24,9 +25,10 @@ def fresh_group(kafka: KafkaConnection, topics: list[str]) -> str:
     return group
 
 
-def produce(kafka: KafkaConnection, topic: str, records: list[tuple[bytes, bytes]]) -> list[
-        tuple[int, int]]:
-    """Produce (key, value) records in order; returns their (partition, offset)."""
+def produce(kafka: KafkaConnection, topic: str, records: list[tuple[bytes, bytes]],
+            headers: list[Headers | None] | None = None) -> list[tuple[int, int]]:
+    """Produce (key, value) records in order, each with its ``headers`` if given; returns
+    their (partition, offset)."""
     producer = kafka.producer()
     positions: list[tuple[int, int]] = []
     errors: list[str] = []
@@ -37,8 +39,9 @@ def produce(kafka: KafkaConnection, topic: str, records: list[tuple[bytes, bytes
         else:
             positions.append((msg.partition(), msg.offset()))
 
-    for key, value in records:
-        producer.produce(topic, value=value, key=key, on_delivery=done)
+    for n, (key, value) in enumerate(records):
+        producer.produce(topic, value=value, key=key, on_delivery=done,
+                         headers=headers[n] if headers else None)
     producer.flush(60)
     assert not errors and len(positions) == len(records), errors
     return positions

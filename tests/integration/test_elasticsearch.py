@@ -254,6 +254,61 @@ def test_mapping_conflict_goes_to_the_dlq_and_the_sink_keeps_going(
         es.options(ignore_status=404).delete(index=indices.DLQ.index_for(when), id=letter_id)
 
 
+def test_header_routed_records_are_indexed_rejected_or_dead_lettered_then_committed(
+        stack: Settings, es: Elasticsearch) -> None:
+    """The sink's plain path (routing headers straight into bulk lines, no document decoded)
+    keeps the guarantees: written under the processor's ``_id``; an item Elasticsearch
+    rejects and a record whose headers are forged both go to the dead-letter index with
+    their reason; the offsets committed past the batch only after all that."""
+    from confluent_kafka import TopicPartition
+
+    from processors.outputs import document
+    from schemas.routing import Routing
+
+    when = datetime(2001, 4, 10, tzinfo=UTC)
+    index = indices.EVENTS.index_for(when)
+    good, after, bad_event = _event(when), _event(when), _event(when)
+    bad = json.loads(bad_event.to_json_bytes())
+    bad["source"] = {"ip": "not-an-ip"}  # valid JSON, wrong type for an `ip` field
+    outputs = [document(EVENTS_CLASSIFIED.name, b"k", e) for e in (good, after)]
+    records = [(b"k", outputs[0].value), (b"k", json.dumps(bad).encode()),
+               (b"k", good.to_json_bytes()), (b"k", outputs[1].value)]
+    headers = [outputs[0].headers, Routing(index, bad_event.id).headers(),
+               Routing(indices.INCIDENTS.index_for(when), _hex()).headers(),  # forged
+               outputs[1].headers]
+    group = fresh_group(stack.kafka, [EVENTS_CLASSIFIED.name])
+    positions = produce(stack.kafka, EVENTS_CLASSIFIED.name, records, headers)
+    letters = {reason: dead_letter_id(EVENTS_CLASSIFIED.name, *positions[n])
+               for n, reason in ((1, "index_rejected"), (2, "schema"))}
+    try:
+        stats = run_sink(stack, es, [EVENTS_CLASSIFIED.name], group)
+        assert (stats.read, stats.indexed, stats.dead_lettered) == (4, 4, 2)
+        es.indices.refresh(index=f"{index},{indices.DLQ.alias}")
+        assert es.get(index=index, id=good.id)["_source"]["event"]["id"] == good.id
+        assert es.exists(index=index, id=after.id)
+        assert not es.exists(index=index, id=bad_event.id)
+        rejected = es.get(index=indices.DLQ.index_for(when),
+                          id=letters["index_rejected"])["_source"]
+        assert rejected["reason"] == "index_rejected" and "source.ip" in rejected["detail"]
+        assert json.loads(base64.b64decode(rejected["original_b64"])) == bad
+        forged = es.get(index=indices.DLQ.index_for(when), id=letters["schema"])["_source"]
+        assert forged["reason"] == "schema" and "vigie-incidents" in forged["detail"]
+        consumer = stack.kafka.consumer(group)
+        try:
+            committed = consumer.committed(
+                [TopicPartition(EVENTS_CLASSIFIED.name, p) for p, _ in positions], timeout=30)
+        finally:
+            consumer.close()
+        highest = {p: max(o for q, o in positions if q == p) for p, _ in positions}
+        assert {tp.partition: tp.offset for tp in committed} == {
+            p: o + 1 for p, o in highest.items()}
+    finally:
+        es.indices.delete(index=index, ignore_unavailable=True)
+        for letter_id in letters.values():
+            es.options(ignore_status=404).delete(index=indices.DLQ.index_for(when),
+                                                 id=letter_id)
+
+
 # ------------------------------------------------------------------------ operator queries
 def test_operator_filters_and_search(es: Elasticsearch, incident_ids: list[str]) -> None:
     from schemas.taxonomy import Severity

@@ -30,10 +30,11 @@ from schemas.routing import (
     Operation,
     Routing,
     parse,
+    plain,
 )
 from sinks.consumer import Sink, SinkConfig
 from sinks.elasticsearch.bulk import Doc, _body
-from sinks.routing import Unroutable, route
+from sinks.routing import Unroutable, route, route_all
 from tests.unit.incident_support import CHU, detection
 
 WHEN = datetime(2026, 2, 28, 23, 59, 59, tzinfo=UTC)
@@ -100,6 +101,31 @@ def test_headers_route_every_document_where_its_body_would() -> None:
     assert (events.index, events.id) == ("vigie-events-2026.02", EVENT_ID)
 
 
+def test_a_batch_is_routed_as_each_record_alone() -> None:
+    """``route_all`` (the sink's per-batch path: trusted headers straight into bulk lines)
+    writes what ``route`` would, record by record: same index, ``_id``, bytes; incidents
+    kept apart for the upsert; the unroutable with their reason."""
+    outputs = _outputs()
+    records = [_Message(topic, n, out.value, out.headers) for n, (topic, out) in
+               enumerate(outputs)]
+    records.append(_Message("events.classified", 99, outputs[0][1].value,
+                            _headers(index="vigie-incidents-000001")))
+    routed = route_all(records)
+    expected = [route(r.topic(), r.value(), r.headers(), ref=r) for r in records[:-1]]
+    plain_docs = [d for d in expected if d.version is None]
+    assert [(routed.lines.doc(n).index, routed.lines.doc(n).id, routed.lines.doc(n).source,
+             routed.lines.doc(n).ref) for n in range(len(routed.lines))] == [
+        (d.index, d.id, d.source, d.ref) for d in plain_docs]
+    assert [(d.id, d.version) for d in routed.docs] == [
+        (d.id, d.version) for d in expected if d.version is not None]
+    assert len(routed.docs) == len(_incidents())
+    assert [(r.offset(), why.split(":")[0]) for r, why in routed.unroutable] == [
+        (99, "routing headers refused")]
+    for topic, out in outputs:
+        if topic != "incidents":
+            assert plain(topic, out.headers) is not None, topic  # the fast path is taken
+
+
 def test_outputs_the_sink_does_not_read_carry_no_routing() -> None:
     out = document("vigie.correlation-inputs", b"k", detection(1))
     assert out.headers is None
@@ -112,7 +138,7 @@ def test_a_routed_document_is_not_decoded(monkeypatch: pytest.MonkeyPatch) -> No
         raise AssertionError("document decoded")
 
     outputs = [(t, o) for t, o in _outputs() if t != "incidents"]
-    monkeypatch.setattr(sinks.routing.json, "loads", no_decoding)
+    monkeypatch.setattr(sinks.routing.orjson, "loads", no_decoding)
     for topic, out in outputs:
         assert route(topic, out.value, out.headers).source == out.value
     with pytest.raises(AssertionError, match="decoded"):  # the fallback path does decode
@@ -166,6 +192,7 @@ def test_header_encoding_round_trips() -> None:
     ("events.classified", [*_headers(), (VERSION, None)], "no value"),
 ])
 def test_forged_routing_is_refused_with_its_reason(topic: str, headers: Any, why: str) -> None:
+    assert plain(topic, headers) is None  # the fast path leaves the verdict to parse
     with pytest.raises(BadRouting, match=why):
         parse(topic, headers)
     with pytest.raises(Unroutable, match="routing headers refused"):

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from sinks.elasticsearch.bulk import Doc, send_bulk
+from sinks.elasticsearch.bulk import MAX_REQUEST_BYTES, Doc, Lines, send_bulk, send_lines
 from sinks.elasticsearch.upsert import write, write_latest
 
 
@@ -105,4 +105,44 @@ def test_mixed_batches_route_versioned_docs_to_the_upsert() -> None:
     store = Store()
     plain = Doc("vigie-events-2026.01", "e1", b'{"event": {"id": "e1"}}')
     outcome = write(store, [plain, _doc("x", 1)])  # type: ignore[arg-type]
-    assert {d.id for d in outcome.written} == {"e1", "x"}
+    # The plain document is counted, the versioned one listed (written by the upsert).
+    assert (outcome.indexed, [d.id for d in outcome.written]) == (1, ["x"])
+    assert set(store.docs) == {"e1", "x"}
+
+
+def test_lines_triage_gives_back_refused_documents_as_docs_with_their_record() -> None:
+    """The sink's plain path builds no ``Doc`` per record: the few that Elasticsearch does
+    not take come back as ``Doc`` carrying the record (for the retry, the dead letter)."""
+    store = Store()
+    store.status_for = {"b": 429, "c": 503, "d": 400, "e": 409}
+    lines = Lines()
+    for n, key in enumerate("abcde"):
+        lines.add(Doc("vigie-events-2026.01", key, b'{"n": %d}' % n, ref=f"record-{key}"))
+    outcome = write(store, [], lines)  # type: ignore[arg-type]
+    assert outcome.indexed == 1 and set(store.docs) == {"a"}
+    assert [(d.index, d.id, d.source, d.ref) for d in outcome.retry] == [
+        ("vigie-events-2026.01", k, b'{"n": %d}' % n, f"record-{k}")
+        for n, k in ((1, "b"), (2, "c"), (4, "e"))]
+    assert [(d.id, d.ref, r.split(":")[0]) for d, r in outcome.rejected] == [
+        ("d", "record-d", "mapper_parsing_exception")]
+
+
+def test_lines_leave_in_requests_elasticsearch_accepts() -> None:
+    """The 32 MB cut holds on the sink's plain path too: every document, once, in order."""
+    requests: list[bytes] = []
+
+    class Recorder(Store):
+        def bulk(self, operations: bytes, refresh: bool,
+                 filter_path: list[str] | None = None) -> dict[str, Any]:
+            requests.append(operations)
+            return super().bulk(operations, refresh, filter_path)
+
+    lines = Lines()
+    for n in range(70):
+        lines.add(Doc("vigie-dlq-000001", f"id{n}", b'"' + b"x" * 1_000_000 + b'"'))
+    outcome = send_lines(Recorder(), lines)  # type: ignore[arg-type]
+    assert outcome.indexed == 70 and len(requests) == 3
+    assert all(len(body) <= MAX_REQUEST_BYTES for body in requests)
+    ids = [json.loads(line)["index"]["_id"] for body in requests
+           for line in body.splitlines()[::2]]
+    assert ids == [f"id{n}" for n in range(70)]
