@@ -340,7 +340,8 @@ def missed_aims(result: dict[str, Any]) -> list[str]:
         out.append(f"- Latency p99 at half load {result.get('latency_half_load_p99_s')} s "
                    f"(aim ≤ 2 s), of which up to 1 s is the event's wait in its agent's "
                    f"envelope (its time bound); from the envelope's sending the p99 is "
-                   f"{send} s: the processor's batch wait ({_PROCESSOR_WAIT_S:g} s), the sink's ({_SINK_WAIT_S:g} s) and "
+                   f"{send} s: the processor's batch wait ({_PROCESSOR_WAIT_S:g} s), the "
+                   f"sink's ({_SINK_WAIT_S:g} s) and "
                    f"Elasticsearch's 1 s refresh add up before anything is searchable.")
     if missed("fixed_latency_share_of_run"):
         share = result.get("fixed_latency_share_of_run") or 0
