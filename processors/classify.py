@@ -338,12 +338,13 @@ class ClassifyStage:
                               f"envelope's establishment {org}", org)
             if self.verifier is not None:
                 signer = self.verifier.verify(value, headers, org, agent_id=header.agent)
-                from processors.verify import record_sequence
-
-                if record_sequence(headers) != header.sequence:
+                # The verifier checked the signature over vigie-sequence and these bytes; the
+                # header line must say the same number, or the replay check would judge one
+                # number while the envelope claims another.
+                signed = _signed_sequence(headers)
+                if signed != header.sequence:
                     raise Refused(Reason.BAD_SIGNATURE, f"envelope numbered {header.sequence} "
-                                  f"in its header but {record_sequence(headers)} in "
-                                  f"vigie-sequence", org)
+                                  f"in its header but {signed} in vigie-sequence", org)
                 if sequences is not None:
                     stored = self._sequence(org, signer, headers, where, sequences)
         except Refused as refused:
@@ -386,12 +387,10 @@ class ClassifyStage:
         """The establishment's new replay-table entry (None: unchanged); raises ``Refused``
         for a replay. Offsets compare only within one partition: the record must be keyed
         by its establishment (the validator already refuses another key)."""
-        from processors.verify import record_sequence
-
         if where.key is None:
             raise Refused(Reason.KEY_MISMATCH, f"record has no key: a signed record must be "
                           f"keyed by its establishment {org}", org)
-        sequence = record_sequence(headers)
+        sequence = _signed_sequence(headers)
         if sequence is None:  # the verifier refuses these: a signature needs one
             raise Refused(Reason.BAD_SIGNATURE, "no sequence", org)
         current = sequences(org) or {}
@@ -410,6 +409,14 @@ class ClassifyStage:
         """A record the stage crashed on: a bug must not lose it; an engineer can replay it."""
         return cls.rejected(value, where, Refused(Reason.PROCESSING_ERROR,
                                                   f"processing failed: {error!r}"))
+
+
+def _signed_sequence(headers: Headers) -> int | None:
+    """``vigie-sequence`` of a record (the verifier is imported only when signatures are
+    required: it loads libsodium)."""
+    from processors.verify import record_sequence
+
+    return record_sequence(headers)
 
 
 def _document(event: SecurityEvent, raw: bytes, organization: Organization,
